@@ -215,6 +215,9 @@ def build_parser() -> OneLineParser:
     p.add_argument("--d_steps", help="D updates per G update, Algorithm 1's k (default 1)")
     p.add_argument("--last_batch", help="partial (reference) | drop: the epoch's last short batch")
     p.add_argument("--steps_per_call", help="steps fused into one compiled call (default 200)")
+    p.add_argument("--g_hidden", help="G's hidden widths, e.g. 128,256,512,1024 (reference)")
+    p.add_argument("--d_hidden", help="D's hidden widths, e.g. 512,256,128 (reference)")
+    p.add_argument("--d_dropout", help="D's dropout rate (reference 0.3)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     return p
 

@@ -51,11 +51,11 @@ class TorchBatchNorm1d(nnx.Module):
             n = x.shape[0]
             m = self.momentum
             # Running statistics are state, not a path for gradients.
-            self.mean.value = jax.lax.stop_gradient((1 - m) * self.mean.value + m * mean)
-            self.var.value = jax.lax.stop_gradient((1 - m) * self.var.value + m * var * n / max(n - 1, 1))
+            self.mean[...] = jax.lax.stop_gradient((1 - m) * self.mean[...] + m * mean)
+            self.var[...] = jax.lax.stop_gradient((1 - m) * self.var[...] + m * var * n / max(n - 1, 1))
         else:
-            mean, var = self.mean.value, self.var.value
-        return (x - mean) * jax.lax.rsqrt(var + self.eps) * self.scale.value + self.bias.value
+            mean, var = self.mean[...], self.var[...]
+        return (x - mean) * jax.lax.rsqrt(var + self.eps) * self.scale[...] + self.bias[...]
 
 
 class Generator(nnx.Module):
@@ -101,10 +101,15 @@ def probability(logits: jax.Array) -> jax.Array:
     return jax.nn.sigmoid(logits)
 
 
+def _pure(state: nnx.State) -> Params:
+    # nnx.to_pure_dict is the current spelling; older Flax releases only have the method.
+    return nnx.to_pure_dict(state) if hasattr(nnx, "to_pure_dict") else state.to_pure_dict()
+
+
 def split(module: nnx.Module) -> tuple[nnx.GraphDef, Params, Params]:
     """Module -> (static graph, parameters, BatchNorm statistics) as plain nested dicts."""
     graph, params, stats = nnx.split(module, nnx.Param, nnx.BatchStat)
-    return graph, params.to_pure_dict(), stats.to_pure_dict()
+    return graph, _pure(params), _pure(stats)
 
 
 def apply_generator(graph: nnx.GraphDef, params: Params, stats: Params, z: jax.Array,
@@ -112,7 +117,7 @@ def apply_generator(graph: nnx.GraphDef, params: Params, stats: Params, z: jax.A
     """Pure G forward: returns flat images and the (possibly updated) BatchNorm statistics."""
     g = nnx.merge(graph, params, stats)
     images = g(z, use_batch_stats)
-    return images, nnx.state(g, nnx.BatchStat).to_pure_dict()
+    return images, _pure(nnx.state(g, nnx.BatchStat))
 
 
 def discriminator_logits(graph: nnx.GraphDef, params: Params, x: jax.Array,

@@ -1,0 +1,85 @@
+"""Shared test helpers: tiny datasets in torchvision's on-disk formats, small configs, and the
+weight copy from the PyTorch reference modules into jaxgan's Flax ones."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from jaxgan.config import Config, validate
+from jaxgan.formats import write_cifar10, write_mnist
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def blob_images(n: int, h: int, w: int, c: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Structured uint8 images (a bright bar whose position is the label) plus labels."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n)
+    images = rng.integers(0, 40, (n, h, w, c)).astype(np.uint8)
+    for i, y in enumerate(labels):
+        top = 2 + int(y) * (h - 6) // 10
+        images[i, top:top + 3, 3:w - 3, :] = 230
+    return images, labels
+
+
+@pytest.fixture
+def mnist_root(tmp_path):
+    images, labels = blob_images(200, 28, 28, 1)
+    write_mnist(str(tmp_path / "data"), images[..., 0], labels)
+    return str(tmp_path / "data")
+
+
+@pytest.fixture
+def cifar_root(tmp_path):
+    images, labels = blob_images(150, 32, 32, 3, seed=1)
+    write_cifar10(str(tmp_path / "data"), images, labels)
+    return str(tmp_path / "data")
+
+
+def small_config(tmp_path, **overrides) -> Config:
+    """A fast config: narrow layers, outputs under tmp_path, no progress bar."""
+    values = dict(dataset="mnist", data_dir=str(tmp_path / "data"), download=False,
+                  sample_dir=str(tmp_path / "samples"), logdir=str(tmp_path / "runs"),
+                  ckpt_dir=str(tmp_path / "ckpt"), g_hidden=(16, 32), d_hidden=(32, 16),
+                  batch_size=32, num_epochs=1, latent_dim=8, progress=False, steps_per_call=4)
+    values.update(overrides)
+    return validate(Config(**values))
+
+
+def run_cli(module: str, *args: str, cwd: str | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run ``python -m <module> args...`` as a user would; capture its output."""
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=timeout)
+
+
+def torch_to_flax(G, D) -> tuple[dict, dict, dict]:
+    """Copy the reference's PyTorch weights into jaxgan's parameter trees (kernel = weight.T)."""
+    from benchmarks.torch_reference import batchnorm_layers, linear_layers
+
+    def f32(t):
+        return t.detach().numpy().astype(np.float32)
+
+    def lin(m):
+        return {"kernel": f32(m.weight).T.copy(), "bias": f32(m.bias)}
+
+    g_lin, g_bn = linear_layers(G), batchnorm_layers(G)
+    g_params = {"linears": {i: lin(m) for i, m in enumerate(g_lin[:-1])},
+                "norms": {i: {"scale": f32(m.weight), "bias": f32(m.bias)}
+                          for i, m in enumerate(g_bn)},
+                "out": lin(g_lin[-1])}
+    g_stats = {"norms": {i: {"mean": f32(m.running_mean), "var": f32(m.running_var)}
+                         for i, m in enumerate(g_bn)}}
+    d_lin = linear_layers(D)
+    d_params = {"linears": {i: lin(m) for i, m in enumerate(d_lin[:-1])}, "out": lin(d_lin[-1])}
+    return g_params, g_stats, d_params
+
+
+def replace(cfg: Config, **kw) -> Config:
+    return validate(dataclasses.replace(cfg, **kw))

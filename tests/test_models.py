@@ -1,0 +1,107 @@
+"""The Flax models are the reference's, layer for layer: shapes, ranges, parameter counts,
+initialisation, and outputs equal to the PyTorch modules' given the same weights."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from flax import nnx
+
+from benchmarks import torch_reference as ref
+from jaxgan import models
+from jaxgan.config import DATASETS
+from tests.conftest import torch_to_flax
+
+
+@pytest.mark.parametrize("dataset", sorted(DATASETS))
+def test_output_shapes_for_every_dataset(dataset):
+    shape = DATASETS[dataset][1]
+    g = models.Generator(100, shape, rngs=nnx.Rngs(0))
+    d = models.Discriminator(shape, rngs=nnx.Rngs(1))
+    z = jax.random.uniform(jax.random.key(0), (5, 100))
+    images = g(z)
+    assert images.shape == (5, math.prod(shape))
+    assert float(jnp.max(jnp.abs(images))) <= 1.0  # tanh range
+    assert d(images, jax.random.key(2)).shape == (5,)
+
+
+def test_discriminator_probability_is_strictly_between_0_and_1():
+    d = models.Discriminator((1, 28, 28), rngs=nnx.Rngs(0))
+    x = jnp.concatenate([jnp.full((4, 784), -1.0), jnp.full((4, 784), 1.0),
+                         jax.random.uniform(jax.random.key(1), (8, 784), minval=-1, maxval=1)])
+    p = models.probability(d(x, None))
+    assert bool(jnp.all((p > 0) & (p < 1)))
+    # Extreme logits still map into the closed interval without NaN.
+    assert bool(jnp.all(jnp.isfinite(models.probability(jnp.array([-1e4, 1e4])))))
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
+def test_parameter_counts_equal_pytorch(shape):
+    g = models.Generator(100, shape, rngs=nnx.Rngs(0))
+    d = models.Discriminator(shape, rngs=nnx.Rngs(0))
+    tg, td = ref.Generator(shape, 100), ref.Discriminator(shape)
+    assert models.count_params(models.split(g)[1]) == sum(p.numel() for p in tg.parameters())
+    assert models.count_params(models.split(d)[1]) == sum(p.numel() for p in td.parameters())
+
+
+def test_initialisation_follows_torch_linear_bounds():
+    g = models.Generator(100, (1, 28, 28), rngs=nnx.Rngs(0))
+    for linear in list(g.linears) + [g.out]:
+        fan_in = linear.kernel[...].shape[0]
+        bound = 1 / math.sqrt(fan_in)
+        for w in (linear.kernel[...], linear.bias[...]):
+            assert float(jnp.max(jnp.abs(w))) <= bound
+        # U(-b, b) has standard deviation b / sqrt(3); flax's default (lecun normal) would not.
+        assert float(jnp.std(linear.kernel[...])) == pytest.approx(bound / math.sqrt(3), rel=0.05)
+    bn = g.norms[0]
+    assert np.all(bn.scale[...] == 1) and np.all(bn.bias[...] == 0)
+    assert np.all(bn.mean[...] == 0) and np.all(bn.var[...] == 1)
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
+def test_forward_equals_pytorch_with_copied_weights(shape):
+    torch.manual_seed(0)
+    tg, td = ref.Generator(shape, 100), ref.Discriminator(shape)
+    g_params, g_stats, d_params = torch_to_flax(tg, td)
+    g_graph, _, _ = models.split(models.Generator(100, shape, rngs=nnx.Rngs(0)))
+    d_graph, _, _ = models.split(models.Discriminator(shape, rngs=nnx.Rngs(0)))
+    z = torch.rand(16, 100)
+
+    # Training mode (batch statistics; running averages move with torch's momentum and unbiased var).
+    tg.train()
+    t_images = tg(z)
+    images, new_stats = models.apply_generator(g_graph, g_params, g_stats, jnp.asarray(z.numpy()), True)
+    np.testing.assert_allclose(np.asarray(images), t_images.detach().reshape(16, -1).numpy(), atol=1e-5)
+    for i, bn in enumerate(ref.batchnorm_layers(tg)):
+        np.testing.assert_allclose(np.asarray(new_stats["norms"][i]["mean"]), bn.running_mean.numpy(), atol=1e-6)
+        np.testing.assert_allclose(np.asarray(new_stats["norms"][i]["var"]), bn.running_var.numpy(), rtol=1e-5)
+
+    # Eval mode (running statistics), from the updated statistics.
+    tg.eval()
+    t_images = tg(z)
+    images, _ = models.apply_generator(g_graph, g_params, new_stats, jnp.asarray(z.numpy()), False)
+    np.testing.assert_allclose(np.asarray(images), t_images.detach().reshape(16, -1).numpy(), atol=1e-5)
+
+    # D without dropout; images in the reference's (C, H, W) flattening.
+    td.eval()
+    x = torch.rand(16, *shape) * 2 - 1
+    probs = models.probability(models.discriminator_logits(d_graph, d_params, jnp.asarray(x.reshape(16, -1).numpy()), None))
+    np.testing.assert_allclose(np.asarray(probs), td(x)[:, 0].detach().numpy(), atol=1e-5)
+
+
+def test_dropout_keeps_the_expectation_and_has_the_reference_rate():
+    # One hidden layer: out = w . (mask * h / (1 - p)) + b. Over masks its mean is the
+    # dropout-free output and its variance sum_j w_j^2 h_j^2 p / (1 - p).
+    p = 0.3
+    d = models.Discriminator((1, 28, 28), hidden=(256,), dropout=p, rngs=nnx.Rngs(0))
+    x = jax.random.uniform(jax.random.key(0), (1, 784), minval=-1, maxval=1)
+    outs = jax.vmap(lambda k: d(x, k))(jax.random.split(jax.random.key(1), 4000))[:, 0]
+    h = jax.nn.leaky_relu(d.linears[0](x), 0.2)[0]
+    w = d.out.kernel[...][:, 0]
+    expected_var = float(jnp.sum(w**2 * h**2) * p / (1 - p))
+    assert float(outs.var()) == pytest.approx(expected_var, rel=0.1)
+    assert float(outs.mean()) == pytest.approx(float(d(x, None)[0]), abs=4 * math.sqrt(expected_var / 4000))
+    np.testing.assert_array_equal(np.asarray(d(x, jax.random.key(3))), np.asarray(d(x, jax.random.key(3))))
