@@ -142,9 +142,14 @@ def unflatten_hwc(flat: np.ndarray, image_shape: tuple[int, int, int]) -> np.nda
     return np.asarray(flat).reshape(-1, c, h, w).transpose(0, 2, 3, 1)
 
 
+# ToTensor() then Normalize(0.5, 0.5), evaluated once per pixel value with IEEE float32 division
+# as PyTorch does it; XLA would rewrite the divisions as multiplications and be off by an ulp.
+_NORMALIZED = (np.arange(256, dtype=np.float32) / np.float32(255) - np.float32(0.5)) / np.float32(0.5)
+
+
 def normalize(batch_u8: jax.Array) -> jax.Array:
-    """uint8 -> float32 in [-1, 1], as ``ToTensor()`` then ``Normalize(0.5, 0.5)`` computes it."""
-    return (batch_u8.astype(jnp.float32) / 255.0 - 0.5) / 0.5
+    """uint8 -> float32 in [-1, 1], bit-identical to the reference's transforms."""
+    return jnp.asarray(_NORMALIZED)[batch_u8.astype(jnp.int32)]
 
 
 def epoch_permutation(shuffle_key: jax.Array, epoch: jax.Array | int, n: int) -> jax.Array:

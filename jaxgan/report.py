@@ -73,12 +73,13 @@ class Reporter:
               f"G loss {scalars['g_loss']:.4f}  D(x) {scalars['d_real']:.3f}  "
               f"D(G(z)) {scalars['d_fake']:.3f}  {scalars['img_per_s']:,.0f} img/s", flush=True)
         if self.writer is not None:
-            names = {"d_loss": "Discriminator Loss", "g_loss": "Generator Loss", "d_real": "D(x)",
-                     "d_fake": "D(G(z))", "img_per_s": "images per second"}
+            # The reference's tags (tensorboardX turns spaces into underscores) plus jaxgan's.
+            names = {"d_loss": "Discriminator_Loss", "g_loss": "Generator_Loss", "d_real": "D_real_mean",
+                     "d_fake": "D_fake_mean", "img_per_s": "images_per_second"}
             for key, tag in names.items():
                 self.writer.add_scalar(tag, scalars[key], epoch + 1)
             if grid is not None:
-                self.writer.add_image("Fake Images", grid, epoch + 1, dataformats="HWC")
+                self.writer.add_image("Fake_Images", grid, epoch + 1, dataformats="HWC")
             self.writer.flush()
 
     def close(self) -> None:

@@ -77,8 +77,11 @@ def train_and_evaluate(cfg: Config) -> steps.TrainState:
     checkpoints = ckpt_lib.Checkpoints(dirs["ckpt"], keep=cfg.keep_checkpoints)
     epoch_record = None
     if cfg.resume:
-        state, record, at = checkpoints.restore(state)
-        check_resume_config(record.get("config", {}), cfg)
+        saved = checkpoints.steps()
+        if not saved:
+            raise ckpt_lib.CheckpointError(f"--resume: no checkpoint in {checkpoints.directory}")
+        check_resume_config(checkpoints.read_record(saved[-1]).get("config", {}), cfg)
+        state, record, at = checkpoints.restore(state, saved[-1])
         epoch_record = record.get("epoch_means")
         print(f"resumed from {os.path.join(checkpoints.directory, str(at))} (step {at})", flush=True)
     elif checkpoints.steps():

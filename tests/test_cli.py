@@ -1,0 +1,126 @@
+"""The command lines end to end, as a user runs them, on small datasets in torchvision's formats."""
+
+import glob
+import os
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxgan.formats import write_cifar10, write_mnist
+from tests.conftest import blob_images, run_cli
+
+SMALL = ["--g_hidden", "16,32", "--d_hidden", "32,16", "--latent_dim", "8", "--batch_size", "32",
+         "--no-download", "--no-progress"]
+
+
+def read_scalars(events_dir: str) -> dict[str, list[tuple[int, float]]]:
+    """Scalars from tensorboardX event files (TFRecord framing around Event protos)."""
+    from tensorboardX.proto import event_pb2
+
+    out: dict[str, list[tuple[int, float]]] = {}
+    for path in sorted(glob.glob(os.path.join(events_dir, "events.out.tfevents.*"))):
+        buf = open(path, "rb").read()
+        pos = 0
+        while pos < len(buf):
+            (length,) = struct.unpack("<Q", buf[pos:pos + 8])
+            event = event_pb2.Event.FromString(buf[pos + 12:pos + 12 + length])
+            pos += 12 + length + 4
+            for v in event.summary.value:
+                if v.HasField("simple_value"):
+                    out.setdefault(v.tag, []).append((event.step, v.simple_value))
+                elif v.HasField("image"):
+                    out.setdefault(v.tag, []).append((event.step, float(v.image.width)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    images, labels = blob_images(200, 28, 28, 1)
+    write_mnist(str(root / "data"), images[..., 0], labels)
+    proc = run_cli("jaxgan.train", "--dataset", "MNIST", "--num_epochs", "2", *SMALL, cwd=str(root))
+    return root, proc
+
+
+def test_train_cli_writes_grids_events_and_checkpoints(trained_run):
+    root, proc = trained_run
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("epoch ")]
+    assert len(lines) == 2 and "D loss" in lines[0] and "img/s" in lines[0]
+    for epoch in (1, 2):
+        grid = Image.open(root / "samples" / "mnist" / f"fake_images_{epoch}.png")
+        assert grid.size == (8 * 30 + 2, 8 * 30 + 2)  # 8x8 images of 28 px, padding 2
+    scalars = read_scalars(str(root / "runs" / "mnist"))
+    for tag in ("Discriminator_Loss", "Generator_Loss", "D_real_mean", "D_fake_mean", "images_per_second"):
+        assert [step for step, _ in scalars[tag]] == [1, 2], tag
+        assert all(np.isfinite(v) for _, v in scalars[tag])
+    assert [step for step, _ in scalars["Fake_Images"]] == [1, 2]
+    assert sorted(os.listdir(root / "checkpoints" / "mnist")) == ["14", "7"]
+
+
+def test_sample_cli_writes_png_grid_and_npy_array(trained_run):
+    root, _ = trained_run
+    proc = run_cli("jaxgan.sample", "--dataset", "mnist", "--ckpt_dir", "checkpoints",
+                   "--num_samples", "64", "--seed", "0", "--out", "samples.png", cwd=str(root))
+    assert proc.returncode == 0, proc.stderr
+    grid = np.asarray(Image.open(root / "samples.png"))
+    assert grid.shape == (242, 242, 3) and grid.std() > 0
+    proc = run_cli("jaxgan.sample", "--num_samples", "10", "--out", "x.npy", "--bn", "running", cwd=str(root))
+    assert proc.returncode == 0, proc.stderr
+    arr = np.load(root / "x.npy")
+    assert arr.shape == (10, 28, 28, 1) and arr.dtype == np.uint8
+    # Same seed, same images; running statistics make each image independent of the batch.
+    run_cli("jaxgan.sample", "--num_samples", "4", "--out", "y.npy", "--bn", "running", cwd=str(root))
+    np.testing.assert_array_equal(np.load(root / "y.npy"), arr[:4])
+
+
+def test_train_cli_on_cifar10_pickles(tmp_path):
+    images, labels = blob_images(100, 32, 32, 3)
+    write_cifar10(str(tmp_path / "data"), images, labels)
+    proc = run_cli("jaxgan.train", "--dataset", "cifar10", "--num_epochs", "1", "--skip_checksums",
+                   *SMALL, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    grid = Image.open(tmp_path / "samples" / "cifar10" / "fake_images_1.png")
+    assert grid.size == (8 * 34 + 2, 8 * 34 + 2)
+    proc = run_cli("jaxgan.sample", "--dataset", "cifar10", "--num_samples", "3", "--out", "c.npy", cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert np.load(tmp_path / "c.npy").shape == (3, 32, 32, 3)
+
+
+def test_resume_flag_continues_the_run(trained_run, tmp_path):
+    root, _ = trained_run
+    proc = run_cli("jaxgan.train", "--dataset", "mnist", "--num_epochs", "3", "--resume", *SMALL, cwd=str(root))
+    assert proc.returncode == 0, proc.stderr
+    assert "resumed from" in proc.stdout and "epoch 3/3" in proc.stdout
+    assert "epoch 1/3" not in proc.stdout
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--dataset", "svhn"], "unknown dataset 'svhn'"),
+    (["--lr", "-1"], "lr must be positive"),
+    (["--seed", "abc"], "seed: cannot read 'abc'"),
+    (["--batch_size", "0"], "batch_size must be positive"),
+    (["--batch_size", "5000"], "larger than the dataset"),
+    (["--loss", "hinge"], "loss must be one of"),
+    (["--frobnicate"], "unrecognized arguments"),
+])
+def test_bad_input_is_one_line_on_stderr_and_exit_2(trained_run, args, needle):
+    root, _ = trained_run
+    proc = run_cli("jaxgan.train", *SMALL, "--ckpt_dir", "other", *args, cwd=str(root))
+    assert proc.returncode == 2
+    assert needle in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--out", "x.jpg"], "must end in .png or .npy"),
+    (["--ckpt_dir", "nowhere"], "no checkpoints for mnist"),
+    (["--num_samples", "0"], "--num_samples must be >= 1"),
+])
+def test_sample_cli_bad_input(trained_run, args, needle):
+    root, _ = trained_run
+    proc = run_cli("jaxgan.sample", *args, cwd=str(root))
+    assert proc.returncode == 2 and needle in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
