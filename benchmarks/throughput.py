@@ -13,6 +13,7 @@ Each row times full D+G training iterations, each implementation with its own da
   (d) jax_per_step     jaxgan's step, one jitted call per iteration
   (e) jax_scan         jaxgan's training path: many steps fused in one lax.scan call over the
                        device-resident uint8 dataset, batches drawn on device
+  (f) jax_scan_bf16    (e) with --matmul_dtype bfloat16 (bf16 operands, fp32 accumulation)
 
 Warm-up (and compilation, reported as compile_s) is excluded from the timing; the device is
 synchronised before the clock is read. FLOPs per image come from XLA's cost analysis of one
@@ -37,7 +38,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-IMPLS = ("torch_reference", "torch_tuned", "torch_compile", "jax_per_step", "jax_scan")
+IMPLS = ("torch_reference", "torch_tuned", "torch_compile", "jax_per_step", "jax_scan", "jax_scan_bf16")
 
 
 def fail(message: str) -> None:
@@ -150,7 +151,8 @@ def bench_jax(kind: str, root: str, batch_size: int, min_time: float, steps_per_
     from jaxgan import steps
     from jaxgan.config import Config, validate
 
-    cfg = validate(Config(dataset="mnist", data_dir=root, download=False, batch_size=batch_size))
+    cfg = validate(Config(dataset="mnist", data_dir=root, download=False, batch_size=batch_size,
+                          matmul_dtype="bfloat16" if kind.endswith("bf16") else "float32"))
     images, _ = data_lib.load_numpy("mnist", root, download=False)
     gan, state = steps.build(cfg)
     data = jax.device_put(data_lib.flatten_chw(images))
@@ -178,12 +180,12 @@ def bench_jax(kind: str, root: str, batch_size: int, min_time: float, steps_per_
         jax.block_until_ready(box["state"])
 
     flops = None
+    t0 = time.perf_counter()
     if kind == "jax_per_step":
         compiled = chunk.lower(state, data, pos["perm"], 0, length=1).compile()
         cost = compiled.cost_analysis()
         cost = cost[0] if isinstance(cost, (list, tuple)) else cost
         flops = float(cost.get("flops", float("nan"))) / batch_size if cost else None
-    t0 = time.perf_counter()
     call()
     sync()
     compile_s = time.perf_counter() - t0

@@ -69,6 +69,7 @@ class Config:
     g_hidden: tuple[int, ...] = (128, 256, 512, 1024)
     d_hidden: tuple[int, ...] = (512, 256, 128)
     d_dropout: float = 0.3
+    matmul_dtype: str = "float32"  # "bfloat16": bf16 operands, fp32 accumulation (a deviation)
     progress: bool = True
 
     @property
@@ -83,7 +84,7 @@ class Config:
 
 # Fields that define the model, the data or the objective: a resumed run must agree on them.
 MODEL_FIELDS = ("dataset", "latent_dim", "g_hidden", "d_hidden", "d_dropout", "loss", "noise",
-                "d_steps", "batch_size", "last_batch", "seed", "lr", "beta1", "beta2")
+                "d_steps", "batch_size", "last_batch", "seed", "lr", "beta1", "beta2", "matmul_dtype")
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
 
@@ -141,7 +142,7 @@ def validate(cfg: Config) -> Config:
     if not cfg.g_hidden or not cfg.d_hidden or min(cfg.g_hidden + cfg.d_hidden) <= 0:
         raise ConfigError("g_hidden and d_hidden must be non-empty lists of positive sizes")
     choices = {"loss": ("nonsaturating", "minimax"), "noise": ("uniform", "normal"),
-               "last_batch": ("partial", "drop")}
+               "last_batch": ("partial", "drop"), "matmul_dtype": ("float32", "bfloat16")}
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
             raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {getattr(cfg, name)!r}")
@@ -218,6 +219,7 @@ def build_parser() -> OneLineParser:
     p.add_argument("--g_hidden", help="G's hidden widths, e.g. 128,256,512,1024 (reference)")
     p.add_argument("--d_hidden", help="D's hidden widths, e.g. 512,256,128 (reference)")
     p.add_argument("--d_dropout", help="D's dropout rate (reference 0.3)")
+    p.add_argument("--matmul_dtype", help="float32 (reference) | bfloat16: bf16 matmul operands, fp32 accumulation")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     return p
 

@@ -22,7 +22,7 @@ from flax import nnx
 Params = Any  # nested dict of arrays
 
 
-def _torch_linear(fan_in: int, fan_out: int, rngs: nnx.Rngs) -> nnx.Linear:
+def _torch_linear(fan_in: int, fan_out: int, rngs: nnx.Rngs, compute_dtype: str = "float32") -> nnx.Linear:
     # torch.nn.Linear.reset_parameters: kaiming_uniform(a=sqrt(5)) on the weight and
     # U(-1/sqrt(fan_in), 1/sqrt(fan_in)) on the bias; both bounds equal 1/sqrt(fan_in).
     bound = 1.0 / math.sqrt(fan_in)
@@ -30,6 +30,11 @@ def _torch_linear(fan_in: int, fan_out: int, rngs: nnx.Rngs) -> nnx.Linear:
     def init(key, shape, dtype=jnp.float32):
         return jax.random.uniform(key, shape, dtype, -bound, bound)
 
+    if compute_dtype == "bfloat16":
+        # Operands rounded to bfloat16, products accumulated and returned in float32;
+        # parameters and optimiser state stay float32.
+        return nnx.Linear(fan_in, fan_out, kernel_init=init, bias_init=init, rngs=rngs,
+                          dtype=jnp.bfloat16, preferred_element_type=jnp.float32)
     return nnx.Linear(fan_in, fan_out, kernel_init=init, bias_init=init, rngs=rngs)
 
 
@@ -62,11 +67,12 @@ class Generator(nnx.Module):
     """Noise (N, latent_dim) -> flat images (N, C*H*W) in [-1, 1]."""
 
     def __init__(self, latent_dim: int, image_shape: tuple[int, int, int],
-                 hidden: tuple[int, ...] = (128, 256, 512, 1024), *, rngs: nnx.Rngs):
+                 hidden: tuple[int, ...] = (128, 256, 512, 1024), *, compute_dtype: str = "float32",
+                 rngs: nnx.Rngs):
         sizes = (latent_dim,) + tuple(hidden)
-        self.linears = nnx.List([_torch_linear(a, b, rngs) for a, b in zip(sizes[:-1], sizes[1:])])
+        self.linears = nnx.List([_torch_linear(a, b, rngs, compute_dtype) for a, b in zip(sizes[:-1], sizes[1:])])
         self.norms = nnx.List([TorchBatchNorm1d(b) for b in hidden])
-        self.out = _torch_linear(sizes[-1], math.prod(image_shape), rngs)
+        self.out = _torch_linear(sizes[-1], math.prod(image_shape), rngs, compute_dtype)
 
     def __call__(self, z: jax.Array, use_batch_stats: bool = True) -> jax.Array:
         h = z
@@ -79,10 +85,10 @@ class Discriminator(nnx.Module):
     """Flat images (N, C*H*W) -> logits (N,). ``dropout_key=None`` turns dropout off."""
 
     def __init__(self, image_shape: tuple[int, int, int], hidden: tuple[int, ...] = (512, 256, 128),
-                 dropout: float = 0.3, *, rngs: nnx.Rngs):
+                 dropout: float = 0.3, *, compute_dtype: str = "float32", rngs: nnx.Rngs):
         sizes = (math.prod(image_shape),) + tuple(hidden)
-        self.linears = nnx.List([_torch_linear(a, b, rngs) for a, b in zip(sizes[:-1], sizes[1:])])
-        self.out = _torch_linear(sizes[-1], 1, rngs)
+        self.linears = nnx.List([_torch_linear(a, b, rngs, compute_dtype) for a, b in zip(sizes[:-1], sizes[1:])])
+        self.out = _torch_linear(sizes[-1], 1, rngs, compute_dtype)
         self.rate = dropout
 
     def __call__(self, x: jax.Array, dropout_key: jax.Array | None = None) -> jax.Array:

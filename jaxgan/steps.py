@@ -178,8 +178,10 @@ def build(cfg: Config) -> tuple[GAN, TrainState]:
     """Create the models (reference initialisation) and optimisers; return (GAN, initial state)."""
     keys = run_keys(cfg.seed)
     g_key, d_key = jax.random.split(keys["init"])
-    g = models.Generator(cfg.latent_dim, cfg.image_shape, cfg.g_hidden, rngs=nnx.Rngs(g_key))
-    d = models.Discriminator(cfg.image_shape, cfg.d_hidden, cfg.d_dropout, rngs=nnx.Rngs(d_key))
+    g = models.Generator(cfg.latent_dim, cfg.image_shape, cfg.g_hidden, compute_dtype=cfg.matmul_dtype,
+                         rngs=nnx.Rngs(g_key))
+    d = models.Discriminator(cfg.image_shape, cfg.d_hidden, cfg.d_dropout, compute_dtype=cfg.matmul_dtype,
+                             rngs=nnx.Rngs(d_key))
     g_graph, g_params, g_stats = models.split(g)
     d_graph, d_params, _ = models.split(d)
     # torch.optim.Adam(lr, betas=(beta1, beta2)), eps 1e-8: the same update rule as optax.adam.
