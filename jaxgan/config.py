@@ -69,6 +69,7 @@ class Config:
     g_hidden: tuple[int, ...] = (128, 256, 512, 1024)
     d_hidden: tuple[int, ...] = (512, 256, 128)
     d_dropout: float = 0.3
+    skip_nonfinite: bool = False  # skip updates with non-finite gradients (optax.apply_if_finite)
     matmul_dtype: str = "float32"  # "bfloat16": bf16 operands, fp32 accumulation (a deviation)
     progress: bool = True
 
@@ -84,7 +85,7 @@ class Config:
 
 # Fields that define the model, the data or the objective: a resumed run must agree on them.
 MODEL_FIELDS = ("dataset", "latent_dim", "g_hidden", "d_hidden", "d_dropout", "loss", "noise",
-                "d_steps", "batch_size", "last_batch", "seed", "lr", "beta1", "beta2", "matmul_dtype")
+                "d_steps", "batch_size", "last_batch", "seed", "matmul_dtype", "skip_nonfinite")
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
 
@@ -219,6 +220,8 @@ def build_parser() -> OneLineParser:
     p.add_argument("--g_hidden", help="G's hidden widths, e.g. 128,256,512,1024 (reference)")
     p.add_argument("--d_hidden", help="D's hidden widths, e.g. 512,256,128 (reference)")
     p.add_argument("--d_dropout", help="D's dropout rate (reference 0.3)")
+    p.add_argument("--skip_nonfinite", action="store_true",
+                   help="skip updates whose gradients are NaN/Inf instead of stopping the run")
     p.add_argument("--matmul_dtype", help="float32 (reference) | bfloat16: bf16 matmul operands, fp32 accumulation")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     return p

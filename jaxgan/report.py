@@ -114,6 +114,7 @@ class EpochMeans:
         self.steps = steps
 
     def add(self, metrics: dict[str, Any]) -> None:
+        """Add one chunk's per-step metrics."""
         for k in self.KEYS:
             self.sums[k] += float(np.sum(np.asarray(metrics[k], dtype=np.float64)))
         self.steps += int(np.size(metrics["d_loss"]))

@@ -159,19 +159,27 @@ class GAN:
             real = data_lib.gather_batch(data, perm, start + i, self.batch_size)
             return self.train_step(state, real)
 
-        return jax.lax.scan(body, state, jnp.arange(length, dtype=jnp.int32))
+        state, metrics = jax.lax.scan(body, state, jnp.arange(length, dtype=jnp.int32))
+        return state, {**metrics, "finite": is_finite(state)}
 
     def train_tail(self, state: TrainState, data: jax.Array, perm: jax.Array, start: int
                    ) -> tuple[TrainState, Metrics]:
         """The epoch's last, shorter batch ``perm[start:]`` (the reference's drop_last=False)."""
         real = data_lib.normalize(jnp.take(data, perm[start:], axis=0))
-        return self.train_step(state, real)
+        state, metrics = self.train_step(state, real)
+        return state, {**metrics, "finite": is_finite(state)}
 
     def grid(self, state: TrainState, fixed_noise: jax.Array) -> tuple[TrainState, jax.Array]:
         """The reference's per-epoch ``G(fixed_noise)``: G in training mode, so batch statistics
         are used and the running averages move, exactly as in PyTorch."""
         images, g_stats = self.generate(state, fixed_noise, use_batch_stats=True)
         return state.replace(g_stats=g_stats), images
+
+
+def is_finite(state: TrainState) -> jax.Array:
+    """True when every parameter and BatchNorm statistic is finite (one fused reduction)."""
+    leaves = jax.tree_util.tree_leaves((state.g_params, state.g_stats, state.d_params))
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
 def build(cfg: Config) -> tuple[GAN, TrainState]:
@@ -187,6 +195,11 @@ def build(cfg: Config) -> tuple[GAN, TrainState]:
     # torch.optim.Adam(lr, betas=(beta1, beta2)), eps 1e-8: the same update rule as optax.adam.
     g_tx = optax.adam(cfg.lr, cfg.beta1, cfg.beta2, eps=1e-8)
     d_tx = optax.adam(cfg.lr, cfg.beta1, cfg.beta2, eps=1e-8)
+    if cfg.skip_nonfinite:
+        # Skip an update whose gradients hold NaN/Inf; after 100 in a row let it through, so a
+        # run that cannot recover is stopped by the trainer's non-finite check instead.
+        g_tx = optax.apply_if_finite(g_tx, max_consecutive_errors=100)
+        d_tx = optax.apply_if_finite(d_tx, max_consecutive_errors=100)
     gan = GAN(g_graph=g_graph, d_graph=d_graph, g_tx=g_tx, d_tx=d_tx, latent_dim=cfg.latent_dim,
               image_shape=cfg.image_shape, loss=cfg.loss, noise=cfg.noise, d_steps=cfg.d_steps,
               batch_size=cfg.batch_size, step_key=keys["step"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -56,13 +57,53 @@ def run_dirs(cfg: Config) -> dict[str, str]:
             "ckpt": os.path.join(cfg.ckpt_dir, cfg.dataset)}
 
 
+class Stopped(Exception):
+    """Training stopped early; ``code`` is the process exit status."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
 def check_resume_config(saved: dict, cfg: Config) -> None:
-    """Refuse to resume with settings that change the model, the data or the objective."""
+    """Refuse to resume with settings that change the model, the data or the objective; say
+    which of the other settings changed."""
+    new = cfg.to_dict()
     for name in MODEL_FIELDS:
-        new = cfg.to_dict()[name]
-        if name in saved and saved[name] != new:
+        if name in saved and saved[name] != new[name]:
             raise ConfigError(f"--resume: the checkpoint was trained with {name}={saved[name]!r}, "
-                              f"this run asks for {name}={new!r}; drop the flag or use another --ckpt_dir")
+                              f"this run asks for {name}={new[name]!r}; drop the flag or use another --ckpt_dir")
+    changed = [f"{k} {saved[k]!r} -> {new[k]!r}" for k in sorted(saved)
+               if k in new and k not in MODEL_FIELDS and k != "resume" and saved[k] != new[k]]
+    if changed:
+        print("resume with changed settings: " + ", ".join(changed), flush=True)
+
+
+class _Signals:
+    """SIGINT/SIGTERM only set a flag; the loop finishes the chunk in flight, checkpoints, exits."""
+
+    CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._old: dict = {}
+
+    def __enter__(self) -> "_Signals":
+        for sig in self.CODES:
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave the default handlers
+                pass
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.received is not None:  # a second Ctrl-C while saving: honour it
+            raise KeyboardInterrupt
+        self.received = signum
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
 
 def train_and_evaluate(cfg: Config) -> steps.TrainState:
@@ -74,16 +115,29 @@ def train_and_evaluate(cfg: Config) -> steps.TrainState:
     dirs = run_dirs(cfg)
     for d in dirs.values():
         os.makedirs(d, exist_ok=True)
+    lock = ckpt_lib.RunLock(dirs["ckpt"])
+    lock.acquire()
     checkpoints = ckpt_lib.Checkpoints(dirs["ckpt"], keep=cfg.keep_checkpoints)
+    try:
+        return _train(cfg, layout, gan, state, images, dirs, checkpoints)
+    finally:
+        checkpoints.close()
+        lock.release()
+
+
+def _train(cfg: Config, layout: Layout, gan: steps.GAN, state: steps.TrainState, images: np.ndarray,
+           dirs: dict[str, str], checkpoints: ckpt_lib.Checkpoints) -> steps.TrainState:
     epoch_record = None
     if cfg.resume:
-        saved = checkpoints.steps()
-        if not saved:
-            raise ckpt_lib.CheckpointError(f"--resume: no checkpoint in {checkpoints.directory}")
-        check_resume_config(checkpoints.read_record(saved[-1]).get("config", {}), cfg)
-        state, record, at = checkpoints.restore(state, saved[-1])
-        epoch_record = record.get("epoch_means")
-        print(f"resumed from {os.path.join(checkpoints.directory, str(at))} (step {at})", flush=True)
+        restored = checkpoints.restore_newest_good(
+            state, check=lambda record: check_resume_config(record.get("config", {}), cfg),
+            warn=lambda msg: print(f"warning: {msg}", file=sys.stderr, flush=True))
+        if restored is None:
+            print(f"--resume: no checkpoint yet in {checkpoints.directory}; starting a new run", flush=True)
+        else:
+            state, record, at = restored
+            epoch_record = record.get("epoch_means")
+            print(f"resumed from {os.path.join(checkpoints.directory, str(at))} (step {at})", flush=True)
     elif checkpoints.steps():
         raise ConfigError(f"{checkpoints.directory} already holds checkpoints; pass --resume to continue "
                           "that run or choose another --ckpt_dir")
@@ -103,65 +157,83 @@ def train_and_evaluate(cfg: Config) -> steps.TrainState:
 
     reporter = report.Reporter(dirs["logs"], cfg.num_epochs, layout.steps_per_epoch, cfg.progress)
     record_base = {"config": cfg.to_dict(), "steps_per_epoch": layout.steps_per_epoch}
+    last_saved = {"step": None}
 
-    def save(step: int, means: report.EpochMeans | None) -> None:
-        checkpoints.save(step, state, {**record_base, "step": step,
-                                       "epoch_means": means.to_record() if means else None})
+    def save(step: int, means: report.EpochMeans | None) -> str:
+        path = checkpoints.save(step, state, {**record_base, "step": step,
+                                              "epoch_means": means.to_record() if means else None})
+        last_saved["step"] = step
+        return path
+
+    def non_finite(step: int) -> Stopped:
+        good = last_saved["step"] if last_saved["step"] is not None else (checkpoints.steps() or [None])[-1]
+        where = f"checkpoint {good} in {checkpoints.directory} is the last good state" if good is not None \
+            else "no checkpoint was written"
+        return Stopped(f"non-finite loss or parameters by step {step}; stopped without saving them: {where}. "
+                       "Try a smaller --lr, or --skip_nonfinite", 1)
 
     step = int(state.step)
     total = cfg.num_epochs * layout.steps_per_epoch
     try:
-        while step < total:
-            epoch, pos = divmod(step, layout.steps_per_epoch)
-            perm = perm_fn(keys["shuffle"], epoch, layout.n)
-            means = report.EpochMeans.from_record(epoch_record if pos else None)
-            epoch_record = None
-            reporter.start_epoch(epoch, pos)
-            speed, epoch_images, t_epoch = report.Throughput(), 0, time.perf_counter()
-            pending: list[tuple[dict, int]] = []
+        with _Signals() as signals:
+            while step < total:
+                epoch, pos = divmod(step, layout.steps_per_epoch)
+                perm = perm_fn(keys["shuffle"], epoch, layout.n)
+                means = report.EpochMeans.from_record(epoch_record if pos else None)
+                epoch_record = None
+                reporter.start_epoch(epoch, pos)
+                speed, epoch_images, t_epoch = report.Throughput(), 0, time.perf_counter()
+                pending: list[tuple[dict, int, int]] = []
 
-            def drain(keep: int) -> None:
-                # Read metrics of all but the newest ``keep`` dispatched chunks.
-                while len(pending) > keep:
-                    metrics, n_steps = pending.pop(0)
-                    metrics = jax.device_get(metrics)
-                    means.add(metrics)
-                    d_loss, g_loss = means.last(metrics)
-                    reporter.advance(n_steps, d_loss, g_loss, speed.add(n_steps * cfg.batch_size))
+                def drain(keep: int) -> None:
+                    # Read metrics of all but the newest ``keep`` dispatched chunks.
+                    while len(pending) > keep:
+                        metrics, n_steps, end_step = pending.pop(0)
+                        metrics = jax.device_get(metrics)
+                        if not bool(metrics["finite"]):
+                            raise non_finite(end_step)
+                        means.add(metrics)
+                        d_loss, g_loss = means.last(metrics)
+                        reporter.advance(n_steps, d_loss, g_loss, speed.add(n_steps * cfg.batch_size))
 
-            while pos < layout.steps_per_epoch:
-                end = layout.steps_per_epoch
-                if cfg.ckpt_every:
-                    end = min(end, pos + cfg.ckpt_every - step % cfg.ckpt_every)
-                if pos < layout.full:
-                    length = min(end, layout.full) - pos
-                    length = min(length, cfg.steps_per_call)
-                    state, metrics = chunk_fn(state, data, perm, pos, length=length)
-                else:
-                    length = 1
-                    state, metrics = tail_fn(state, data, perm, start=layout.full * cfg.batch_size)
-                pending.append((metrics, length))
-                drain(keep=1)
-                step, pos = step + length, pos + length
-                epoch_images += length * cfg.batch_size
-                if cfg.ckpt_every and step % cfg.ckpt_every == 0 and pos < layout.steps_per_epoch:
-                    drain(keep=0)
-                    save(step, means)
-            drain(keep=0)
+                while pos < layout.steps_per_epoch:
+                    end = layout.steps_per_epoch
+                    if cfg.ckpt_every:
+                        end = min(end, pos + cfg.ckpt_every - step % cfg.ckpt_every)
+                    if pos < layout.full:
+                        length = min(end, layout.full) - pos
+                        length = min(length, cfg.steps_per_call)
+                        state, metrics = chunk_fn(state, data, perm, pos, length=length)
+                    else:
+                        length = 1
+                        state, metrics = tail_fn(state, data, perm, start=layout.full * cfg.batch_size)
+                    step, pos = step + length, pos + length
+                    pending.append((metrics, length, step))
+                    drain(keep=1)
+                    epoch_images += length * cfg.batch_size
+                    if signals.received is not None:
+                        drain(keep=0)
+                        path = save(step, means)
+                        name = signal.Signals(signals.received).name
+                        raise Stopped(f"{name}: stopped at step {step}; checkpoint written to {path}; "
+                                      "continue with --resume", _Signals.CODES[signals.received])
+                    if cfg.ckpt_every and step % cfg.ckpt_every == 0 and pos < layout.steps_per_epoch:
+                        drain(keep=0)
+                        save(step, means)
+                drain(keep=0)
 
-            state, fake = grid_fn(state, fixed)
-            jax.block_until_ready(state)
-            scalars = means.means()
-            scalars["img_per_s"] = epoch_images / max(time.perf_counter() - t_epoch, 1e-9)
-            grid = report.make_grid(report.to_uint8(data_lib.unflatten_hwc(np.asarray(fake), cfg.image_shape)))
-            if (epoch + 1) % cfg.interval == 0:
-                report.save_png(grid, os.path.join(dirs["samples"], f"fake_images_{epoch + 1}.png"))
-            reporter.end_epoch(epoch, scalars, grid)
-            if not cfg.ckpt_every or step % cfg.ckpt_every == 0 or step == total:
-                save(step, None)
+                state, fake = grid_fn(state, fixed)
+                jax.block_until_ready(state)
+                scalars = means.means()
+                scalars["img_per_s"] = epoch_images / max(time.perf_counter() - t_epoch, 1e-9)
+                grid = report.make_grid(report.to_uint8(data_lib.unflatten_hwc(np.asarray(fake), cfg.image_shape)))
+                if (epoch + 1) % cfg.interval == 0:
+                    report.save_png(grid, os.path.join(dirs["samples"], f"fake_images_{epoch + 1}.png"))
+                reporter.end_epoch(epoch, scalars, grid)
+                if not cfg.ckpt_every or step % cfg.ckpt_every == 0 or step == total:
+                    save(step, None)
     finally:
         reporter.close()
-        checkpoints.close()
     print(f"done: checkpoints in {checkpoints.directory}, grids in {dirs['samples']}, "
           f"events in {dirs['logs']}", flush=True)
     return state
@@ -173,6 +245,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         train_and_evaluate(cfg)
     except (ConfigError, ckpt_lib.CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Stopped as e:
+        print(str(e), file=sys.stderr if e.code == 1 else sys.stdout, flush=True)
+        return e.code
+    except KeyboardInterrupt:
+        print("interrupted twice: stopped without a final checkpoint; --resume continues from the last one",
+              file=sys.stderr)
+        return 130
+    except OSError as e:
+        where = f" {e.filename!r}" if getattr(e, "filename", None) else ""
+        print(f"error: cannot use{where}: {e.strerror or e}", file=sys.stderr)
         return 2
     return 0
 

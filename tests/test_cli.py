@@ -105,19 +105,33 @@ def test_resume_flag_continues_the_run(trained_run, tmp_path):
     (["--batch_size", "5000"], "larger than the dataset"),
     (["--loss", "hinge"], "loss must be one of"),
     (["--frobnicate"], "unrecognized arguments"),
+    (["--sample_dir", "data/MNIST/raw/train-images-idx3-ubyte"], "exists and is not a directory"),
+    (["--ckpt_dir", "data/MNIST/raw/train-labels-idx1-ubyte/sub"], "Not a directory"),
+    (["--config", "missing.yaml"], "cannot read config file"),
+    (["--data_dir", "empty", "--dataset", "fashion_mnist"], "FashionMNIST data not found"),
+    (["--num_epochs", "-3"], "num_epochs must be positive"),
+    (["--d_steps", "1.5"], "d_steps: cannot read"),
 ])
 def test_bad_input_is_one_line_on_stderr_and_exit_2(trained_run, args, needle):
     root, _ = trained_run
+    before = sorted(p.name for p in root.rglob("*"))
     proc = run_cli("jaxgan.train", *SMALL, "--ckpt_dir", "other", *args, cwd=str(root))
     assert proc.returncode == 2
     assert needle in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    # Nothing the user had was touched (the rejected run may at most create empty folders).
+    assert set(before) <= set(p.name for p in root.rglob("*"))
+    assert (root / "data" / "MNIST" / "raw" / "train-images-idx3-ubyte").stat().st_size == 200 * 784 + 16
 
 
 @pytest.mark.parametrize("args,needle", [
     (["--out", "x.jpg"], "must end in .png or .npy"),
     (["--ckpt_dir", "nowhere"], "no checkpoints for mnist"),
     (["--num_samples", "0"], "--num_samples must be >= 1"),
+    (["--dataset", "svhn"], "unknown dataset"),
+    (["--out", "no/such/folder/x.png"], "does not exist"),
+    (["--seed", "-1"], "--seed must be a non-negative integer"),
+    (["--step", "999"], "no checkpoint at step 999"),
 ])
 def test_sample_cli_bad_input(trained_run, args, needle):
     root, _ = trained_run

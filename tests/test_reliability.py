@@ -1,0 +1,197 @@
+"""No training run is ever lost: kills, signals, damaged checkpoints, non-finite values, a second
+run on the same folder. Each failure ends in one clear line, never a traceback."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxgan import checkpoint as ckpt_lib
+from jaxgan import steps
+from jaxgan.config import ConfigError
+from jaxgan.formats import write_mnist
+from jaxgan.train import Stopped, train_and_evaluate
+from tests.conftest import REPO, blob_images, replace, small_config
+from tests.test_steps import leaves_equal
+
+FLAGS = ["--g_hidden", "16,32", "--d_hidden", "32,16", "--latent_dim", "8", "--batch_size", "32",
+         "--no-download", "--no-progress", "--data_dir", "data"]
+
+
+def restore_final(ckpt_dir: str, cfg):
+    cks = ckpt_lib.Checkpoints(os.path.join(ckpt_dir, "mnist"))
+    try:
+        state, record, step = cks.restore(steps.build(cfg)[1])
+    finally:
+        cks.close()
+    return state, step
+
+
+def start(cwd, *args):
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.Popen([sys.executable, "-m", "jaxgan.train", *FLAGS, *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    images, labels = blob_images(200, 28, 28, 1)
+    write_mnist(str(tmp_path / "data"), images[..., 0], labels)
+    return tmp_path
+
+
+def test_kill_9_at_random_moments_then_resume_is_bit_exact(workdir):
+    # 30 epochs x 7 steps, a checkpoint every 2 steps: kills land during steps, during checkpoint
+    # writes, and during start-up. Each restart resumes from the newest good checkpoint.
+    args = ["--num_epochs", "30", "--ckpt_every", "2", "--steps_per_call", "2", "--resume"]
+    rng = random.Random(1234)
+    kills = 0
+    for delay in (rng.uniform(6, 12) for _ in range(3)):
+        proc = start(str(workdir), *args)
+        time.sleep(delay)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.communicate()
+    assert kills >= 2, "the run finished before it could be killed; make it longer"
+    proc = start(str(workdir), *args)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    cfg = small_config(workdir / "straight", data_dir=str(workdir / "data"), num_epochs=30, ckpt_every=2,
+                       steps_per_call=2)
+    straight = train_and_evaluate(cfg)
+    resumed, step = restore_final(str(workdir / "checkpoints"), cfg)
+    assert step == 30 * 7
+    assert leaves_equal(resumed.g_params, straight.g_params)
+    assert leaves_equal(resumed, straight)
+    # Nothing half-written is left behind.
+    assert not [p for p in os.listdir(workdir / "checkpoints" / "mnist") if "tmp" in p]
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_finishes_the_chunk_checkpoints_and_exits_cleanly(workdir, sig, code):
+    args = ["--num_epochs", "40", "--steps_per_call", "3"]
+    proc = start(str(workdir), *args)
+    for line in proc.stdout:  # wait until training is under way
+        if line.startswith("epoch 2/"):
+            break
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    assert "checkpoint written to" in out and "--resume" in out and "Traceback" not in err
+    ck = workdir / "checkpoints" / "mnist"
+    stopped_at = max(int(p) for p in os.listdir(ck) if p.isdigit())
+    assert 14 <= stopped_at < 40 * 7
+    proc = start(str(workdir), *args, "--resume")
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    cfg = small_config(workdir / "straight", data_dir=str(workdir / "data"), num_epochs=40, steps_per_call=3)
+    straight = train_and_evaluate(cfg)
+    assert leaves_equal(restore_final(str(workdir / "checkpoints"), cfg)[0], straight)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete"])
+def test_damaged_newest_checkpoint_falls_back_to_the_previous_one(workdir, capsys, damage):
+    cfg = small_config(workdir, data_dir=str(workdir / "data"), num_epochs=2)
+    train_and_evaluate(cfg)
+    state_dir = workdir / "ckpt" / "mnist" / "14" / "state"
+    files = sorted((p for p in state_dir.rglob("*") if p.is_file() and p.stat().st_size > 0),
+                   key=lambda p: -p.stat().st_size)
+    if damage == "truncate":
+        with open(files[0], "r+b") as f:
+            f.truncate(files[0].stat().st_size // 2)
+    else:
+        (state_dir / "manifest.ocdbt").unlink()
+    capsys.readouterr()
+    resumed = train_and_evaluate(replace(cfg, num_epochs=3, resume=True))
+    captured = capsys.readouterr()
+    warning = [ln for ln in captured.err.splitlines() if "checkpoint 14 is damaged" in ln]
+    assert len(warning) == 1 and "trying the previous one" in warning[0]
+    assert "resumed from" in captured.out and "(step 7)" in captured.out
+    straight = train_and_evaluate(small_config(workdir / "straight", data_dir=str(workdir / "data"), num_epochs=3))
+    assert leaves_equal(resumed, straight)
+
+
+def test_leftover_temporary_checkpoint_folder_is_ignored_and_cleaned(workdir):
+    cfg = small_config(workdir, data_dir=str(workdir / "data"), num_epochs=1)
+    train_and_evaluate(cfg)
+    leftover = workdir / "ckpt" / "mnist" / "9.orbax-checkpoint-tmp-1700000000000000"
+    (leftover / "state").mkdir(parents=True)
+    (leftover / "state" / "junk").write_bytes(b"\0" * 10)
+    resumed = train_and_evaluate(replace(cfg, num_epochs=2, resume=True))
+    assert int(resumed.step) == 14
+    assert not leftover.exists()
+
+
+def test_a_failed_save_keeps_the_previous_checkpoint(workdir, monkeypatch):
+    cfg = small_config(workdir, data_dir=str(workdir / "data"), num_epochs=1)
+    train_and_evaluate(cfg)
+    real_save = ckpt_lib.ocp.CheckpointManager.save
+
+    def disk_full(self, step, *a, **kw):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ckpt_lib.ocp.CheckpointManager, "save", disk_full)
+    with pytest.raises(ckpt_lib.CheckpointError, match=r"could not write checkpoint 14 .*No space left.*kept: 7"):
+        train_and_evaluate(replace(cfg, num_epochs=2, resume=True))
+    monkeypatch.setattr(ckpt_lib.ocp.CheckpointManager, "save", real_save)
+    state, step = restore_final(str(workdir / "ckpt"), cfg)
+    assert step == 7 and bool(steps.is_finite(state))
+
+
+def test_resume_logs_safe_changes_and_refuses_model_changes(workdir, capsys):
+    cfg = small_config(workdir, data_dir=str(workdir / "data"), num_epochs=1)
+    train_and_evaluate(cfg)
+    capsys.readouterr()
+    train_and_evaluate(replace(cfg, num_epochs=2, interval=2, resume=True))
+    assert "resume with changed settings: interval 1 -> 2, num_epochs 1 -> 2" in capsys.readouterr().out
+    # (The dataset picks the folder, <ckpt_dir>/<dataset>, so another dataset is another run.)
+    for field, value in (("loss", "minimax"), ("noise", "normal"), ("latent_dim", 9), ("d_hidden", (8, 8))):
+        with pytest.raises(ConfigError, match=f"--resume: the checkpoint was trained with {field}="):
+            train_and_evaluate(replace(cfg, num_epochs=3, resume=True, **{field: value}))
+
+
+def test_non_finite_values_stop_the_run_and_keep_the_last_good_checkpoint(workdir):
+    cfg = small_config(workdir, data_dir=str(workdir / "data"), num_epochs=1)
+    train_and_evaluate(cfg)
+    with pytest.raises(Stopped, match="non-finite .* checkpoint 7 .* last good state") as err:
+        train_and_evaluate(replace(cfg, num_epochs=2, resume=True, lr=1e30))
+    assert err.value.code == 1
+    assert sorted(os.listdir(workdir / "ckpt" / "mnist")) == ["7"]
+    state, _ = restore_final(str(workdir / "ckpt"), cfg)
+    assert bool(steps.is_finite(state))
+
+
+def test_skip_nonfinite_skips_updates_with_nan_gradients(tmp_path):
+    nan_batch = jnp.full((32, 784), jnp.nan)
+    for skip in (False, True):
+        gan, state = steps.build(small_config(tmp_path, skip_nonfinite=skip))
+        new, _ = gan.d_update(state, nan_batch, gan.sample_noise(jax.random.key(0), 32), jax.random.key(1))
+        assert bool(steps.is_finite(new)) == skip
+        if skip:
+            assert leaves_equal(new.d_params, state.d_params)
+        good, _ = gan.d_update(new, nan_batch * 0, gan.sample_noise(jax.random.key(0), 32), jax.random.key(1))
+        assert bool(steps.is_finite(good)) == skip
+
+
+def test_one_run_per_checkpoint_folder_and_stale_locks_are_taken_over(workdir, capsys):
+    cfg = small_config(workdir, data_dir=str(workdir / "data"), num_epochs=1)
+    lock = ckpt_lib.RunLock(str(workdir / "ckpt" / "mnist"))
+    lock.acquire()  # this test process holds it, as a running trainer would
+    with pytest.raises(ckpt_lib.CheckpointError, match=f"in use by process {os.getpid()}"):
+        train_and_evaluate(cfg)
+    lock.release()
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    with open(lock.path, "w") as f:  # as left by a killed run
+        f.write(f"{os.uname().nodename} {gone.pid}\n")
+    train_and_evaluate(cfg)
+    assert "removing a stale lock" in capsys.readouterr().out
+    assert not os.path.exists(lock.path)
