@@ -63,10 +63,12 @@ class Checkpoints:
 
     def save(self, step: int, state: Any, record: dict[str, Any]) -> str:
         """Write the state and the JSON ``record`` as checkpoint ``step``; return its folder."""
-        host_state = {k: np.asarray(jax.device_get(v)) for k, v in _flatten(state).items()}
+        # Global jax.Arrays go to Orbax as they are: with several processes it writes each shard
+        # once, collectively. (Every process must call save.)
+        arrays = _flatten(state)
         try:
             self._manager.save(step, args=ocp.args.Composite(
-                state=ocp.args.StandardSave(host_state), record=ocp.args.JsonSave(record)), force=True)
+                state=ocp.args.StandardSave(arrays), record=ocp.args.JsonSave(record)), force=True)
             self._manager.wait_until_finished()
         except Exception as e:  # disk full, permissions, ...: older checkpoints are untouched
             kept = [s for s in self.steps() if s != step]

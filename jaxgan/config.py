@@ -71,6 +71,9 @@ class Config:
     d_dropout: float = 0.3
     skip_nonfinite: bool = False  # skip updates with non-finite gradients (optax.apply_if_finite)
     matmul_dtype: str = "float32"  # "bfloat16": bf16 operands, fp32 accumulation (a deviation)
+    coordinator_address: str = ""  # multi-process runs: host:port of process 0
+    num_processes: int = 0
+    process_id: int = -1
     progress: bool = True
 
     @property
@@ -223,6 +226,9 @@ def build_parser() -> OneLineParser:
     p.add_argument("--skip_nonfinite", action="store_true",
                    help="skip updates whose gradients are NaN/Inf instead of stopping the run")
     p.add_argument("--matmul_dtype", help="float32 (reference) | bfloat16: bf16 matmul operands, fp32 accumulation")
+    p.add_argument("--coordinator_address", help="multi-process: host:port of process 0 (jax.distributed)")
+    p.add_argument("--num_processes", help="multi-process: how many processes join the run")
+    p.add_argument("--process_id", help="multi-process: this process's index, 0 .. num_processes-1")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     return p
 

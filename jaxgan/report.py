@@ -43,7 +43,8 @@ def save_png(grid: np.ndarray, path: str) -> None:
 class Reporter:
     """TensorBoard events (tensorboardX) plus a tqdm bar and one summary line per epoch."""
 
-    def __init__(self, logdir: str | None, total_epochs: int, steps_per_epoch: int, progress: bool):
+    def __init__(self, logdir: str | None, total_epochs: int, steps_per_epoch: int, progress: bool,
+                 quiet: bool = False):
         self.writer = None
         if logdir is not None:
             from tensorboardX import SummaryWriter  # imported lazily: slow to import
@@ -51,6 +52,7 @@ class Reporter:
             self.writer = SummaryWriter(logdir)
         self.total_epochs, self.steps_per_epoch = total_epochs, steps_per_epoch
         self.progress = progress and sys.stderr.isatty()
+        self.quiet = quiet  # processes other than 0 of a multi-process run say nothing
         self.bar = None
 
     def start_epoch(self, epoch: int, done_steps: int) -> None:
@@ -69,6 +71,8 @@ class Reporter:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+        if self.quiet:
+            return
         print(f"epoch {epoch + 1}/{self.total_epochs}  D loss {scalars['d_loss']:.4f}  "
               f"G loss {scalars['g_loss']:.4f}  D(x) {scalars['d_real']:.3f}  "
               f"D(G(z)) {scalars['d_fake']:.3f}  {scalars['img_per_s']:,.0f} img/s", flush=True)

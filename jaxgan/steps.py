@@ -23,7 +23,7 @@ import optax
 from flax import nnx
 
 from jaxgan import data as data_lib
-from jaxgan import models
+from jaxgan import models, parallel
 from jaxgan.config import Config
 
 Metrics = dict[str, jax.Array]
@@ -75,14 +75,18 @@ class GAN:
     d_steps: int
     batch_size: int
     step_key: jax.Array
+    mesh: Any = None  # jax.sharding.Mesh: batches are split over its "data" axis
+
+    def _shard(self, x: jax.Array) -> jax.Array:
+        return parallel.constrain_batch(x, self.mesh)
 
     # -- building blocks -------------------------------------------------------------------
     def sample_noise(self, key: jax.Array, n: int) -> jax.Array:
         """z ~ U[0, 1) (the reference's ``torch.rand``) or N(0, 1)."""
         shape = (n, self.latent_dim)
         if self.noise == "normal":
-            return jax.random.normal(key, shape, jnp.float32)
-        return jax.random.uniform(key, shape, jnp.float32)
+            return self._shard(jax.random.normal(key, shape, jnp.float32))
+        return self._shard(jax.random.uniform(key, shape, jnp.float32))
 
     def generate(self, state: TrainState, z: jax.Array, use_batch_stats: bool = True
                  ) -> tuple[jax.Array, models.Params]:
@@ -156,7 +160,7 @@ class GAN:
         ``perm``, fused into one ``lax.scan``. Returns per-step metrics, each of shape (length,)."""
 
         def body(state, i):
-            real = data_lib.gather_batch(data, perm, start + i, self.batch_size)
+            real = self._shard(data_lib.gather_batch(data, perm, start + i, self.batch_size))
             return self.train_step(state, real)
 
         state, metrics = jax.lax.scan(body, state, jnp.arange(length, dtype=jnp.int32))
@@ -165,7 +169,7 @@ class GAN:
     def train_tail(self, state: TrainState, data: jax.Array, perm: jax.Array, start: int
                    ) -> tuple[TrainState, Metrics]:
         """The epoch's last, shorter batch ``perm[start:]`` (the reference's drop_last=False)."""
-        real = data_lib.normalize(jnp.take(data, perm[start:], axis=0))
+        real = self._shard(data_lib.normalize(jnp.take(data, perm[start:], axis=0)))
         state, metrics = self.train_step(state, real)
         return state, {**metrics, "finite": is_finite(state)}
 
@@ -182,8 +186,9 @@ def is_finite(state: TrainState) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
-def build(cfg: Config) -> tuple[GAN, TrainState]:
-    """Create the models (reference initialisation) and optimisers; return (GAN, initial state)."""
+def build(cfg: Config, mesh: Any = None) -> tuple[GAN, TrainState]:
+    """Create the models (reference initialisation) and optimisers; return (GAN, initial state).
+    With a ``mesh``, batches are split over its devices (the state stays where the caller puts it)."""
     keys = run_keys(cfg.seed)
     g_key, d_key = jax.random.split(keys["init"])
     g = models.Generator(cfg.latent_dim, cfg.image_shape, cfg.g_hidden, compute_dtype=cfg.matmul_dtype,
@@ -202,7 +207,7 @@ def build(cfg: Config) -> tuple[GAN, TrainState]:
         d_tx = optax.apply_if_finite(d_tx, max_consecutive_errors=100)
     gan = GAN(g_graph=g_graph, d_graph=d_graph, g_tx=g_tx, d_tx=d_tx, latent_dim=cfg.latent_dim,
               image_shape=cfg.image_shape, loss=cfg.loss, noise=cfg.noise, d_steps=cfg.d_steps,
-              batch_size=cfg.batch_size, step_key=keys["step"])
+              batch_size=cfg.batch_size, step_key=keys["step"], mesh=mesh)
     state = TrainState(g_params=g_params, g_stats=g_stats, d_params=d_params,
                        g_opt=g_tx.init(g_params), d_opt=d_tx.init(d_params),
                        step=jnp.zeros((), jnp.int32))

@@ -19,7 +19,7 @@ import numpy as np
 
 from jaxgan import checkpoint as ckpt_lib
 from jaxgan import data as data_lib
-from jaxgan import report, steps
+from jaxgan import parallel, report, steps
 from jaxgan.config import MODEL_FIELDS, Config, ConfigError, parse_args
 
 
@@ -111,22 +111,27 @@ def train_and_evaluate(cfg: Config) -> steps.TrainState:
     images, _ = data_lib.load_numpy(cfg.dataset, cfg.data_dir, download=cfg.download,
                                     skip_checksums=cfg.skip_checksums)
     layout = epoch_layout(len(images), cfg)
-    gan, state = steps.build(cfg)
+    mesh = parallel.data_mesh()
+    parallel.check_batch(cfg.batch_size, mesh)
+    gan, state = steps.build(cfg, mesh)
+    state = parallel.put_replicated(state, mesh)
     dirs = run_dirs(cfg)
     for d in dirs.values():
         os.makedirs(d, exist_ok=True)
     lock = ckpt_lib.RunLock(dirs["ckpt"])
-    lock.acquire()
+    if parallel.is_primary():  # the run's processes share one folder; process 0 speaks for them
+        lock.acquire()
     checkpoints = ckpt_lib.Checkpoints(dirs["ckpt"], keep=cfg.keep_checkpoints)
     try:
-        return _train(cfg, layout, gan, state, images, dirs, checkpoints)
+        return _train(cfg, layout, gan, state, images, dirs, checkpoints, mesh)
     finally:
         checkpoints.close()
         lock.release()
 
 
 def _train(cfg: Config, layout: Layout, gan: steps.GAN, state: steps.TrainState, images: np.ndarray,
-           dirs: dict[str, str], checkpoints: ckpt_lib.Checkpoints) -> steps.TrainState:
+           dirs: dict[str, str], checkpoints: ckpt_lib.Checkpoints, mesh) -> steps.TrainState:
+    primary = parallel.is_primary()
     epoch_record = None
     if cfg.resume:
         restored = checkpoints.restore_newest_good(
@@ -143,19 +148,26 @@ def _train(cfg: Config, layout: Layout, gan: steps.GAN, state: steps.TrainState,
                           "that run or choose another --ckpt_dir")
 
     devices = jax.devices()
-    print(f"jaxgan: {cfg.dataset} {len(images):,} images, batch {cfg.batch_size}, "
-          f"{layout.steps_per_epoch} steps/epoch, on {len(devices[:1])} {devices[0].platform} device "
-          f"({devices[0].device_kind})", flush=True)
+    if primary:
+        print(f"jaxgan: {cfg.dataset} {len(images):,} images, batch {cfg.batch_size}, "
+              f"{layout.steps_per_epoch} steps/epoch, on {len(devices)} {devices[0].platform} "
+              f"device{'s' if len(devices) > 1 else ''} ({devices[0].device_kind}) in "
+              f"{jax.process_count()} process{'es' if jax.process_count() > 1 else ''}", flush=True)
 
     keys = steps.run_keys(cfg.seed)
-    data = jax.device_put(data_lib.flatten_chw(images))
-    fixed = steps.fixed_noise(gan, cfg.seed)
-    chunk_fn = jax.jit(gan.train_chunk, static_argnames="length", donate_argnums=0)
-    tail_fn = jax.jit(gan.train_tail, static_argnames="start", donate_argnums=0)
-    grid_fn = jax.jit(gan.grid, donate_argnums=0)
-    perm_fn = jax.jit(data_lib.epoch_permutation, static_argnums=2)
+    rep = parallel.replicated(mesh)
+    # Every device holds the uint8 dataset; each gathers only its own rows of every batch.
+    data = parallel.put_replicated(data_lib.flatten_chw(images), mesh)
+    fixed = jax.jit(steps.fixed_noise, static_argnums=(0, 1), out_shardings=rep)(gan, cfg.seed)
+    # Explicit shardings: everything replicated except what the steps split themselves.
+    # (With in_shardings jit takes no keyword arguments, so the static ones go by position.)
+    chunk_fn = jax.jit(gan.train_chunk, static_argnums=4, donate_argnums=0, in_shardings=rep, out_shardings=rep)
+    tail_fn = jax.jit(gan.train_tail, static_argnums=3, donate_argnums=0, in_shardings=rep, out_shardings=rep)
+    grid_fn = jax.jit(gan.grid, donate_argnums=0, in_shardings=rep, out_shardings=rep)
+    perm_fn = jax.jit(data_lib.epoch_permutation, static_argnums=2, out_shardings=rep)
 
-    reporter = report.Reporter(dirs["logs"], cfg.num_epochs, layout.steps_per_epoch, cfg.progress)
+    reporter = report.Reporter(dirs["logs"] if primary else None, cfg.num_epochs, layout.steps_per_epoch,
+                               cfg.progress and primary, quiet=not primary)
     record_base = {"config": cfg.to_dict(), "steps_per_epoch": layout.steps_per_epoch}
     last_saved = {"step": None}
 
@@ -189,7 +201,7 @@ def _train(cfg: Config, layout: Layout, gan: steps.GAN, state: steps.TrainState,
                     # Read metrics of all but the newest ``keep`` dispatched chunks.
                     while len(pending) > keep:
                         metrics, n_steps, end_step = pending.pop(0)
-                        metrics = jax.device_get(metrics)
+                        metrics = parallel.to_host(metrics)
                         if not bool(metrics["finite"]):
                             raise non_finite(end_step)
                         means.add(metrics)
@@ -203,10 +215,10 @@ def _train(cfg: Config, layout: Layout, gan: steps.GAN, state: steps.TrainState,
                     if pos < layout.full:
                         length = min(end, layout.full) - pos
                         length = min(length, cfg.steps_per_call)
-                        state, metrics = chunk_fn(state, data, perm, pos, length=length)
+                        state, metrics = chunk_fn(state, data, perm, pos, length)
                     else:
                         length = 1
-                        state, metrics = tail_fn(state, data, perm, start=layout.full * cfg.batch_size)
+                        state, metrics = tail_fn(state, data, perm, layout.full * cfg.batch_size)
                     step, pos = step + length, pos + length
                     pending.append((metrics, length, step))
                     drain(keep=1)
@@ -226,22 +238,25 @@ def _train(cfg: Config, layout: Layout, gan: steps.GAN, state: steps.TrainState,
                 jax.block_until_ready(state)
                 scalars = means.means()
                 scalars["img_per_s"] = epoch_images / max(time.perf_counter() - t_epoch, 1e-9)
-                grid = report.make_grid(report.to_uint8(data_lib.unflatten_hwc(np.asarray(fake), cfg.image_shape)))
-                if (epoch + 1) % cfg.interval == 0:
+                grid = report.make_grid(report.to_uint8(
+                    data_lib.unflatten_hwc(parallel.to_host(fake), cfg.image_shape)))
+                if (epoch + 1) % cfg.interval == 0 and primary:
                     report.save_png(grid, os.path.join(dirs["samples"], f"fake_images_{epoch + 1}.png"))
                 reporter.end_epoch(epoch, scalars, grid)
                 if not cfg.ckpt_every or step % cfg.ckpt_every == 0 or step == total:
                     save(step, None)
     finally:
         reporter.close()
-    print(f"done: checkpoints in {checkpoints.directory}, grids in {dirs['samples']}, "
-          f"events in {dirs['logs']}", flush=True)
+    if primary:
+        print(f"done: checkpoints in {checkpoints.directory}, grids in {dirs['samples']}, "
+              f"events in {dirs['logs']}", flush=True)
     return state
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = parse_args(argv)
+        parallel.initialize(cfg.coordinator_address, cfg.num_processes, cfg.process_id)
         train_and_evaluate(cfg)
     except (ConfigError, ckpt_lib.CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -1,0 +1,113 @@
+"""Data parallelism: 4 simulated CPU devices equal 1 device; two processes joined by
+jax.distributed train one run; checkpoints move between topologies."""
+
+import os
+import socket
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from jaxgan import checkpoint as ckpt_lib
+from jaxgan import steps
+from jaxgan.formats import write_mnist
+from jaxgan.train import train_and_evaluate
+from tests.conftest import REPO, blob_images, replace, small_config
+
+FLAGS = ["--g_hidden", "16,32", "--d_hidden", "32,16", "--latent_dim", "8", "--batch_size", "32",
+         "--no-download", "--no-progress", "--data_dir", "data"]
+
+
+def launch(cwd, *args, devices=4, extra_env=None):
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu",
+               **(extra_env or {}))
+    return subprocess.Popen([sys.executable, "-m", "jaxgan.train", *FLAGS, *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc, timeout=600):
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err
+    return out
+
+
+def restore(ckpt_dir, cfg):
+    cks = ckpt_lib.Checkpoints(os.path.join(ckpt_dir, "mnist"))
+    try:
+        return cks.restore(steps.build(cfg)[1])
+    finally:
+        cks.close()
+
+
+def assert_close(a, b, atol=2e-4):
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=1e-3)
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    images, labels = blob_images(200, 28, 28, 1)
+    write_mnist(str(tmp_path / "data"), images[..., 0], labels)
+    return tmp_path
+
+
+def test_four_devices_equal_one_device_and_restore_on_one(workdir):
+    # 200 images, batch 32: six full batches split 8 per device, and the short batch of 8.
+    out = finish(launch(str(workdir), "--num_epochs", "2", "--last_batch", "drop"))
+    assert "on 4 cpu devices" in out
+    cfg = small_config(workdir / "one", data_dir=str(workdir / "data"), num_epochs=2, last_batch="drop")
+    one = train_and_evaluate(cfg)
+    four, record, step = restore(str(workdir / "checkpoints"), cfg)  # written on 4, read on 1
+    assert step == int(one.step) == 12
+    # Same mathematics, other summation order: equal to float tolerance, not bit for bit.
+    assert_close(four.g_params, one.g_params)
+    assert_close(four.d_params, one.d_params)
+    assert_close(four.g_stats, one.g_stats)
+
+
+def test_batch_that_does_not_divide_by_the_devices_is_refused(workdir):
+    proc = launch(str(workdir), "--batch_size", "30")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2
+    assert "batch_size 30 does not divide by the 4 devices" in err and len(err.strip().splitlines()) == 1
+
+
+def test_checkpoint_from_one_device_resumes_on_four(workdir):
+    cfg = replace(small_config(workdir, data_dir=str(workdir / "data"), num_epochs=1),
+                  ckpt_dir=str(workdir / "checkpoints"))
+    train_and_evaluate(cfg)
+    out = finish(launch(str(workdir), "--num_epochs", "2", "--resume"))
+    assert "resumed from" in out and "(step 7)" in out and "on 4 cpu devices" in out
+    state, _, step = restore(str(workdir / "checkpoints"), cfg)
+    assert step == 14 and bool(steps.is_finite(state))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_train_one_run(workdir):
+    address = f"127.0.0.1:{_free_port()}"
+    procs = [launch(str(workdir), "--num_epochs", "2", "--coordinator_address", address,
+                    "--num_processes", "2", "--process_id", str(i), devices=2) for i in range(2)]
+    outs = [finish(p) for p in procs]
+    assert "on 4 cpu devices (cpu) in 2 processes" in outs[0]
+    assert "epoch 2/2" in outs[0] and "epoch" not in outs[1]  # only process 0 reports
+    assert sorted(os.listdir(workdir / "checkpoints" / "mnist")) == ["14", "7"]
+    assert sorted(os.listdir(workdir / "samples" / "mnist")) == ["fake_images_1.png", "fake_images_2.png"]
+    cfg = small_config(workdir / "one", data_dir=str(workdir / "data"), num_epochs=2)
+    one = train_and_evaluate(cfg)
+    two, _, _ = restore(str(workdir / "checkpoints"), cfg)
+    assert_close(two.g_params, one.g_params)
+    # --resume works across processes as well.
+    address = f"127.0.0.1:{_free_port()}"
+    procs = [launch(str(workdir), "--num_epochs", "3", "--resume", "--coordinator_address", address,
+                    "--num_processes", "2", "--process_id", str(i), devices=2) for i in range(2)]
+    outs = [finish(p) for p in procs]
+    assert "resumed from" in outs[0] and "epoch 3/3" in outs[0]
+    assert max(int(p) for p in os.listdir(workdir / "checkpoints" / "mnist") if p.isdigit()) == 21
