@@ -47,11 +47,24 @@ def load_generator(dataset: str, ckpt_dir: str, step: int | None = None
     return gan, state, record
 
 
-def draw(gan: steps.GAN, state: steps.TrainState, num_samples: int, seed: int, bn: str) -> np.ndarray:
-    """``num_samples`` images as uint8 (N, H, W, C), from noise drawn with ``seed``."""
+def draw(gan: steps.GAN, state: steps.TrainState, num_samples: int, seed: int, bn: str,
+         batch: int | None = None) -> np.ndarray:
+    """``num_samples`` images as uint8 (N, H, W, C), from noise drawn with ``seed``. With
+    ``batch``, G runs on chunks of that many (with ``--bn batch`` each chunk's statistics are
+    used, as in training); by default on all of them at once."""
     z = gan.sample_noise(jax.random.key(seed), num_samples)
-    fake, _ = jax.jit(gan.generate, static_argnums=2)(state, z, bn == "batch")
-    return report.to_uint8(data_lib.unflatten_hwc(np.asarray(fake), gan.image_shape))
+    g = jax.jit(gan.generate, static_argnums=2)
+    batch = batch or num_samples
+    parts = []
+    for i in range(0, num_samples, batch):
+        zi = z[i:i + batch]
+        if bn == "batch" and len(zi) < 2:  # BatchNorm needs two: borrow the previous row
+            zi = z[i - 1:i + 1]
+            parts.append(np.asarray(g(state, zi, True)[0])[1:])
+            continue
+        parts.append(np.asarray(g(state, zi, bn == "batch")[0]))
+    fake = np.concatenate(parts)
+    return report.to_uint8(data_lib.unflatten_hwc(fake, gan.image_shape))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
