@@ -69,6 +69,7 @@ class Config:
     g_hidden: tuple[int, ...] = (128, 256, 512, 1024)
     d_hidden: tuple[int, ...] = (512, 256, 128)
     d_dropout: float = 0.3
+    eval_every: int = 0  # epochs between sample-quality metrics in TensorBoard (0 = never)
     skip_nonfinite: bool = False  # skip updates with non-finite gradients (optax.apply_if_finite)
     matmul_dtype: str = "float32"  # "bfloat16": bf16 operands, fp32 accumulation (a deviation)
     coordinator_address: str = ""  # multi-process runs: host:port of process 0
@@ -132,6 +133,8 @@ def validate(cfg: Config) -> Config:
     for name in positive:
         if getattr(cfg, name) <= 0:
             raise ConfigError(f"{name} must be positive, got {getattr(cfg, name)}")
+    if cfg.eval_every < 0:
+        raise ConfigError(f"eval_every must be >= 0 (0 = never), got {cfg.eval_every}")
     if cfg.ckpt_every < 0:
         raise ConfigError(f"ckpt_every must be >= 0 (0 = once per epoch), got {cfg.ckpt_every}")
     if not cfg.lr > 0:
@@ -223,6 +226,8 @@ def build_parser() -> OneLineParser:
     p.add_argument("--g_hidden", help="G's hidden widths, e.g. 128,256,512,1024 (reference)")
     p.add_argument("--d_hidden", help="D's hidden widths, e.g. 512,256,128 (reference)")
     p.add_argument("--d_dropout", help="D's dropout rate (reference 0.3)")
+    p.add_argument("--eval_every", help="epochs between sample-quality metrics logged to TensorBoard "
+                   "(needs `python -m jaxgan.evaluate --train-classifier` first; default 0 = never)")
     p.add_argument("--skip_nonfinite", action="store_true",
                    help="skip updates whose gradients are NaN/Inf instead of stopping the run")
     p.add_argument("--matmul_dtype", help="float32 (reference) | bfloat16: bf16 matmul operands, fp32 accumulation")

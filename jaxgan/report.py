@@ -86,6 +86,18 @@ class Reporter:
                 self.writer.add_image("Fake_Images", grid, epoch + 1, dataformats="HWC")
             self.writer.flush()
 
+    def log_eval(self, epoch: int, result: dict[str, Any]) -> None:
+        """Sample-quality metrics (``jaxgan.evaluate.score_set``) as ``eval/*`` scalars."""
+        if self.quiet:
+            return
+        keys = ("frechet_distance", "classifier_score", "classes_covered", "kl_to_real", "precision", "recall")
+        print(f"  eval at epoch {epoch + 1} (n={result['n']}): " +
+              "  ".join(f"{k} {result[k]:.4g}" for k in keys), flush=True)
+        if self.writer is not None:
+            for k in keys:
+                self.writer.add_scalar(f"eval/{k}", float(result[k]), epoch + 1)
+            self.writer.flush()
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()

@@ -57,6 +57,9 @@ def run_dirs(cfg: Config) -> dict[str, str]:
             "ckpt": os.path.join(cfg.ckpt_dir, cfg.dataset)}
 
 
+EVAL_SAMPLES = 2000  # per --eval_every evaluation: enough for stable trends, cheap on a CPU
+
+
 class Stopped(Exception):
     """Training stopped early; ``code`` is the process exit status."""
 
@@ -166,6 +169,12 @@ def _train(cfg: Config, layout: Layout, gan: steps.GAN, state: steps.TrainState,
     grid_fn = jax.jit(gan.grid, donate_argnums=0, in_shardings=rep, out_shardings=rep)
     perm_fn = jax.jit(data_lib.epoch_permutation, static_argnums=2, out_shardings=rep)
 
+    evaluator = None
+    if cfg.eval_every:
+        from jaxgan import evaluate  # the classifier and its reference features, loaded once
+
+        evaluator = evaluate.Evaluator(cfg.dataset, cfg.data_dir, cfg.ckpt_dir, cfg.download, cfg.skip_checksums)
+
     reporter = report.Reporter(dirs["logs"] if primary else None, cfg.num_epochs, layout.steps_per_epoch,
                                cfg.progress and primary, quiet=not primary)
     record_base = {"config": cfg.to_dict(), "steps_per_epoch": layout.steps_per_epoch}
@@ -243,6 +252,11 @@ def _train(cfg: Config, layout: Layout, gan: steps.GAN, state: steps.TrainState,
                 if (epoch + 1) % cfg.interval == 0 and primary:
                     report.save_png(grid, os.path.join(dirs["samples"], f"fake_images_{epoch + 1}.png"))
                 reporter.end_epoch(epoch, scalars, grid)
+                if evaluator is not None and (epoch + 1) % cfg.eval_every == 0:
+                    from jaxgan import sample
+
+                    fake_u8 = sample.draw(gan, state, EVAL_SAMPLES, seed=0, bn="batch", batch=cfg.batch_size)
+                    reporter.log_eval(epoch, evaluator.score(fake_u8))
                 if not cfg.ckpt_every or step % cfg.ckpt_every == 0 or step == total:
                     save(step, None)
     finally:
