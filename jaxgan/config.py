@@ -69,6 +69,7 @@ class Config:
     g_hidden: tuple[int, ...] = (128, 256, 512, 1024)
     d_hidden: tuple[int, ...] = (512, 256, 128)
     d_dropout: float = 0.3
+    g_ema: float = 0.0  # decay of an exponential moving average of G's weights (0 = off)
     eval_every: int = 0  # epochs between sample-quality metrics in TensorBoard (0 = never)
     skip_nonfinite: bool = False  # skip updates with non-finite gradients (optax.apply_if_finite)
     matmul_dtype: str = "float32"  # "bfloat16": bf16 operands, fp32 accumulation (a deviation)
@@ -89,7 +90,7 @@ class Config:
 
 # Fields that define the model, the data or the objective: a resumed run must agree on them.
 MODEL_FIELDS = ("dataset", "latent_dim", "g_hidden", "d_hidden", "d_dropout", "loss", "noise",
-                "d_steps", "batch_size", "last_batch", "seed", "matmul_dtype", "skip_nonfinite")
+                "d_steps", "batch_size", "last_batch", "seed", "matmul_dtype", "skip_nonfinite", "g_ema")
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
 
@@ -142,6 +143,8 @@ def validate(cfg: Config) -> Config:
     for name in ("beta1", "beta2"):
         if not 0.0 <= getattr(cfg, name) < 1.0:
             raise ConfigError(f"{name} must be in [0, 1), got {getattr(cfg, name)}")
+    if not 0.0 <= cfg.g_ema < 1.0:
+        raise ConfigError(f"g_ema must be in [0, 1) (0 = off), got {cfg.g_ema}")
     if not 0.0 <= cfg.d_dropout < 1.0:
         raise ConfigError(f"d_dropout must be in [0, 1), got {cfg.d_dropout}")
     if not 0 <= cfg.seed < 2**63:
@@ -226,6 +229,8 @@ def build_parser() -> OneLineParser:
     p.add_argument("--g_hidden", help="G's hidden widths, e.g. 128,256,512,1024 (reference)")
     p.add_argument("--d_hidden", help="D's hidden widths, e.g. 512,256,128 (reference)")
     p.add_argument("--d_dropout", help="D's dropout rate (reference 0.3)")
+    p.add_argument("--g_ema", help="keep an exponential moving average of G's weights with this decay, "
+                   "e.g. 0.999, and sample from it (default 0 = off; not in the reference)")
     p.add_argument("--eval_every", help="epochs between sample-quality metrics logged to TensorBoard "
                    "(needs `python -m jaxgan.evaluate --train-classifier` first; default 0 = never)")
     p.add_argument("--skip_nonfinite", action="store_true",

@@ -44,6 +44,8 @@ def load_generator(dataset: str, ckpt_dir: str, step: int | None = None
         state, record, _ = checkpoints.restore(template, step)
     finally:
         checkpoints.close()
+    if state.g_ema is not None:  # trained with --g_ema: sample from the averaged weights
+        state = state.replace(g_params=state.g_ema)
     return gan, state, record
 
 

@@ -39,6 +39,7 @@ class TrainState:
     g_opt: Any
     d_opt: Any
     step: jax.Array  # int32 scalar: batches trained on so far (= D updates)
+    g_ema: models.Params | None = None  # exponential moving average of g_params (--g_ema)
 
 
 def run_keys(seed: int) -> dict[str, jax.Array]:
@@ -76,6 +77,7 @@ class GAN:
     batch_size: int
     step_key: jax.Array
     mesh: Any = None  # jax.sharding.Mesh: batches are split over its "data" axis
+    g_ema_decay: float = 0.0
 
     def _shard(self, x: jax.Array) -> jax.Array:
         return parallel.constrain_batch(x, self.mesh)
@@ -131,8 +133,12 @@ class GAN:
 
         (loss, g_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
         updates, g_opt = self.g_tx.update(grads, state.g_opt, state.g_params)
-        state = state.replace(g_params=optax.apply_updates(state.g_params, updates), g_opt=g_opt,
-                              g_stats=g_stats)
+        g_params = optax.apply_updates(state.g_params, updates)
+        state = state.replace(g_params=g_params, g_opt=g_opt, g_stats=g_stats)
+        if self.g_ema_decay:
+            d = self.g_ema_decay
+            state = state.replace(g_ema=jax.tree_util.tree_map(lambda e, p: d * e + (1 - d) * p,
+                                                               state.g_ema, g_params))
         return state, loss
 
     # -- one step, many steps --------------------------------------------------------------
@@ -207,10 +213,11 @@ def build(cfg: Config, mesh: Any = None) -> tuple[GAN, TrainState]:
         d_tx = optax.apply_if_finite(d_tx, max_consecutive_errors=100)
     gan = GAN(g_graph=g_graph, d_graph=d_graph, g_tx=g_tx, d_tx=d_tx, latent_dim=cfg.latent_dim,
               image_shape=cfg.image_shape, loss=cfg.loss, noise=cfg.noise, d_steps=cfg.d_steps,
-              batch_size=cfg.batch_size, step_key=keys["step"], mesh=mesh)
+              batch_size=cfg.batch_size, step_key=keys["step"], mesh=mesh, g_ema_decay=cfg.g_ema)
     state = TrainState(g_params=g_params, g_stats=g_stats, d_params=d_params,
                        g_opt=g_tx.init(g_params), d_opt=d_tx.init(d_params),
-                       step=jnp.zeros((), jnp.int32))
+                       step=jnp.zeros((), jnp.int32),
+                       g_ema=jax.tree_util.tree_map(jnp.array, g_params) if cfg.g_ema else None)
     return gan, state
 
 

@@ -255,7 +255,8 @@ def _train(cfg: Config, layout: Layout, gan: steps.GAN, state: steps.TrainState,
                 if evaluator is not None and (epoch + 1) % cfg.eval_every == 0:
                     from jaxgan import sample
 
-                    fake_u8 = sample.draw(gan, state, EVAL_SAMPLES, seed=0, bn="batch", batch=cfg.batch_size)
+                    g_state = state if state.g_ema is None else state.replace(g_params=state.g_ema)
+                    fake_u8 = sample.draw(gan, g_state, EVAL_SAMPLES, seed=0, bn="batch", batch=cfg.batch_size)
                     reporter.log_eval(epoch, evaluator.score(fake_u8))
                 if not cfg.ckpt_every or step % cfg.ckpt_every == 0 or step == total:
                     save(step, None)

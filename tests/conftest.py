@@ -7,6 +7,13 @@ import dataclasses
 import os
 import subprocess
 import sys
+import tempfile
+
+# Compiling the same small programs again in every test (and in every CLI subprocess) dominates
+# the suite's time: share XLA's persistent compilation cache across the session's processes.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "jaxgan-test-xla-cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import numpy as np
 import pytest

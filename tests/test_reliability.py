@@ -50,10 +50,10 @@ def workdir(tmp_path):
 def test_kill_9_at_random_moments_then_resume_is_bit_exact(workdir):
     # 30 epochs x 7 steps, a checkpoint every 2 steps: kills land during steps, during checkpoint
     # writes, and during start-up. Each restart resumes from the newest good checkpoint.
-    args = ["--num_epochs", "30", "--ckpt_every", "2", "--steps_per_call", "2", "--resume"]
+    args = ["--num_epochs", "20", "--ckpt_every", "2", "--steps_per_call", "2", "--resume"]
     rng = random.Random(1234)
     kills = 0
-    for delay in (rng.uniform(6, 12) for _ in range(3)):
+    for delay in (rng.uniform(4, 9) for _ in range(3)):
         proc = start(str(workdir), *args)
         time.sleep(delay)
         if proc.poll() is None:
@@ -64,11 +64,11 @@ def test_kill_9_at_random_moments_then_resume_is_bit_exact(workdir):
     proc = start(str(workdir), *args)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
-    cfg = small_config(workdir / "straight", data_dir=str(workdir / "data"), num_epochs=30, ckpt_every=2,
+    cfg = small_config(workdir / "straight", data_dir=str(workdir / "data"), num_epochs=20, ckpt_every=2,
                        steps_per_call=2)
     straight = train_and_evaluate(cfg)
     resumed, step = restore_final(str(workdir / "checkpoints"), cfg)
-    assert step == 30 * 7
+    assert step == 20 * 7
     assert leaves_equal(resumed.g_params, straight.g_params)
     assert leaves_equal(resumed, straight)
     # Nothing half-written is left behind.
@@ -77,7 +77,7 @@ def test_kill_9_at_random_moments_then_resume_is_bit_exact(workdir):
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_finishes_the_chunk_checkpoints_and_exits_cleanly(workdir, sig, code):
-    args = ["--num_epochs", "40", "--steps_per_call", "3"]
+    args = ["--num_epochs", "12", "--steps_per_call", "3"]
     proc = start(str(workdir), *args)
     for line in proc.stdout:  # wait until training is under way
         if line.startswith("epoch 2/"):
@@ -88,11 +88,11 @@ def test_signal_finishes_the_chunk_checkpoints_and_exits_cleanly(workdir, sig, c
     assert "checkpoint written to" in out and "--resume" in out and "Traceback" not in err
     ck = workdir / "checkpoints" / "mnist"
     stopped_at = max(int(p) for p in os.listdir(ck) if p.isdigit())
-    assert 14 <= stopped_at < 40 * 7
+    assert 14 <= stopped_at < 12 * 7
     proc = start(str(workdir), *args, "--resume")
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
-    cfg = small_config(workdir / "straight", data_dir=str(workdir / "data"), num_epochs=40, steps_per_call=3)
+    cfg = small_config(workdir / "straight", data_dir=str(workdir / "data"), num_epochs=12, steps_per_call=3)
     straight = train_and_evaluate(cfg)
     assert leaves_equal(restore_final(str(workdir / "checkpoints"), cfg)[0], straight)
 

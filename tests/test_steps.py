@@ -186,3 +186,12 @@ def test_partial_last_batch_is_trained_like_drop_last_false(tmp_path):
     perm = data_lib.epoch_permutation(jax.random.key(0), 0, 200)
     new, m = jax.jit(gan.train_tail, static_argnames="start")(state, data, perm, start=192)
     assert int(new.step) == 1 and np.isfinite(float(m["d_loss"]))
+
+
+def test_g_ema_tracks_an_exponential_average_of_g(tmp_path):
+    gan, state = steps.build(small_config(tmp_path, g_ema=0.9))
+    assert leaves_equal(state.g_ema, state.g_params)
+    new, _ = gan.g_update(state, gan.sample_noise(jax.random.key(1), 32), jax.random.key(2))
+    for e, old, p in zip(*(jax.tree_util.tree_leaves(t) for t in (new.g_ema, state.g_params, new.g_params))):
+        np.testing.assert_allclose(np.asarray(e), 0.9 * np.asarray(old) + 0.1 * np.asarray(p), rtol=1e-6, atol=1e-7)
+    assert steps.build(small_config(tmp_path))[1].g_ema is None  # off by default: the reference
