@@ -105,6 +105,31 @@ class Reporter:
             self.writer.close()
 
 
+def read_scalars(events_dir: str) -> dict[str, list[tuple[int, float]]]:
+    """Scalars (and image widths) back from tensorboardX event files: TFRecord framing around
+    Event protos. For plots and tests; no TensorBoard install needed."""
+    import glob
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    out: dict[str, list[tuple[int, float]]] = {}
+    for path in sorted(glob.glob(os.path.join(events_dir, "events.out.tfevents.*"))):
+        with open(path, "rb") as f:
+            buf = f.read()
+        pos = 0
+        while pos + 12 <= len(buf):
+            (length,) = struct.unpack("<Q", buf[pos:pos + 8])
+            event = event_pb2.Event.FromString(buf[pos + 12:pos + 12 + length])
+            pos += 12 + length + 4
+            for v in event.summary.value:
+                if v.HasField("simple_value"):
+                    out.setdefault(v.tag, []).append((event.step, v.simple_value))
+                elif v.HasField("image"):
+                    out.setdefault(v.tag, []).append((event.step, float(v.image.width)))
+    return out
+
+
 class Throughput:
     """Images per second over a window, read after the device has finished the work."""
 

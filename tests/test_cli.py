@@ -1,38 +1,17 @@
 """The command lines end to end, as a user runs them, on small datasets in torchvision's formats."""
 
-import glob
 import os
-import struct
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from jaxgan.formats import write_cifar10, write_mnist
+from jaxgan.report import read_scalars
 from tests.conftest import blob_images, run_cli
 
 SMALL = ["--g_hidden", "16,32", "--d_hidden", "32,16", "--latent_dim", "8", "--batch_size", "32",
          "--no-download", "--no-progress"]
-
-
-def read_scalars(events_dir: str) -> dict[str, list[tuple[int, float]]]:
-    """Scalars from tensorboardX event files (TFRecord framing around Event protos)."""
-    from tensorboardX.proto import event_pb2
-
-    out: dict[str, list[tuple[int, float]]] = {}
-    for path in sorted(glob.glob(os.path.join(events_dir, "events.out.tfevents.*"))):
-        buf = open(path, "rb").read()
-        pos = 0
-        while pos < len(buf):
-            (length,) = struct.unpack("<Q", buf[pos:pos + 8])
-            event = event_pb2.Event.FromString(buf[pos + 12:pos + 12 + length])
-            pos += 12 + length + 4
-            for v in event.summary.value:
-                if v.HasField("simple_value"):
-                    out.setdefault(v.tag, []).append((event.step, v.simple_value))
-                elif v.HasField("image"):
-                    out.setdefault(v.tag, []).append((event.step, float(v.image.width)))
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -111,7 +111,7 @@ def test_evaluate_cli_end_to_end(tmp_path):
     proc = run_cli("jaxgan.train", *small[:-1], "2", "--resume", "--eval_every", "1", cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert "eval at epoch 2 (n=2000)" in proc.stdout
-    from tests.test_cli import read_scalars
+    from jaxgan.report import read_scalars
 
     assert [step for step, _ in read_scalars(str(tmp_path / "runs" / "mnist"))["eval/classifier_score"]] == [2]
     proc = run_cli("jaxgan.evaluate", "--num_samples", "1", cwd=str(tmp_path))
