@@ -59,11 +59,26 @@ def small_config(tmp_path, **overrides) -> Config:
     return validate(Config(**values))
 
 
+def spawn(module: str, *args: str, cwd: str | None = None, env: dict | None = None) -> subprocess.Popen:
+    """Start ``python -m <module> args...`` as a user would, capturing its output."""
+    full_env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""), **(env or {}))
+    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=cwd, env=full_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def run_cli(module: str, *args: str, cwd: str | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run ``python -m <module> args...`` as a user would; capture its output."""
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=timeout)
+    """Run ``python -m <module> args...`` to completion; returns its exit code and output."""
+    proc = spawn(module, *args, cwd=cwd)
+    out, err = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    """A folder holding ``data/`` with 200 MNIST-format images (6 batches of 32 and 8 more)."""
+    images, labels = blob_images(200, 28, 28, 1)
+    write_mnist(str(tmp_path / "data"), images[..., 0], labels)
+    return tmp_path
 
 
 def torch_to_flax(G, D) -> tuple[dict, dict, dict]:

@@ -4,7 +4,6 @@ import os
 import shutil
 
 import jax
-import numpy as np
 import pytest
 
 from jaxgan import checkpoint as ckpt_lib

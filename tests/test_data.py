@@ -43,10 +43,9 @@ def test_cache_is_written_once_and_rebuilt_when_the_files_change(tmp_path):
     data_lib.load_numpy("mnist", str(tmp_path), download=False)
     caches = glob.glob(os.path.join(raw, "jaxgan-train-*.npz"))
     assert len(caches) == 1
-    # The cache alone answers: corrupting torchvision's copy of the labels is not noticed...
     with np.load(caches[0]) as z:
         np.testing.assert_array_equal(z["images"], images)
-    # ...until a source file changes; then the cache is rebuilt from the new files.
+    # When a source file changes, the cache is rebuilt from the new files.
     images2, labels2 = blob_images(40, 28, 28, 1, seed=5)
     write_mnist(str(tmp_path), images2[..., 0], labels2)
     os.utime(os.path.join(raw, "train-images-idx3-ubyte"), ns=(1, 1))

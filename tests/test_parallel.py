@@ -3,29 +3,22 @@ jax.distributed train one run; checkpoints move between topologies."""
 
 import os
 import socket
-import subprocess
-import sys
 
 import jax
 import numpy as np
-import pytest
 
 from jaxgan import checkpoint as ckpt_lib
 from jaxgan import steps
-from jaxgan.formats import write_mnist
 from jaxgan.train import train_and_evaluate
-from tests.conftest import REPO, blob_images, replace, small_config
+from tests.conftest import replace, small_config, spawn
 
 FLAGS = ["--g_hidden", "16,32", "--d_hidden", "32,16", "--latent_dim", "8", "--batch_size", "32",
          "--no-download", "--no-progress", "--data_dir", "data"]
 
 
-def launch(cwd, *args, devices=4, extra_env=None):
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu",
-               **(extra_env or {}))
-    return subprocess.Popen([sys.executable, "-m", "jaxgan.train", *FLAGS, *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def launch(cwd, *args, devices=4):
+    return spawn("jaxgan.train", *FLAGS, *args, cwd=cwd, env={
+        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"})
 
 
 def finish(proc, timeout=600):
@@ -45,13 +38,6 @@ def restore(ckpt_dir, cfg):
 def assert_close(a, b, atol=2e-4):
     for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=1e-3)
-
-
-@pytest.fixture
-def workdir(tmp_path):
-    images, labels = blob_images(200, 28, 28, 1)
-    write_mnist(str(tmp_path / "data"), images[..., 0], labels)
-    return tmp_path
 
 
 def test_four_devices_equal_one_device_and_restore_on_one(workdir):

@@ -5,20 +5,17 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
 from jaxgan import checkpoint as ckpt_lib
 from jaxgan import steps
 from jaxgan.config import ConfigError
-from jaxgan.formats import write_mnist
 from jaxgan.train import Stopped, train_and_evaluate
-from tests.conftest import REPO, blob_images, replace, small_config
+from tests.conftest import replace, small_config, spawn
 from tests.test_steps import leaves_equal
 
 FLAGS = ["--g_hidden", "16,32", "--d_hidden", "32,16", "--latent_dim", "8", "--batch_size", "32",
@@ -35,16 +32,7 @@ def restore_final(ckpt_dir: str, cfg):
 
 
 def start(cwd, *args):
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.Popen([sys.executable, "-m", "jaxgan.train", *FLAGS, *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-@pytest.fixture
-def workdir(tmp_path):
-    images, labels = blob_images(200, 28, 28, 1)
-    write_mnist(str(tmp_path / "data"), images[..., 0], labels)
-    return tmp_path
+    return spawn("jaxgan.train", *FLAGS, *args, cwd=cwd)
 
 
 def test_kill_9_at_random_moments_then_resume_is_bit_exact(workdir):
