@@ -24,7 +24,6 @@ device in the same run. The data is written in torchvision's MNIST format to a t
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -252,7 +251,9 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description="jaxgan vs the PyTorch original: training throughput")
+    from jaxgan.config import OneLineParser
+
+    p = OneLineParser(prog="throughput.py", description="jaxgan vs the PyTorch original: training throughput")
     p.add_argument("--quick", action="store_true", help="batch 64 and 512, short timings")
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     p.add_argument("--json", help="write the rows as JSON here")

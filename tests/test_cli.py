@@ -117,3 +117,22 @@ def test_sample_cli_bad_input(trained_run, args, needle):
     proc = run_cli("jaxgan.sample", *args, cwd=str(root))
     assert proc.returncode == 2 and needle in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--batch_sizes", "0"], "batch sizes must be in"),
+    (["--batch_sizes", "a,b"], "--batch_sizes must be comma-separated integers"),
+    (["--json", "out.txt"], "must be a file path ending in .json"),
+    (["--impls", "tensorflow"], "--impls must name some of"),
+    (["--device", "tpu"], "invalid choice"),
+])
+def test_benchmark_bad_input(tmp_path, args, needle):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "throughput.py"), *args],
+                          capture_output=True, text=True, cwd=str(tmp_path), timeout=120)
+    assert proc.returncode == 2 and needle in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not list(tmp_path.iterdir())
