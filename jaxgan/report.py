@@ -140,9 +140,6 @@ class Throughput:
         self.images += images
         return self.images / max(time.perf_counter() - self.t0, 1e-9)
 
-    def reset(self) -> None:
-        self.t0, self.images = time.perf_counter(), 0
-
 
 class EpochMeans:
     """Running sums of per-step metrics within one epoch; saved in checkpoints so that a run

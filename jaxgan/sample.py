@@ -12,6 +12,7 @@ instead (PyTorch's eval mode): then each image depends on its own noise only, no
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Sequence
@@ -49,22 +50,27 @@ def load_generator(dataset: str, ckpt_dir: str, step: int | None = None
     return gan, state, record
 
 
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _generate(gan: steps.GAN, state: steps.TrainState, z: jax.Array, use_batch_stats: bool) -> jax.Array:
+    # One compiled function for every call (training's --eval_every draws repeatedly).
+    return gan.generate(state, z, use_batch_stats)[0]
+
+
 def draw(gan: steps.GAN, state: steps.TrainState, num_samples: int, seed: int, bn: str,
          batch: int | None = None) -> np.ndarray:
     """``num_samples`` images as uint8 (N, H, W, C), from noise drawn with ``seed``. With
     ``batch``, G runs on chunks of that many (with ``--bn batch`` each chunk's statistics are
     used, as in training); by default on all of them at once."""
     z = gan.sample_noise(jax.random.key(seed), num_samples)
-    g = jax.jit(gan.generate, static_argnums=2)
     batch = batch or num_samples
     parts = []
     for i in range(0, num_samples, batch):
         zi = z[i:i + batch]
         if bn == "batch" and len(zi) < 2:  # BatchNorm needs two: borrow the previous row
             zi = z[i - 1:i + 1]
-            parts.append(np.asarray(g(state, zi, True)[0])[1:])
+            parts.append(np.asarray(_generate(gan, state, zi, True))[1:])
             continue
-        parts.append(np.asarray(g(state, zi, bn == "batch")[0]))
+        parts.append(np.asarray(_generate(gan, state, zi, bn == "batch")))
     fake = np.concatenate(parts)
     return report.to_uint8(data_lib.unflatten_hwc(fake, gan.image_shape))
 
