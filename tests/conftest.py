@@ -103,5 +103,18 @@ def torch_to_flax(G, D) -> tuple[dict, dict, dict]:
     return g_params, g_stats, d_params
 
 
+def restore_newest(ckpt_dir: str, cfg: Config):
+    """(state, record, step) of the newest checkpoint in ``<ckpt_dir>/<dataset>``, on this process's
+    default device, built from ``cfg``'s model."""
+    from jaxgan import checkpoint as ckpt_lib
+    from jaxgan import steps
+
+    cks = ckpt_lib.Checkpoints(os.path.join(ckpt_dir, cfg.dataset))
+    try:
+        return cks.restore(steps.build(cfg)[1])
+    finally:
+        cks.close()
+
+
 def replace(cfg: Config, **kw) -> Config:
     return validate(dataclasses.replace(cfg, **kw))

@@ -7,10 +7,9 @@ import socket
 import jax
 import numpy as np
 
-from jaxgan import checkpoint as ckpt_lib
 from jaxgan import steps
 from jaxgan.train import train_and_evaluate
-from tests.conftest import replace, small_config, spawn
+from tests.conftest import replace, restore_newest, small_config, spawn
 
 FLAGS = ["--g_hidden", "16,32", "--d_hidden", "32,16", "--latent_dim", "8", "--batch_size", "32",
          "--no-download", "--no-progress", "--data_dir", "data"]
@@ -27,14 +26,6 @@ def finish(proc, timeout=600):
     return out
 
 
-def restore(ckpt_dir, cfg):
-    cks = ckpt_lib.Checkpoints(os.path.join(ckpt_dir, "mnist"))
-    try:
-        return cks.restore(steps.build(cfg)[1])
-    finally:
-        cks.close()
-
-
 def assert_close(a, b, atol=2e-4):
     for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=1e-3)
@@ -46,7 +37,7 @@ def test_four_devices_equal_one_device_and_restore_on_one(workdir):
     assert "on 4 cpu devices" in out
     cfg = small_config(workdir / "one", data_dir=str(workdir / "data"), num_epochs=2, last_batch="drop")
     one = train_and_evaluate(cfg)
-    four, record, step = restore(str(workdir / "checkpoints"), cfg)  # written on 4, read on 1
+    four, record, step = restore_newest(str(workdir / "checkpoints"), cfg)  # written on 4, read on 1
     assert step == int(one.step) == 12
     # Same mathematics, other summation order: equal to float tolerance, not bit for bit.
     assert_close(four.g_params, one.g_params)
@@ -67,7 +58,7 @@ def test_checkpoint_from_one_device_resumes_on_four(workdir):
     train_and_evaluate(cfg)
     out = finish(launch(str(workdir), "--num_epochs", "2", "--resume"))
     assert "resumed from" in out and "(step 7)" in out and "on 4 cpu devices" in out
-    state, _, step = restore(str(workdir / "checkpoints"), cfg)
+    state, _, step = restore_newest(str(workdir / "checkpoints"), cfg)
     assert step == 14 and bool(steps.is_finite(state))
 
 
@@ -88,7 +79,7 @@ def test_two_processes_train_one_run(workdir):
     assert sorted(os.listdir(workdir / "samples" / "mnist")) == ["fake_images_1.png", "fake_images_2.png"]
     cfg = small_config(workdir / "one", data_dir=str(workdir / "data"), num_epochs=2)
     one = train_and_evaluate(cfg)
-    two, _, _ = restore(str(workdir / "checkpoints"), cfg)
+    two, _, _ = restore_newest(str(workdir / "checkpoints"), cfg)
     assert_close(two.g_params, one.g_params)
     # --resume works across processes as well.
     address = f"127.0.0.1:{_free_port()}"

@@ -15,20 +15,11 @@ from jaxgan import checkpoint as ckpt_lib
 from jaxgan import steps
 from jaxgan.config import ConfigError
 from jaxgan.train import Stopped, train_and_evaluate
-from tests.conftest import replace, small_config, spawn
+from tests.conftest import replace, restore_newest, small_config, spawn
 from tests.test_steps import leaves_equal
 
 FLAGS = ["--g_hidden", "16,32", "--d_hidden", "32,16", "--latent_dim", "8", "--batch_size", "32",
          "--no-download", "--no-progress", "--data_dir", "data"]
-
-
-def restore_final(ckpt_dir: str, cfg):
-    cks = ckpt_lib.Checkpoints(os.path.join(ckpt_dir, "mnist"))
-    try:
-        state, record, step = cks.restore(steps.build(cfg)[1])
-    finally:
-        cks.close()
-    return state, step
 
 
 def start(cwd, *args):
@@ -55,7 +46,7 @@ def test_kill_9_at_random_moments_then_resume_is_bit_exact(workdir):
     cfg = small_config(workdir / "straight", data_dir=str(workdir / "data"), num_epochs=20, ckpt_every=2,
                        steps_per_call=2)
     straight = train_and_evaluate(cfg)
-    resumed, step = restore_final(str(workdir / "checkpoints"), cfg)
+    resumed, _, step = restore_newest(str(workdir / "checkpoints"), cfg)
     assert step == 20 * 7
     assert leaves_equal(resumed.g_params, straight.g_params)
     assert leaves_equal(resumed, straight)
@@ -82,7 +73,7 @@ def test_signal_finishes_the_chunk_checkpoints_and_exits_cleanly(workdir, sig, c
     assert proc.returncode == 0, err
     cfg = small_config(workdir / "straight", data_dir=str(workdir / "data"), num_epochs=12, steps_per_call=3)
     straight = train_and_evaluate(cfg)
-    assert leaves_equal(restore_final(str(workdir / "checkpoints"), cfg)[0], straight)
+    assert leaves_equal(restore_newest(str(workdir / "checkpoints"), cfg)[0], straight)
 
 
 @pytest.mark.parametrize("damage", ["truncate", "delete"])
@@ -130,7 +121,7 @@ def test_a_failed_save_keeps_the_previous_checkpoint(workdir, monkeypatch):
     with pytest.raises(ckpt_lib.CheckpointError, match=r"could not write checkpoint 14 .*No space left.*kept: 7"):
         train_and_evaluate(replace(cfg, num_epochs=2, resume=True))
     monkeypatch.setattr(ckpt_lib.ocp.CheckpointManager, "save", real_save)
-    state, step = restore_final(str(workdir / "ckpt"), cfg)
+    state, _, step = restore_newest(str(workdir / "ckpt"), cfg)
     assert step == 7 and bool(steps.is_finite(state))
 
 
@@ -153,7 +144,7 @@ def test_non_finite_values_stop_the_run_and_keep_the_last_good_checkpoint(workdi
         train_and_evaluate(replace(cfg, num_epochs=2, resume=True, lr=1e30))
     assert err.value.code == 1
     assert sorted(os.listdir(workdir / "ckpt" / "mnist")) == ["7"]
-    state, _ = restore_final(str(workdir / "ckpt"), cfg)
+    state, _, _ = restore_newest(str(workdir / "ckpt"), cfg)
     assert bool(steps.is_finite(state))
 
 
