@@ -26,20 +26,30 @@ def start(cwd, *args):
     return spawn("jaxgan.train", *FLAGS, *args, cwd=cwd)
 
 
+def kill_after(proc, epoch: int, delay: float) -> bool:
+    """SIGKILL ``proc`` ``delay`` seconds after it reports epoch ``epoch`` (0: after start-up begins).
+    Driven by the run's own progress, not the clock, so a faster machine cannot outrun it."""
+    if epoch:
+        for line in proc.stdout:
+            if line.startswith("epoch ") and int(line.split()[1].split("/")[0]) >= epoch:
+                break
+    time.sleep(delay)
+    if proc.poll() is not None:
+        return False
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    return True
+
+
 def test_kill_9_at_random_moments_then_resume_is_bit_exact(workdir):
-    # 30 epochs x 7 steps, a checkpoint every 2 steps: kills land during steps, during checkpoint
-    # writes, and during start-up. Each restart resumes from the newest good checkpoint.
+    # 20 epochs x 7 steps, a checkpoint every 2 steps: kills land during start-up, during steps
+    # and during checkpoint writes. Each restart resumes from the newest good checkpoint.
     args = ["--num_epochs", "20", "--ckpt_every", "2", "--steps_per_call", "2", "--resume"]
     rng = random.Random(1234)
-    kills = 0
-    for delay in (rng.uniform(4, 9) for _ in range(3)):
-        proc = start(str(workdir), *args)
-        time.sleep(delay)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.communicate()
-    assert kills >= 2, "the run finished before it could be killed; make it longer"
+    moments = [(0, rng.uniform(0.5, 2.0)), (rng.randint(3, 6), rng.uniform(0, 0.3)),
+               (rng.randint(9, 13), rng.uniform(0, 0.3))]
+    for epoch, delay in moments:
+        assert kill_after(start(str(workdir), *args), epoch, delay), f"the run ended before epoch {epoch}"
     proc = start(str(workdir), *args)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
