@@ -26,13 +26,18 @@ def start(cwd, *args):
     return spawn("jaxgan.train", *FLAGS, *args, cwd=cwd)
 
 
+def wait_for_epoch(proc, epoch: int) -> None:
+    """Read ``proc``'s output until it reports that epoch ``epoch`` (or a later one) is done."""
+    for line in proc.stdout:
+        if line.startswith("epoch ") and int(line.split()[1].split("/")[0]) >= epoch:
+            return
+
+
 def kill_after(proc, epoch: int, delay: float) -> bool:
     """SIGKILL ``proc`` ``delay`` seconds after it reports epoch ``epoch`` (0: after start-up begins).
     Driven by the run's own progress, not the clock, so a faster machine cannot outrun it."""
     if epoch:
-        for line in proc.stdout:
-            if line.startswith("epoch ") and int(line.split()[1].split("/")[0]) >= epoch:
-                break
+        wait_for_epoch(proc, epoch)
     time.sleep(delay)
     if proc.poll() is not None:
         return False
@@ -68,9 +73,7 @@ def test_kill_9_at_random_moments_then_resume_is_bit_exact(workdir):
 def test_signal_finishes_the_chunk_checkpoints_and_exits_cleanly(workdir, sig, code):
     args = ["--num_epochs", "12", "--steps_per_call", "3"]
     proc = start(str(workdir), *args)
-    for line in proc.stdout:  # wait until training is under way
-        if line.startswith("epoch 2/"):
-            break
+    wait_for_epoch(proc, 2)  # training is under way
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == code, err
