@@ -39,44 +39,73 @@ def canonical_dataset(name: str) -> str:
     return key
 
 
+REFUSE, ACCEPT = "refused", "accepted"  # what --resume does when a flag's value changed
+
+
+def flag(default: Any, help: str, *, resume: str = ACCEPT, choices: tuple[str, ...] = (),
+         aliases: tuple[str, ...] = (), cli: str | None = None) -> Any:
+    """Declare one training flag, once: its default, its help line, and whether a resumed run may
+    change it. The parser, the YAML loader, ``--help`` and the README's flag table all read this.
+    ``cli``: a switch's spelling when the flag is set by its absence (``--no_download``)."""
+    return dataclasses.field(default=default, metadata={
+        "help": help, "resume": resume, "choices": choices, "aliases": aliases, "cli": cli})
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything a training run depends on. Defaults are the PyTorch reference's."""
 
-    dataset: str = "mnist"
-    data_dir: str = "data"
-    download: bool = True
-    skip_checksums: bool = False
-    lr: float = 0.0002
-    beta1: float = 0.5
-    beta2: float = 0.999
-    batch_size: int = 64
-    num_epochs: int = 100
-    latent_dim: int = 100
-    sample_dir: str = "samples"
-    interval: int = 1
-    logdir: str = "runs"
-    ckpt_dir: str = "checkpoints"
-    seed: int = 10213
-    resume: bool = False
-    ckpt_every: int = 0  # steps; 0 = once per epoch
-    keep_checkpoints: int = 3
-    loss: str = "nonsaturating"  # reference; "minimax" is the paper's saturating G loss
-    noise: str = "uniform"  # reference: torch.rand, U[0, 1)
-    d_steps: int = 1
-    last_batch: str = "partial"  # reference DataLoader(drop_last=False); "drop" keeps one shape
-    steps_per_call: int = 200  # training steps fused into one lax.scan call
-    g_hidden: tuple[int, ...] = (128, 256, 512, 1024)
-    d_hidden: tuple[int, ...] = (512, 256, 128)
-    d_dropout: float = 0.3
-    g_ema: float = 0.0  # decay of an exponential moving average of G's weights (0 = off)
-    eval_every: int = 0  # epochs between sample-quality metrics in TensorBoard (0 = never)
-    skip_nonfinite: bool = False  # skip updates with non-finite gradients (optax.apply_if_finite)
-    matmul_dtype: str = "float32"  # "bfloat16": bf16 operands, fp32 accumulation (a deviation)
-    coordinator_address: str = ""  # multi-process runs: host:port of process 0
-    num_processes: int = 0
-    process_id: int = -1
-    progress: bool = True
+    dataset: str = flag("mnist", "mnist | fashion_mnist | cifar10 (any case)", resume=REFUSE)
+    data_dir: str = flag("data", "torchvision dataset root")
+    download: bool = flag(True, "never download; fail with a message saying which files to put where",
+                          cli="--no_download", aliases=("--no-download",))
+    skip_checksums: bool = flag(False, "accept CIFAR-10 pickles whose MD5 differs from the official files")
+    lr: float = flag(0.0002, "Adam learning rate, G and D")
+    beta1: float = flag(0.5, "Adam beta1")
+    beta2: float = flag(0.999, "Adam beta2")
+    batch_size: int = flag(64, "mini-batch size (the global batch with several devices)", resume=REFUSE)
+    num_epochs: int = flag(100, "training epochs, in total when resuming")
+    latent_dim: int = flag(100, "noise dimension", resume=REFUSE)
+    sample_dir: str = flag("samples", "image grids go to <sample_dir>/<dataset>/")
+    interval: int = flag(1, "epochs between saved grids")
+    logdir: str = flag("runs", "TensorBoard events go to <logdir>/<dataset>/")
+    ckpt_dir: str = flag("checkpoints", "checkpoints go to <ckpt_dir>/<dataset>/")
+    seed: int = flag(10213, "one seed for everything: init, shuffling, noise, dropout", resume=REFUSE)
+    resume: bool = flag(False, "continue from the newest checkpoint in <ckpt_dir>/<dataset>/")
+    ckpt_every: int = flag(0, "steps between checkpoints; 0 = once per epoch")
+    keep_checkpoints: int = flag(3, "how many recent checkpoints to keep")
+    loss: str = flag("nonsaturating", "G's loss: nonsaturating -E log D(G(z)) (reference) or minimax "
+                     "E log(1-D(G(z))) (the paper's value function)", resume=REFUSE,
+                     choices=("nonsaturating", "minimax"))
+    noise: str = flag("uniform", "z ~ U[0,1) (reference's torch.rand) or normal N(0,1)", resume=REFUSE,
+                      choices=("uniform", "normal"))
+    d_steps: int = flag(1, "D updates per G update (Algorithm 1's k); each D update takes the next batch",
+                        resume=REFUSE)
+    last_batch: str = flag("partial", "the epoch's short last batch: partial trains on it (reference), "
+                           "drop skips it", resume=REFUSE, choices=("partial", "drop"))
+    steps_per_call: int = flag(200, "training steps fused into one compiled lax.scan call")
+    g_hidden: tuple[int, ...] = flag((128, 256, 512, 1024), "G's hidden widths", resume=REFUSE)
+    d_hidden: tuple[int, ...] = flag((512, 256, 128), "D's hidden widths", resume=REFUSE)
+    d_dropout: float = flag(0.3, "D's dropout rate", resume=REFUSE)
+    g_ema: float = flag(0.0, "also keep an exponential moving average of G's weights with this decay "
+                        "(e.g. 0.999); sample and evaluate draw from it; 0 = off", resume=REFUSE)
+    eval_every: int = flag(0, "epochs between sample-quality metrics (2,000 samples) logged to "
+                           "TensorBoard under eval/; 0 = never")
+    keep_best: str = flag("", "with --eval_every: keep the checkpoint that scores best by this metric "
+                          "(fd: lowest Frechet distance, score: highest classifier score) in "
+                          "<ckpt_dir>/<dataset>/best/; empty = off", choices=("", "fd", "score"))
+    skip_nonfinite: bool = flag(False, "skip updates whose gradients hold NaN/Inf instead of stopping",
+                                resume=REFUSE)
+    matmul_dtype: str = flag("float32", "float32: true float32 matmuls on every backend (reference); "
+                             "tf32: the backend's default precision (TF32 on NVIDIA GPUs); bfloat16: "
+                             "bf16 operands, float32 accumulation", resume=REFUSE,
+                             choices=("float32", "tf32", "bfloat16"))
+    compile_cache: str = flag("", "folder of XLA's persistent compilation cache; empty = "
+                              "$JAXGAN_COMPILE_CACHE or ~/.cache/jaxgan/xla; none = off")
+    coordinator_address: str = flag("", "multi-process: host:port of process 0 (jax.distributed)")
+    num_processes: int = flag(0, "multi-process: how many processes join the run")
+    process_id: int = flag(-1, "multi-process: this process's index, 0 .. num_processes-1")
+    progress: bool = flag(True, "no progress bar", cli="--no_progress", aliases=("--no-progress",))
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -88,10 +117,9 @@ class Config:
         return d
 
 
-# Fields that define the model, the data or the objective: a resumed run must agree on them.
-MODEL_FIELDS = ("dataset", "latent_dim", "g_hidden", "d_hidden", "d_dropout", "loss", "noise",
-                "d_steps", "batch_size", "last_batch", "seed", "matmul_dtype", "skip_nonfinite", "g_ema")
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+# Fields that define the model, the data or the objective: a resumed run must agree on them.
+MODEL_FIELDS = tuple(name for name, f in _FIELDS.items() if f.metadata["resume"] == REFUSE)
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -151,11 +179,13 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"seed must be a non-negative integer, got {cfg.seed}")
     if not cfg.g_hidden or not cfg.d_hidden or min(cfg.g_hidden + cfg.d_hidden) <= 0:
         raise ConfigError("g_hidden and d_hidden must be non-empty lists of positive sizes")
-    choices = {"loss": ("nonsaturating", "minimax"), "noise": ("uniform", "normal"),
-               "last_batch": ("partial", "drop"), "matmul_dtype": ("float32", "bfloat16")}
-    for name, allowed in choices.items():
-        if getattr(cfg, name) not in allowed:
-            raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {getattr(cfg, name)!r}")
+    for name, f in _FIELDS.items():
+        allowed = f.metadata["choices"]
+        if allowed and getattr(cfg, name) not in allowed:
+            shown = ", ".join(a if a else "'' (off)" for a in allowed)
+            raise ConfigError(f"{name} must be one of {shown}; got {getattr(cfg, name)!r}")
+    if cfg.keep_best and not cfg.eval_every:
+        raise ConfigError("--keep_best needs --eval_every N (the epochs between evaluations)")
     for name in ("data_dir", "sample_dir", "logdir", "ckpt_dir"):
         path = getattr(cfg, name)
         if os.path.exists(path) and not os.path.isdir(path):
@@ -196,51 +226,57 @@ class OneLineParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def default_text(name: str) -> str:
+    """A flag's default as the user would type it."""
+    value = _FIELDS[name].default
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return repr(value) if value == "" else str(value)
+
+
 def build_parser() -> OneLineParser:
-    """Flags of ``python -m jaxgan.train``: the reference's, plus jaxgan's own."""
+    """Flags of ``python -m jaxgan.train``, generated from the Config declarations."""
     p = OneLineParser(prog="python -m jaxgan.train", argument_default=argparse.SUPPRESS,
                       description="Train the original GAN (MLP G and D) in JAX/Flax.")
-    p.add_argument("--config", help="YAML file of flag: value; flags on the command line win")
-    p.add_argument("--dataset", help="mnist | fashion_mnist | cifar10 (any case; default mnist)")
-    p.add_argument("--data_dir", help="torchvision dataset root (default data)")
-    p.add_argument("--no-download", dest="download", action="store_false",
-                   help="never download; fail with a message saying which files to put where")
-    p.add_argument("--skip_checksums", action="store_true",
-                   help="accept CIFAR-10 pickles whose MD5 differs from the official files")
-    p.add_argument("--lr", help="Adam learning rate (default 0.0002)")
-    p.add_argument("--beta1", help="Adam beta1 (default 0.5)")
-    p.add_argument("--beta2", help="Adam beta2 (default 0.999)")
-    p.add_argument("--batch_size", help="mini-batch size (default 64)")
-    p.add_argument("--num_epochs", help="training epochs, in total when resuming (default 100)")
-    p.add_argument("--latent_dim", help="noise dimension (default 100)")
-    p.add_argument("--sample_dir", help="image grids go to <sample_dir>/<dataset>/ (default samples)")
-    p.add_argument("--interval", help="epochs between saved grids (default 1)")
-    p.add_argument("--logdir", help="TensorBoard events go to <logdir>/<dataset>/ (default runs)")
-    p.add_argument("--ckpt_dir", help="checkpoints go to <ckpt_dir>/<dataset>/ (default checkpoints)")
-    p.add_argument("--seed", help="random seed (default 10213)")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
-    p.add_argument("--ckpt_every", help="steps between checkpoints (default 0 = once per epoch)")
-    p.add_argument("--keep_checkpoints", help="how many recent checkpoints to keep (default 3)")
-    p.add_argument("--loss", help="nonsaturating (reference) | minimax (paper's saturating G loss)")
-    p.add_argument("--noise", help="uniform (reference, U[0,1)) | normal (N(0,1))")
-    p.add_argument("--d_steps", help="D updates per G update, Algorithm 1's k (default 1)")
-    p.add_argument("--last_batch", help="partial (reference) | drop: the epoch's last short batch")
-    p.add_argument("--steps_per_call", help="steps fused into one compiled call (default 200)")
-    p.add_argument("--g_hidden", help="G's hidden widths, e.g. 128,256,512,1024 (reference)")
-    p.add_argument("--d_hidden", help="D's hidden widths, e.g. 512,256,128 (reference)")
-    p.add_argument("--d_dropout", help="D's dropout rate (reference 0.3)")
-    p.add_argument("--g_ema", help="keep an exponential moving average of G's weights with this decay, "
-                   "e.g. 0.999, and sample from it (default 0 = off; not in the reference)")
-    p.add_argument("--eval_every", help="epochs between sample-quality metrics logged to TensorBoard "
-                   "(needs `python -m jaxgan.evaluate --train-classifier` first; default 0 = never)")
-    p.add_argument("--skip_nonfinite", action="store_true",
-                   help="skip updates whose gradients are NaN/Inf instead of stopping the run")
-    p.add_argument("--matmul_dtype", help="float32 (reference) | bfloat16: bf16 matmul operands, fp32 accumulation")
-    p.add_argument("--coordinator_address", help="multi-process: host:port of process 0 (jax.distributed)")
-    p.add_argument("--num_processes", help="multi-process: how many processes join the run")
-    p.add_argument("--process_id", help="multi-process: this process's index, 0 .. num_processes-1")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.add_argument("--config", help="YAML file of flag: value (see configs/); flags on the command line win")
+    for name, f in _FIELDS.items():
+        meta = f.metadata
+        if isinstance(f.default, bool):
+            spelling = meta["cli"] or f"--{name}"
+            p.add_argument(spelling, *meta["aliases"], dest=name,
+                           action="store_false" if f.default else "store_true", help=meta["help"])
+        else:
+            p.add_argument(f"--{name}", *meta["aliases"], dest=name,
+                           help=f"{meta['help']} (default {default_text(name)})")
     return p
+
+
+def flag_table() -> str:
+    """The README's flag table, from the same declarations as the parser."""
+    rows = ["| flag | default | on `--resume` | meaning |", "|---|---|---|---|"]
+    for name, f in _FIELDS.items():
+        meta = f.metadata
+        if isinstance(f.default, bool):
+            spelling, default = (meta["cli"], "off") if f.default else (f"--{name}", "off")
+        else:
+            spelling, default = f"--{name}", f"`{default_text(name)}`"
+        text = meta["help"].replace("|", "\\|")
+        rows.append(f"| `{spelling}` | {default} | {meta['resume']} | {text} |")
+    return "\n".join(rows)
+
+
+def check_resume_config(saved: dict, cfg: Config) -> None:
+    """Refuse to resume with settings that change the model, the data or the objective; say
+    which of the other settings changed."""
+    new = cfg.to_dict()
+    for name in MODEL_FIELDS:
+        if name in saved and saved[name] != new[name]:
+            raise ConfigError(f"--resume: the checkpoint was trained with {name}={saved[name]!r}, "
+                              f"this run asks for {name}={new[name]!r}; drop the flag or use another --ckpt_dir")
+    changed = [f"{k} {saved[k]!r} -> {new[k]!r}" for k in sorted(saved)
+               if k in new and k not in MODEL_FIELDS and k != "resume" and saved[k] != new[k]]
+    if changed:
+        print("resume with changed settings: " + ", ".join(changed), flush=True)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Config:
