@@ -35,7 +35,15 @@ def _torch_linear(fan_in: int, fan_out: int, rngs: nnx.Rngs, compute_dtype: str 
         # parameters and optimiser state stay float32.
         return nnx.Linear(fan_in, fan_out, kernel_init=init, bias_init=init, rngs=rngs,
                           dtype=jnp.bfloat16, preferred_element_type=jnp.float32)
-    return nnx.Linear(fan_in, fan_out, kernel_init=init, bias_init=init, rngs=rngs)
+    return nnx.Linear(fan_in, fan_out, kernel_init=init, bias_init=init, rngs=rngs,
+                      precision=matmul_precision(compute_dtype))
+
+
+def matmul_precision(compute_dtype: str) -> jax.lax.Precision:
+    """``float32`` means true float32 on every backend: XLA's default precision runs float32
+    matmuls as TF32 on NVIDIA GPUs and as bf16 passes on TPUs, so it is asked for HIGHEST.
+    ``tf32`` is the backend's default (faster) precision; on a CPU both are exact float32."""
+    return jax.lax.Precision.HIGHEST if compute_dtype == "float32" else jax.lax.Precision.DEFAULT
 
 
 class TorchBatchNorm1d(nnx.Module):
