@@ -10,6 +10,7 @@ normalised inside the compiled step.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import glob
 import hashlib
 import io
@@ -20,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxgan import parallel
 from jaxgan.config import DATASETS, ConfigError
 
 _MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
@@ -142,6 +144,14 @@ def unflatten_hwc(flat: np.ndarray, image_shape: tuple[int, int, int]) -> np.nda
     return np.asarray(flat).reshape(-1, c, h, w).transpose(0, 2, 3, 1)
 
 
+def to_images(flat: np.ndarray, image_shape: tuple[int, int, int]) -> np.ndarray:
+    """The way out, the inverse of ``normalize``: G's flat output in [-1, 1], (N, C*H*W) in the
+    reference's order -> uint8 (N, H, W, C), rounded as the reference's ``denormalize`` +
+    ``save_image`` round them. Grids, ``sample`` and ``evaluate`` all use this one call."""
+    x = np.clip((np.asarray(flat, dtype=np.float32) + 1.0) / 2.0, 0.0, 1.0)
+    return unflatten_hwc(np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8), image_shape)
+
+
 # ToTensor() then Normalize(0.5, 0.5), evaluated once per pixel value with IEEE float32 division
 # as PyTorch does it; XLA would rewrite the divisions as multiplications and be off by an ulp.
 _NORMALIZED = (np.arange(256, dtype=np.float32) / np.float32(255) - np.float32(0.5)) / np.float32(0.5)
@@ -161,3 +171,43 @@ def gather_batch(data: jax.Array, perm: jax.Array, index: jax.Array, batch_size:
     """Batch ``index`` of an epoch: the rows ``perm[index*B : (index+1)*B]`` of the device dataset."""
     rows = jax.lax.dynamic_slice_in_dim(perm, index * batch_size, batch_size)
     return normalize(jnp.take(data, rows, axis=0))
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """How an epoch of ``n`` images splits into steps: ``full`` batches of ``batch_size``, then
+    (unless 0) one shorter ``tail`` batch."""
+
+    n: int
+    batch_size: int
+    tail: int
+
+    @property
+    def full(self) -> int:
+        return self.n // self.batch_size
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.full + (1 if self.tail else 0)
+
+
+def epoch_layout(n: int, batch_size: int, last_batch: str) -> Layout:
+    """Full batches per epoch, plus the reference's short last batch unless ``last_batch="drop"``.
+    A last batch of a single image is always dropped: BatchNorm cannot train on one example
+    (PyTorch raises an error there)."""
+    if batch_size > n:
+        raise ConfigError(f"batch_size {batch_size} is larger than the dataset ({n} images)")
+    rem = n % batch_size
+    return Layout(n, batch_size, rem if last_batch == "partial" and rem >= 2 else 0)
+
+
+def fingerprint(images: np.ndarray) -> str:
+    """A short hash of the images' bytes: a resumed run must train on the same data."""
+    return hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()[:16]
+
+
+def put_dataset(images: np.ndarray, mesh) -> jax.Array:
+    """The way in: uint8 (N, H, W, C) images -> the device-resident (N, C*H*W) uint8 array the
+    steps gather batches from, replicated on every device of the mesh (each device gathers only
+    its own rows of each batch; normalisation happens inside the compiled step)."""
+    return parallel.put_replicated(flatten_chw(images), mesh)

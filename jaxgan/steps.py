@@ -192,15 +192,22 @@ def is_finite(state: TrainState) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
-def build(cfg: Config, mesh: Any = None) -> tuple[GAN, TrainState]:
+def build(cfg: Config, mesh: Any = None, abstract: bool = False) -> tuple[GAN, TrainState]:
     """Create the models (reference initialisation) and optimisers; return (GAN, initial state).
-    With a ``mesh``, batches are split over its devices (the state stays where the caller puts it)."""
+    With a ``mesh``, batches are split over its devices (the state stays where the caller puts it).
+    ``abstract``: the state as shapes and dtypes only, a template to restore into (nothing is
+    initialised or allocated)."""
     keys = run_keys(cfg.seed)
-    g_key, d_key = jax.random.split(keys["init"])
-    g = models.Generator(cfg.latent_dim, cfg.image_shape, cfg.g_hidden, compute_dtype=cfg.matmul_dtype,
-                         rngs=nnx.Rngs(g_key))
-    d = models.Discriminator(cfg.image_shape, cfg.d_hidden, cfg.d_dropout, compute_dtype=cfg.matmul_dtype,
-                             rngs=nnx.Rngs(d_key))
+
+    def make_models():
+        g_key, d_key = jax.random.split(keys["init"])
+        g = models.Generator(cfg.latent_dim, cfg.image_shape, cfg.g_hidden, compute_dtype=cfg.matmul_dtype,
+                             rngs=nnx.Rngs(g_key))
+        d = models.Discriminator(cfg.image_shape, cfg.d_hidden, cfg.d_dropout, compute_dtype=cfg.matmul_dtype,
+                                 rngs=nnx.Rngs(d_key))
+        return g, d
+
+    g, d = nnx.eval_shape(make_models) if abstract else make_models()
     g_graph, g_params, g_stats = models.split(g)
     d_graph, d_params, _ = models.split(d)
     # torch.optim.Adam(lr, betas=(beta1, beta2)), eps 1e-8: the same update rule as optax.adam.
@@ -214,11 +221,16 @@ def build(cfg: Config, mesh: Any = None) -> tuple[GAN, TrainState]:
     gan = GAN(g_graph=g_graph, d_graph=d_graph, g_tx=g_tx, d_tx=d_tx, latent_dim=cfg.latent_dim,
               image_shape=cfg.image_shape, loss=cfg.loss, noise=cfg.noise, d_steps=cfg.d_steps,
               batch_size=cfg.batch_size, step_key=keys["step"], mesh=mesh, g_ema_decay=cfg.g_ema)
-    state = TrainState(g_params=g_params, g_stats=g_stats, d_params=d_params,
-                       g_opt=g_tx.init(g_params), d_opt=d_tx.init(d_params),
-                       step=jnp.zeros((), jnp.int32),
-                       g_ema=jax.tree_util.tree_map(jnp.array, g_params) if cfg.g_ema else None)
-    return gan, state
+
+    def init_state(g_params, g_stats, d_params):
+        return TrainState(g_params=g_params, g_stats=g_stats, d_params=d_params,
+                          g_opt=g_tx.init(g_params), d_opt=d_tx.init(d_params),
+                          step=jnp.zeros((), jnp.int32),
+                          g_ema=jax.tree_util.tree_map(jnp.array, g_params) if cfg.g_ema else None)
+
+    if abstract:
+        return gan, jax.eval_shape(init_state, g_params, g_stats, d_params)
+    return gan, init_state(g_params, g_stats, d_params)
 
 
 def fixed_noise(gan: GAN, seed: int, n: int = 64) -> jax.Array:

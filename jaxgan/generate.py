@@ -1,0 +1,103 @@
+"""Images from a generator: rebuild it from a checkpoint, draw uint8 images from it.
+
+Library code shared by ``train`` (grids, ``--eval_every``), ``sample`` and ``evaluate``.
+
+BatchNorm when drawing: ``bn="batch"`` normalises with the statistics of the batch being drawn
+(the reference never calls ``G.eval()``, so every image it shows is made that way);
+``bn="running"`` uses running statistics (PyTorch's eval mode), so each image depends on its own
+noise only. For a run trained with ``--g_ema``, images come from the averaged weights; their
+running statistics are *recalibrated* for those weights (:func:`recalibrate_stats`) rather than
+borrowed from the online generator, whose statistics belong to other weights.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxgan import checkpoint as ckpt_lib
+from jaxgan import data as data_lib
+from jaxgan import steps
+from jaxgan.config import from_dict
+
+RECALIBRATION_BATCHES = 100  # batches of noise whose statistics replace the EMA weights' running ones
+
+
+def load_generator(dataset: str, ckpt_dir: str, step: int | None = None, best: bool = False,
+                   ) -> tuple[steps.GAN, steps.TrainState, dict]:
+    """Rebuild the run's models from the configuration stored in its checkpoint and restore it.
+    ``best``: the checkpoint kept by ``--keep_best`` (``<ckpt_dir>/<dataset>/best``). A run trained
+    with ``--g_ema`` comes back with the averaged weights in ``g_params`` and statistics
+    recalibrated for them."""
+    folder = os.path.join(ckpt_dir, dataset, *(["best"] if best else []))
+    if not os.path.isdir(folder):
+        what = "no best checkpoint (train with --keep_best)" if best else "no checkpoints"
+        raise ckpt_lib.CheckpointError(f"{what} for {dataset} in {folder}")
+    checkpoints = ckpt_lib.Checkpoints(folder)
+    try:
+        available = checkpoints.steps()
+        if not available:
+            raise ckpt_lib.CheckpointError(f"no checkpoint in {os.path.abspath(folder)}")
+        if step is not None and step not in available:
+            raise ckpt_lib.CheckpointError(f"no checkpoint at step {step} in {folder} (have {available})")
+        record = checkpoints.read_record(step if step is not None else available[-1])
+        cfg = from_dict({k: v for k, v in record["config"].items() if k != "resume"})
+        gan, template = steps.build(cfg, abstract=True)
+        state, record, _ = checkpoints.restore(template, step)
+    finally:
+        checkpoints.close()
+    if state.g_ema is not None:  # trained with --g_ema: sample from the averaged weights
+        state = state.replace(g_params=state.g_ema)
+        state = recalibrate_stats(gan, state, cfg.batch_size)
+    return gan, state, record
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _generate(gan: steps.GAN, state: steps.TrainState, z: jax.Array, use_batch_stats: bool) -> jax.Array:
+    # One compiled function for every call (training's --eval_every draws repeatedly).
+    return gan.generate(state, z, use_batch_stats)[0]
+
+
+@functools.partial(jax.jit, static_argnums=(0, 2, 3))
+def _batch_stats(gan: steps.GAN, state: steps.TrainState, batch: int, batches: int) -> steps.models.Params:
+    # G in training mode from zeroed averages: after one update (momentum 0.1) they hold 0.1 x
+    # that batch's mean and unbiased variance; undo the factor and average over the batches.
+    keys = jax.random.split(jax.random.key(0), batches)
+
+    def one(key):
+        z = gan.sample_noise(key, batch)
+        zero = jax.tree_util.tree_map(jnp.zeros_like, state.g_stats)
+        _, stats = gan.generate(state.replace(g_stats=zero), z, True)
+        # After one update from zero: mean' = 0.1 * batch_mean, var' = 0.1 * unbiased_var.
+        return jax.tree_util.tree_map(lambda s: s / 0.1, stats)
+
+    return jax.tree_util.tree_map(lambda s: jnp.mean(s, axis=0), jax.lax.map(one, keys))
+
+
+def recalibrate_stats(gan: steps.GAN, state: steps.TrainState, batch: int,
+                      batches: int = RECALIBRATION_BATCHES) -> steps.TrainState:
+    """Running BatchNorm statistics that belong to ``state.g_params``: the mean, over ``batches``
+    batches of fresh noise of the training batch size, of each batch's mean and unbiased variance
+    (what the running averages estimate, without their lag behind changing weights)."""
+    return state.replace(g_stats=_batch_stats(gan, state, max(batch, 2), batches))
+
+
+def draw(gan: steps.GAN, state: steps.TrainState, num_samples: int, seed: int, bn: str,
+         batch: int | None = None) -> np.ndarray:
+    """``num_samples`` images as uint8 (N, H, W, C), from noise drawn with ``seed``. With
+    ``batch``, G runs on chunks of that many (with ``bn="batch"`` each chunk's statistics are
+    used, as in training); by default on all of them at once."""
+    z = gan.sample_noise(jax.random.key(seed), num_samples)
+    batch = batch or num_samples
+    parts = []
+    for i in range(0, num_samples, batch):
+        zi = z[i:i + batch]
+        if bn == "batch" and len(zi) < 2:  # BatchNorm needs two: borrow the previous row
+            parts.append(np.asarray(_generate(gan, state, z[i - 1:i + 1], True))[1:])
+            continue
+        parts.append(np.asarray(_generate(gan, state, zi, bn == "batch")))
+    return data_lib.to_images(np.concatenate(parts), gan.image_shape)
