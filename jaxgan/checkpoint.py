@@ -9,7 +9,6 @@ register their pytree nodes, and arrays are restored straight into the template'
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import time
@@ -18,10 +17,6 @@ from typing import Any, Callable
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
-
-for _name in ("absl", "orbax"):  # Orbax logs every save at INFO/WARNING; our own report is enough
-    logging.getLogger(_name).setLevel(logging.ERROR)
-
 
 class CheckpointError(RuntimeError):
     """No usable checkpoint; the message is one line."""
@@ -59,7 +54,8 @@ class Checkpoints:
 
     def steps(self) -> list[int]:
         """Saved steps, oldest first."""
-        return sorted(self._manager.all_steps(read=True))
+        self._manager.reload()  # another process (or a kill) may have changed the folder
+        return sorted(self._manager.all_steps())
 
     def save(self, step: int, state: Any, record: dict[str, Any]) -> str:
         """Write the state and the JSON ``record`` as checkpoint ``step``; return its folder."""

@@ -11,12 +11,17 @@ import tempfile
 
 # Compiling the same small programs again in every test (and in every CLI subprocess) dominates
 # the suite's time: share XLA's persistent compilation cache across the session's processes.
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "jaxgan-test-xla-cache"))
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+# jaxgan's commands read JAXGAN_COMPILE_CACHE (never the user's own cache folder in tests); the
+# in-process runs get the same cache through runtime.setup below.
+os.environ.setdefault("JAXGAN_COMPILE_CACHE", os.path.join(tempfile.gettempdir(), "jaxgan-test-xla-cache"))
 
+import jax
 import numpy as np
 import pytest
+
+from jaxgan import runtime
+
+runtime.setup()
 
 from jaxgan.config import Config, validate
 from jaxgan.formats import write_cifar10, write_mnist
@@ -36,17 +41,27 @@ def blob_images(n: int, h: int, w: int, c: int, seed: int = 0) -> tuple[np.ndarr
 
 
 @pytest.fixture
-def mnist_root(tmp_path):
-    images, labels = blob_images(200, 28, 28, 1)
-    write_mnist(str(tmp_path / "data"), images[..., 0], labels)
-    return str(tmp_path / "data")
-
-
-@pytest.fixture
 def cifar_root(tmp_path):
     images, labels = blob_images(150, 32, 32, 3, seed=1)
     write_cifar10(str(tmp_path / "data"), images, labels)
     return str(tmp_path / "data")
+
+
+# The command-line twin of small_config, for tests that run the real commands.
+TRAIN_FLAGS = ["--g_hidden", "16,32", "--d_hidden", "32,16", "--latent_dim", "8", "--batch_size", "32",
+               "--no_download", "--no_progress"]
+
+
+def leaves_equal(a, b) -> bool:
+    """Every leaf of two pytrees bit-identical."""
+    return all(np.array_equal(np.asarray(x), np.asarray(y))
+               for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+
+
+def leaves_all_differ(a, b) -> bool:
+    """Every leaf of two pytrees changed."""
+    return all(not np.array_equal(np.asarray(x), np.asarray(y))
+               for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
 
 
 def small_config(tmp_path, **overrides) -> Config:

@@ -9,9 +9,8 @@ import pytest
 from jaxgan import checkpoint as ckpt_lib
 from jaxgan import steps
 from jaxgan.config import ConfigError
-from jaxgan.train import train_and_evaluate
-from tests.conftest import replace, small_config
-from tests.test_steps import leaves_equal
+from jaxgan.trainer import train_and_evaluate
+from tests.conftest import leaves_equal, replace, small_config
 
 
 def test_checkpoint_round_trip_is_bit_exact(tmp_path):
@@ -34,22 +33,22 @@ def test_restore_without_checkpoints_is_a_clear_error(tmp_path):
         cks.restore(steps.build(small_config(tmp_path))[1])
 
 
-def test_resume_is_bit_exact(tmp_path, mnist_root):
-    straight = train_and_evaluate(small_config(tmp_path / "a", data_dir=mnist_root, num_epochs=2))
-    cfg_b = small_config(tmp_path / "b", data_dir=mnist_root, num_epochs=1)
+def test_resume_is_bit_exact(workdir):
+    straight = train_and_evaluate(small_config(workdir / "a", data_dir=str(workdir / "data"), num_epochs=2))
+    cfg_b = small_config(workdir / "b", data_dir=str(workdir / "data"), num_epochs=1)
     train_and_evaluate(cfg_b)
     resumed = train_and_evaluate(replace(cfg_b, num_epochs=2, resume=True))
     assert int(resumed.step) == int(straight.step) == 2 * 7  # 200 images: 6 batches of 32 + 8
     assert leaves_equal(resumed, straight)
     grid = "samples/mnist/fake_images_2.png"
-    assert (tmp_path / "a" / grid).read_bytes() == (tmp_path / "b" / grid).read_bytes()
+    assert (workdir / "a" / grid).read_bytes() == (workdir / "b" / grid).read_bytes()
 
 
-def test_resume_from_the_middle_of_an_epoch_is_bit_exact(tmp_path, mnist_root):
-    straight = train_and_evaluate(small_config(tmp_path / "a", data_dir=mnist_root, num_epochs=2, ckpt_every=3))
-    cfg_b = small_config(tmp_path / "b", data_dir=mnist_root, num_epochs=1, ckpt_every=3)
+def test_resume_from_the_middle_of_an_epoch_is_bit_exact(workdir):
+    straight = train_and_evaluate(small_config(workdir / "a", data_dir=str(workdir / "data"), num_epochs=2, ckpt_every=3))
+    cfg_b = small_config(workdir / "b", data_dir=str(workdir / "data"), num_epochs=1, ckpt_every=3)
     train_and_evaluate(cfg_b)
-    ck = tmp_path / "b" / "ckpt" / "mnist"
+    ck = workdir / "b" / "ckpt" / "mnist"
     assert sorted(int(p) for p in os.listdir(ck) if p.isdigit()) == [3, 6, 7]
     for later in ("6", "7"):  # as if the run had died just after step 3's checkpoint
         shutil.rmtree(ck / later)
@@ -57,24 +56,24 @@ def test_resume_from_the_middle_of_an_epoch_is_bit_exact(tmp_path, mnist_root):
     assert leaves_equal(resumed, straight)
 
 
-def test_resume_refuses_settings_that_change_the_model(tmp_path, mnist_root):
-    cfg = small_config(tmp_path, data_dir=mnist_root)
+def test_resume_refuses_settings_that_change_the_model(workdir):
+    cfg = small_config(workdir, data_dir=str(workdir / "data"))
     train_and_evaluate(cfg)
     with pytest.raises(ConfigError, match="latent_dim=8.*latent_dim=9"):
         train_and_evaluate(replace(cfg, resume=True, num_epochs=2, latent_dim=9))
 
 
-def test_a_new_run_never_overwrites_existing_checkpoints(tmp_path, mnist_root):
-    cfg = small_config(tmp_path, data_dir=mnist_root)
+def test_a_new_run_never_overwrites_existing_checkpoints(workdir):
+    cfg = small_config(workdir, data_dir=str(workdir / "data"))
     train_and_evaluate(cfg)
-    folder = tmp_path / "ckpt" / "mnist" / "7"
+    folder = workdir / "ckpt" / "mnist" / "7"
     before = sorted((p.name, p.stat().st_mtime_ns) for p in folder.rglob("*"))
     with pytest.raises(ConfigError, match="already holds checkpoints; pass --resume"):
         train_and_evaluate(cfg)
     assert sorted((p.name, p.stat().st_mtime_ns) for p in folder.rglob("*")) == before
 
 
-def test_only_the_last_few_checkpoints_are_kept(tmp_path, mnist_root):
-    train_and_evaluate(small_config(tmp_path, data_dir=mnist_root, num_epochs=4, keep_checkpoints=2))
-    kept = sorted(int(p) for p in os.listdir(tmp_path / "ckpt" / "mnist") if p.isdigit())
+def test_only_the_last_few_checkpoints_are_kept(workdir):
+    train_and_evaluate(small_config(workdir, data_dir=str(workdir / "data"), num_epochs=4, keep_checkpoints=2))
+    kept = sorted(int(p) for p in os.listdir(workdir / "ckpt" / "mnist") if p.isdigit())
     assert kept == [21, 28]

@@ -8,10 +8,8 @@ from PIL import Image
 
 from jaxgan.formats import write_cifar10, write_mnist
 from jaxgan.report import read_scalars
+from tests.conftest import TRAIN_FLAGS as SMALL
 from tests.conftest import blob_images, run_cli
-
-SMALL = ["--g_hidden", "16,32", "--d_hidden", "32,16", "--latent_dim", "8", "--batch_size", "32",
-         "--no-download", "--no-progress"]
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,10 @@ import jax
 import numpy as np
 
 from jaxgan import steps
-from jaxgan.train import train_and_evaluate
-from tests.conftest import replace, restore_newest, small_config, spawn
+from jaxgan.trainer import train_and_evaluate
+from tests.conftest import TRAIN_FLAGS, replace, restore_newest, small_config, spawn
 
-FLAGS = ["--g_hidden", "16,32", "--d_hidden", "32,16", "--latent_dim", "8", "--batch_size", "32",
-         "--no-download", "--no-progress", "--data_dir", "data"]
+FLAGS = [*TRAIN_FLAGS, "--data_dir", "data"]
 
 
 def launch(cwd, *args, devices=4):

@@ -12,14 +12,14 @@ import jax.numpy as jnp
 import pytest
 
 from jaxgan import checkpoint as ckpt_lib
-from jaxgan import steps
+from jaxgan import report, steps
 from jaxgan.config import ConfigError
-from jaxgan.train import Stopped, train_and_evaluate
-from tests.conftest import replace, restore_newest, small_config, spawn
-from tests.test_steps import leaves_equal
+from jaxgan.formats import write_mnist
+from jaxgan.trainer import Stopped, train_and_evaluate
+from tests.conftest import (TRAIN_FLAGS, blob_images, leaves_equal, replace, restore_newest, run_cli, small_config,
+                            spawn)
 
-FLAGS = ["--g_hidden", "16,32", "--d_hidden", "32,16", "--latent_dim", "8", "--batch_size", "32",
-         "--no-download", "--no-progress", "--data_dir", "data"]
+FLAGS = [*TRAIN_FLAGS, "--data_dir", "data"]
 
 
 def start(cwd, *args):
@@ -187,3 +187,62 @@ def test_one_run_per_checkpoint_folder_and_stale_locks_are_taken_over(workdir, c
     train_and_evaluate(cfg)
     assert "removing a stale lock" in capsys.readouterr().out
     assert not os.path.exists(lock.path)
+
+
+def test_a_signal_during_an_epochs_last_chunk_resumes_to_exactly_the_uninterrupted_run(workdir, monkeypatch):
+    # 7 steps per epoch in chunks of 3, 3 and the tail. The signal is sent from inside the loop the
+    # moment the host reads the second chunk of epoch 2 — after the epoch's last chunk (the tail)
+    # was dispatched and before the epoch's grid pass: the window a kill test hits only by chance.
+    cfg = small_config(workdir, data_dir=str(workdir / "data"), num_epochs=4, steps_per_call=3)
+    advanced = {"steps": 0}
+    real_advance = report.Reporter.advance
+
+    def advance_then_signal(self, steps_done, *args):
+        advanced["steps"] += steps_done
+        if advanced["steps"] == 7 + 6:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_advance(self, steps_done, *args)
+
+    monkeypatch.setattr(report.Reporter, "advance", advance_then_signal)
+    with pytest.raises(Stopped, match="SIGTERM: stopped at step 14") as stopped:
+        train_and_evaluate(cfg)
+    monkeypatch.setattr(report.Reporter, "advance", real_advance)
+    assert stopped.value.code == 143
+    # The epoch was finished before the checkpoint: its grid and its scalars exist.
+    assert (workdir / "samples" / "mnist" / "fake_images_2.png").exists()
+    assert [s for s, _ in report.read_scalars(str(workdir / "runs" / "mnist"))["Generator_Loss"]] == [1, 2]
+    resumed = train_and_evaluate(replace(cfg, resume=True))
+    straight_cfg = small_config(workdir / "straight", data_dir=str(workdir / "data"), num_epochs=4, steps_per_call=3)
+    straight = train_and_evaluate(straight_cfg)
+    assert leaves_equal(resumed.g_stats, straight.g_stats)  # the grid pass moved them in both runs
+    assert leaves_equal(resumed, straight)
+    for epoch in (1, 2, 3, 4):
+        grid = f"samples/mnist/fake_images_{epoch}.png"
+        assert (workdir / grid).read_bytes() == (workdir / "straight" / grid).read_bytes(), epoch
+    assert [s for s, _ in report.read_scalars(str(workdir / "runs" / "mnist"))["Generator_Loss"]] == [1, 2, 3, 4]
+
+
+def test_resume_refuses_another_dataset_of_other_size_or_content(workdir):
+    cfg = small_config(workdir, data_dir=str(workdir / "data"), num_epochs=1)
+    train_and_evaluate(cfg)
+    for name, n, seed in (("bigger", 232, 0), ("other", 200, 5)):
+        images, labels = blob_images(n, 28, 28, 1, seed=seed)
+        write_mnist(str(workdir / name), images[..., 0], labels)
+        with pytest.raises(ConfigError, match=f"trained on 200 images .* this run's data has {n} "):
+            train_and_evaluate(replace(cfg, num_epochs=2, resume=True, data_dir=str(workdir / name)))
+    assert sorted(os.listdir(workdir / "ckpt" / "mnist")) == ["7"]  # nothing written by the refusals
+
+
+def test_a_second_identical_run_compiles_nothing(workdir):
+    cache = str(workdir / "xla-cache")
+    first = run_cli("jaxgan.train", *FLAGS, "--num_epochs", "1", "--compile_cache", cache, cwd=str(workdir))
+    assert first.returncode == 0, first.stderr
+    compiled = int(first.stdout.split("compiled ")[1].split()[0])
+    assert compiled > 0
+    second = run_cli("jaxgan.train", *FLAGS, "--num_epochs", "1", "--compile_cache", cache,
+                     "--ckpt_dir", "again", "--sample_dir", "s2", "--logdir", "r2", cwd=str(workdir))
+    assert second.returncode == 0, second.stderr
+    assert f"compiled 0 programs, read {compiled} from the compile cache in {cache}" in second.stdout
+    off = run_cli("jaxgan.train", *FLAGS, "--num_epochs", "1", "--compile_cache", "none",
+                  "--ckpt_dir", "third", cwd=str(workdir))
+    assert off.returncode == 0 and "compile cache" not in off.stdout

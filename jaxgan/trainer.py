@@ -1,0 +1,296 @@
+"""The training loop: restore or start, dispatch chunks of fused steps, end each epoch, save.
+
+The device runs whole chunks of steps per compiled call (``steps.GAN.train_chunk``); the host
+only talks to it between chunks: to read metrics, update the bar, write grids and checkpoints.
+Chunk k+1 is dispatched before chunk k's metrics are read, so the device never waits for the
+host. What runs next is decided by the pure ``schedule.next_chunk``.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxgan import checkpoint as ckpt_lib
+from jaxgan import data as data_lib
+from jaxgan import generate, parallel, report, schedule, steps
+from jaxgan.config import Config, ConfigError, check_resume_config
+
+EVAL_SAMPLES = 2000  # per --eval_every evaluation: enough for stable trends, cheap on a CPU
+BEST = {"fd": ("frechet_distance", -1.0), "score": ("classifier_score", 1.0)}  # --keep_best: metric, sign
+
+
+class Stopped(Exception):
+    """Training stopped early; ``code`` is the process exit status."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
+class Signals:
+    """SIGINT/SIGTERM only set a flag; the loop finishes the chunk in flight (and, when that chunk
+    ends an epoch, the epoch's grid pass, scalars and grid), checkpoints, and exits."""
+
+    CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._old: dict = {}
+
+    def __enter__(self) -> "Signals":
+        for sig in self.CODES:
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave the default handlers
+                pass
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.received is not None:  # a second Ctrl-C while saving: honour it
+            raise KeyboardInterrupt
+        self.received = signum
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+class Pending:
+    """Chunks dispatched to the device whose metrics the host has not read yet, oldest first."""
+
+    def __init__(self) -> None:
+        self._queue: collections.deque = collections.deque()
+
+    def push(self, chunk: schedule.Chunk, metrics: steps.Metrics) -> None:
+        self._queue.append((chunk, metrics))
+
+    def pop(self, keep: int = 0):
+        """Yield ``(chunk, host metrics)`` for all but the newest ``keep`` chunks (blocks on each)."""
+        while len(self._queue) > keep:
+            chunk, metrics = self._queue.popleft()
+            yield chunk, parallel.to_host(metrics)
+
+
+def run_dirs(cfg: Config) -> dict[str, str]:
+    """Per-dataset output folders, as the reference lays them out."""
+    return {"samples": os.path.join(cfg.sample_dir, cfg.dataset),
+            "logs": os.path.join(cfg.logdir, cfg.dataset),
+            "ckpt": os.path.join(cfg.ckpt_dir, cfg.dataset)}
+
+
+def train_and_evaluate(cfg: Config) -> steps.TrainState:
+    """Train for ``cfg.num_epochs`` epochs (counting those already in a resumed checkpoint)."""
+    images, _ = data_lib.load_numpy(cfg.dataset, cfg.data_dir, download=cfg.download,
+                                    skip_checksums=cfg.skip_checksums)
+    layout = data_lib.epoch_layout(len(images), cfg.batch_size, cfg.last_batch)
+    mesh = parallel.data_mesh()
+    parallel.check_batch(cfg.batch_size, mesh)
+    dirs = run_dirs(cfg)
+    for d in dirs.values():
+        os.makedirs(d, exist_ok=True)
+    lock = ckpt_lib.RunLock(dirs["ckpt"])
+    if parallel.is_primary():  # the run's processes share one folder; process 0 speaks for them
+        lock.acquire()
+    checkpoints = ckpt_lib.Checkpoints(dirs["ckpt"], keep=cfg.keep_checkpoints)
+    try:
+        trainer = Trainer(cfg, images, layout, mesh, dirs, checkpoints)
+        return trainer.run()
+    finally:
+        checkpoints.close()
+        lock.release()
+
+
+class Trainer:
+    """One run's fixed context (configuration, compiled functions, outputs) and its pieces of work.
+    The state itself is passed through, never stored."""
+
+    def __init__(self, cfg: Config, images: np.ndarray, layout: data_lib.Layout, mesh, dirs: dict[str, str],
+                 checkpoints: ckpt_lib.Checkpoints):
+        self.cfg, self.layout, self.mesh, self.dirs, self.checkpoints = cfg, layout, mesh, dirs, checkpoints
+        self.primary = parallel.is_primary()
+        self.data_facts = {"n": len(images), "fingerprint": data_lib.fingerprint(images)}
+        self.data = data_lib.put_dataset(images, mesh)
+        self.gan, self.initial_state = steps.build(cfg, mesh)
+        self.keys = steps.run_keys(cfg.seed)
+        rep = parallel.replicated(mesh)
+        self.fixed = jax.jit(steps.fixed_noise, static_argnums=(0, 1), out_shardings=rep)(self.gan, cfg.seed)
+        # Explicit shardings: everything replicated except what the steps split themselves.
+        # (With in_shardings jit takes no keyword arguments, so the static ones go by position.)
+        self.chunk_fn = jax.jit(self.gan.train_chunk, static_argnums=4, donate_argnums=0,
+                                in_shardings=rep, out_shardings=rep)
+        self.tail_fn = jax.jit(self.gan.train_tail, static_argnums=3, donate_argnums=0,
+                               in_shardings=rep, out_shardings=rep)
+        self.grid_fn = jax.jit(self.gan.grid, donate_argnums=0, in_shardings=rep, out_shardings=rep)
+        self.perm_fn = jax.jit(data_lib.epoch_permutation, static_argnums=2, out_shardings=rep)
+        self.evaluator = None
+        if cfg.eval_every:
+            from jaxgan import quality  # the judge and its reference features: only runs that evaluate pay
+
+            self.evaluator = quality.Evaluator(cfg.dataset, cfg.data_dir, cfg.ckpt_dir, cfg.download,
+                                               cfg.skip_checksums)
+        self.best = None  # {"metric", "value", "step"} of the best evaluation so far (--keep_best)
+        self.last_saved: int | None = None
+
+    # -- restore or refuse ---------------------------------------------------------------------
+    def restore_or_start(self) -> tuple[steps.TrainState, dict | None]:
+        """The state to start from, and the running sums of a part-done epoch (None: none)."""
+        cfg, state = self.cfg, parallel.put_replicated(self.initial_state, self.mesh)
+        if not cfg.resume:
+            if self.checkpoints.steps():
+                raise ConfigError(f"{self.checkpoints.directory} already holds checkpoints; pass --resume "
+                                  "to continue that run or choose another --ckpt_dir")
+            return state, None
+        restored = self.checkpoints.restore_newest_good(
+            state, check=self.check_resume,
+            warn=lambda msg: print(f"warning: {msg}", file=sys.stderr, flush=True))
+        if restored is None:
+            print(f"--resume: no checkpoint yet in {self.checkpoints.directory}; starting a new run", flush=True)
+            return state, None
+        state, record, at = restored
+        self.best = record.get("best")
+        self.last_saved = at
+        print(f"resumed from {os.path.join(self.checkpoints.directory, str(at))} (step {at})", flush=True)
+        return state, record.get("epoch_means")
+
+    def check_resume(self, record: dict) -> None:
+        """Refuse a resume whose settings or data differ from the checkpoint's."""
+        check_resume_config(record.get("config", {}), self.cfg)
+        saved = record.get("data")
+        if saved and saved != self.data_facts:
+            raise ConfigError(f"--resume: the checkpoint was trained on {saved['n']:,} images (fingerprint "
+                              f"{saved['fingerprint']}), this run's data has {self.data_facts['n']:,} "
+                              f"(fingerprint {self.data_facts['fingerprint']}); use the same --data_dir "
+                              "or another --ckpt_dir")
+
+    # -- the loop ------------------------------------------------------------------------------
+    def run(self) -> steps.TrainState:
+        cfg, layout = self.cfg, self.layout
+        state, epoch_record = self.restore_or_start()
+        self.announce()
+        self.reporter = report.Reporter(self.dirs["logs"] if self.primary else None, cfg.num_epochs,
+                                        layout.steps_per_epoch, cfg.progress and self.primary,
+                                        quiet=not self.primary)
+        total = cfg.num_epochs * layout.steps_per_epoch
+        pending, perm, means = Pending(), None, None
+        try:
+            with Signals() as signals:
+                for chunk in schedule.chunks(int(state.step), layout, total, cfg.steps_per_call, cfg.ckpt_every):
+                    if perm is None or chunk.pos == 0:  # a new epoch (or the first chunk after a resume)
+                        perm = self.perm_fn(self.keys["shuffle"], chunk.epoch, layout.n)
+                        means = report.EpochMeans.from_record(epoch_record if chunk.pos else None)
+                        epoch_record = None
+                        self.reporter.start_epoch(chunk.epoch, chunk.pos)
+                        speed, t_epoch, step0 = report.Throughput(), time.perf_counter(), chunk.step
+                    state, metrics = self.dispatch(state, chunk, perm)
+                    pending.push(chunk, metrics)
+                    self.read(pending, means, speed, keep=1)
+                    if chunk.ends_epoch:
+                        self.read(pending, means, speed)
+                        img_per_s = (chunk.end - step0) * cfg.batch_size / max(time.perf_counter() - t_epoch, 1e-9)
+                        state = self.end_epoch(state, chunk, means, img_per_s)
+                    if chunk.save or signals.received is not None:
+                        self.read(pending, means, speed)
+                        path = self.save(state, chunk.end, None if chunk.ends_epoch else means)
+                    if signals.received is not None:
+                        name = signal.Signals(signals.received).name
+                        raise Stopped(f"{name}: stopped at step {chunk.end}; checkpoint written to {path}; "
+                                      "continue with --resume", Signals.CODES[signals.received])
+        finally:
+            self.reporter.close()
+        if self.primary:
+            print(f"done: checkpoints in {self.checkpoints.directory}, grids in {self.dirs['samples']}, "
+                  f"events in {self.dirs['logs']}", flush=True)
+        return state
+
+    # -- its pieces ----------------------------------------------------------------------------
+    def announce(self) -> None:
+        if not self.primary:
+            return
+        devices, cfg = jax.devices(), self.cfg
+        print(f"jaxgan: {cfg.dataset} {self.layout.n:,} images, batch {cfg.batch_size}, "
+              f"{self.layout.steps_per_epoch} steps/epoch, on {len(devices)} {devices[0].platform} "
+              f"device{'s' if len(devices) > 1 else ''} ({devices[0].device_kind}) in "
+              f"{jax.process_count()} process{'es' if jax.process_count() > 1 else ''}", flush=True)
+
+    def dispatch(self, state: steps.TrainState, chunk: schedule.Chunk, perm: jax.Array):
+        """Start one chunk on the device (returns at once: JAX dispatches asynchronously)."""
+        if chunk.tail:
+            return self.tail_fn(state, self.data, perm, self.layout.full * self.cfg.batch_size)
+        return self.chunk_fn(state, self.data, perm, chunk.pos, chunk.length)
+
+    def read(self, pending: Pending, means: report.EpochMeans, speed: report.Throughput, keep: int = 0) -> None:
+        """Bring finished chunks' metrics to the host: epoch sums, progress bar, finiteness."""
+        for chunk, metrics in pending.pop(keep):
+            if not bool(metrics["finite"]):
+                raise self.non_finite(chunk.end)
+            means.add(metrics)
+            d_loss, g_loss = means.last(metrics)
+            self.reporter.advance(chunk.length, d_loss, g_loss, speed.add(chunk.length * self.cfg.batch_size))
+
+    def end_epoch(self, state: steps.TrainState, chunk: schedule.Chunk, means: report.EpochMeans,
+                  img_per_s: float) -> steps.TrainState:
+        """The reference's per-epoch work: G(fixed noise) in training mode (its BatchNorm averages
+        move, as in PyTorch), the grid, the epoch's scalars; then jaxgan's evaluation."""
+        cfg, epoch = self.cfg, chunk.epoch
+        state, fake = self.grid_fn(state, self.fixed)
+        scalars = means.means()
+        scalars["img_per_s"] = img_per_s
+        grid = report.make_grid(data_lib.to_images(parallel.to_host(fake), cfg.image_shape))
+        if (epoch + 1) % cfg.interval == 0 and self.primary:
+            report.save_png(grid, os.path.join(self.dirs["samples"], f"fake_images_{epoch + 1}.png"))
+        self.reporter.end_epoch(epoch, scalars, grid)
+        if self.evaluator is not None and (epoch + 1) % cfg.eval_every == 0:
+            self.evaluate(state, epoch, chunk.end)
+        return state
+
+    def evaluate(self, state: steps.TrainState, epoch: int, step: int) -> None:
+        """Score 2,000 samples; with --keep_best, keep the checkpoint when it is the best so far."""
+        g_state = state
+        if state.g_ema is not None:
+            g_state = generate.recalibrate_stats(self.gan, state.replace(g_params=state.g_ema), self.cfg.batch_size)
+        fake = generate.draw(self.gan, g_state, EVAL_SAMPLES, seed=0, bn="batch", batch=self.cfg.batch_size)
+        result = self.evaluator.score(fake)
+        self.reporter.log_eval(epoch, result)
+        if not self.cfg.keep_best:
+            return
+        key, sign = BEST[self.cfg.keep_best]
+        value = float(result[key])
+        if self.best is None or sign * value > sign * self.best["value"]:
+            self.best = {"metric": self.cfg.keep_best, "value": value, "step": step, "epoch": epoch + 1}
+            best_dir = ckpt_lib.Checkpoints(os.path.join(self.checkpoints.directory, "best"), keep=1)
+            try:
+                best_dir.save(step, state, self.record(step, None))
+            finally:
+                best_dir.close()
+            if self.primary:
+                print(f"  best so far by {key}: {value:.4g} at epoch {epoch + 1}; kept in "
+                      f"{best_dir.directory}", flush=True)
+
+    def record(self, step: int, means: report.EpochMeans | None) -> dict[str, Any]:
+        """The JSON saved beside the arrays: what a resume, ``sample`` and ``evaluate`` need."""
+        return {"config": self.cfg.to_dict(), "steps_per_epoch": self.layout.steps_per_epoch, "step": step,
+                "data": self.data_facts, "best": self.best,
+                "epoch_means": means.to_record() if means else None}
+
+    def save(self, state: steps.TrainState, step: int, means: report.EpochMeans | None) -> str:
+        """A checkpoint at ``step``; ``means``: the sums of a part-done epoch (None at its end)."""
+        if step == self.last_saved:  # e.g. a signal right after a scheduled save
+            return os.path.join(self.checkpoints.directory, str(step))
+        path = self.checkpoints.save(step, state, self.record(step, means))
+        self.last_saved = step
+        return path
+
+    def non_finite(self, step: int) -> Stopped:
+        good = self.last_saved if self.last_saved is not None else (self.checkpoints.steps() or [None])[-1]
+        where = f"checkpoint {good} in {self.checkpoints.directory} is the last good state" if good is not None \
+            else "no checkpoint was written"
+        return Stopped(f"non-finite loss or parameters by step {step}; stopped without saving them: {where}. "
+                       "Try a smaller --lr, or --skip_nonfinite", 1)
