@@ -1,43 +1,47 @@
-"""Training throughput, side by side in one run on one device: the PyTorch original vs jaxgan.
+"""Training throughput of jaxgan against the strongest PyTorch, each measurement in its own process.
 
-    python benchmarks/throughput.py --quick --json out.json              # CPU, < 5 minutes here
+    python benchmarks/throughput.py --quick --json out.json              # CPU, a few minutes here
     python benchmarks/throughput.py --device gpu --json results/gpu.json # one GPU
 
-Each row times full D+G training iterations, each implementation with its own data pipeline:
+This process only orchestrates: it writes 60,000 MNIST-format images once, then starts a fresh
+interpreter (``benchmarks/bench_row.py``) for every measurement, so no framework's threads,
+allocator or compilation cache touches another's (each torch.compile row gets its own empty
+Inductor cache; JAX's persistent cache is off). Thread counts are set explicitly in every child
+(torch intra-/inter-op threads, OMP/MKL, XLA's ``intra_op_parallelism_threads``) and each row
+records what it ran with: library versions, device, precision, threads, the settings that change
+how the frameworks run (``CUDA_LAUNCH_BLOCKING``, ``XLA_FLAGS``, ...) and the load average
+before and after (other jobs may share the machine; it is recorded, not hidden).
 
-  (a) torch_reference  the reference as written: torchvision MNIST with per-image ToTensor +
-                       Normalize, DataLoader(shuffle, 4 workers), its loop
-  (b) torch_tuned      the same loop, the dataset held on the device as one uint8 tensor,
-                       shuffled and normalised there (faster than any worker count here)
-  (c) torch_compile    (b) with G and D under torch.compile
-  (d) jax_per_step     jaxgan's step, one jitted call per iteration
-  (e) jax_scan         jaxgan's training path: many steps fused in one lax.scan call over the
-                       device-resident uint8 dataset, batches drawn on device
-  (f) jax_scan_bf16    (e) with --matmul_dtype bfloat16 (bf16 operands, fp32 accumulation)
+Measurements, each in its own process:
+  * the rows (implementation x batch size; the implementations are listed in ``--help``)
+  * the matmul peak per precision, in JAX and in PyTorch (the faster of the two is the peak)
+  * on CPU, the memory bandwidth (triad in numpy, PyTorch and JAX; the fastest is used)
+  * per batch size, the FLOPs of one training step from XLA's cost analysis (lowered for the CPU)
 
-Warm-up (and compilation, reported as compile_s) is excluded from the timing; the device is
-synchronised before the clock is read. FLOPs per image come from XLA's cost analysis of one
-jaxgan step lowered for the CPU (the PyTorch loop does the same work, plus D's unused weight
-gradients in the G step); peak_fraction divides the achieved FLOP rate by a float32 matmul peak measured on the same
-device in the same run. The data is written in torchvision's MNIST format to a temporary folder.
+From them every row gets its FLOP count, % of the matmul peak at its own precision and, on CPU,
+its fraction of the roofline (the step's FLOPs at the matmul peak plus Adam's bytes at the
+measured bandwidth). ``benchmarks/report.py`` turns the JSON into the markdown tables.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
-import math
 import os
-import platform
+import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
 
-IMPLS = ("torch_reference", "torch_tuned", "torch_compile", "jax_per_step", "jax_scan", "jax_scan_bf16")
+from benchmarks.bench_row import IMPLS, command_line, env_settings  # noqa: E402  (numpy only)
+
+SCHEMA = "jaxgan-throughput/2"
 
 
 def fail(message: str) -> None:
@@ -45,230 +49,125 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
-# -- data ------------------------------------------------------------------------------------
-def write_dataset(root: str, n: int) -> None:
-    """n MNIST-sized uint8 images (random strokes) in torchvision's IDX format under root."""
-    from jaxgan.formats import write_mnist
-
+# -- data ------------------------------------------------------------------------------------------
+def make_images(n: int) -> np.ndarray:
+    """n MNIST-sized uint8 images (random strokes on noise), the same for every run."""
     rng = np.random.default_rng(0)
     images = rng.integers(0, 64, (n, 28, 28), dtype=np.uint8)
     rows = rng.integers(4, 24, n)
     for i, r in enumerate(rows):
         images[i, r:r + 3, 5:23] = 255
-    write_mnist(root, images, rng.integers(0, 10, n).astype(np.uint8))
+    return images
 
 
-# -- timing helpers --------------------------------------------------------------------------
-def timed_loop(run_block: Callable[[int], None], sync: Callable[[], None], min_time: float,
-               first_block: int) -> tuple[int, float]:
-    """Run blocks of iterations (doubling) until at least ``min_time`` seconds have been timed."""
-    done, elapsed, block = 0, 0.0, first_block
-    while elapsed < min_time:
-        sync()
-        t0 = time.perf_counter()
-        run_block(block)
-        sync()
-        elapsed += time.perf_counter() - t0
-        done += block
-        block *= 2
-    return done, elapsed
+def write_dataset(root: str, n: int) -> None:
+    """``make_images(n)`` in torchvision's MNIST IDX format under root, and the same images as
+    ``root/images.npy`` (N, 28, 28, 1) for the JAX rows, which never import torch."""
+    from jaxgan.formats import write_mnist
+
+    images = make_images(n)
+    write_mnist(root, images, np.random.default_rng(1).integers(0, 10, n).astype(np.uint8))
+    np.save(os.path.join(root, "images.npy"), images[..., None])
 
 
-def matmul_peak(device: str) -> tuple[float, str]:
-    """Measured float32 matmul rate (FLOP/s) through XLA on the benchmark's device."""
-    import jax
-    import jax.numpy as jnp
+# -- children ----------------------------------------------------------------------------------------
+def child_env(device: str, threads: int, scratch: str) -> dict[str, str]:
+    """The environment of one child: explicit thread counts, no shared compilation caches."""
+    env = dict(os.environ)
+    for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[k] = str(threads)
+    flags = env.get("XLA_FLAGS", "")
+    if "intra_op_parallelism_threads" not in flags:
+        flags += f" --xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={threads}"
+    env["XLA_FLAGS"] = flags.strip()
+    if device == "cpu":
+        env["JAX_PLATFORMS"] = "cpu"
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)  # and each child turns JAX's persistent cache off
+    env.pop("JAXGAN_COMPILE_CACHE", None)
+    env["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(scratch, "inductor")  # fresh per child
+    env["TRITON_CACHE_DIR"] = os.path.join(scratch, "triton")
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONPATH"] = os.path.dirname(HERE) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
 
-    n = 8192 if device == "gpu" else 2048
-    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-    b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
-    f = jax.jit(lambda x, y: x @ y)
-    f(a, b).block_until_ready()
-    times = []
-    for _ in range(10 if device == "gpu" else 5):
-        t0 = time.perf_counter()
-        f(a, b).block_until_ready()
-        times.append(time.perf_counter() - t0)
-    return 2 * n**3 / float(np.median(times)), f"{n}x{n}x{n} float32 jnp.matmul, median of {len(times)}"
 
-
-# -- PyTorch ---------------------------------------------------------------------------------
-def bench_torch(kind: str, root: str, batch_size: int, device: str, min_time: float, workers: int
-                ) -> dict[str, Any]:
-    import torch
-    from torchvision import datasets
-
-    from benchmarks import torch_reference as ref
-
-    dev = torch.device("cuda" if device == "gpu" else "cpu")
-    sync = torch.cuda.synchronize if device == "gpu" else (lambda: None)
-    torch.manual_seed(0)
-    G, D = ref.Generator((1, 28, 28), 100).to(dev), ref.Discriminator((1, 28, 28)).to(dev)
-    opt_g, opt_d = ref.make_optimizers(G, D)
-    if kind == "torch_compile":
-        G, D = torch.compile(G), torch.compile(D)
-
-    if kind == "torch_reference":
-        ds = datasets.MNIST(root=root, train=True, download=False, transform=ref.reference_transform(1))
-        loader = ref.reference_loader(ds, batch_size, num_workers=workers,
-                                      pin_memory=device == "gpu")
-        stream = ref.cycle(loader)
-
-        def next_batch():
-            images, _ = next(stream)
-            return images.to(dev, non_blocking=True)
+def run_child(spec: dict, workdir: str, name: str, device: str, threads: int, timeout: float) -> dict:
+    """Run one measurement in a fresh interpreter and return what it wrote (or why it wrote nothing)."""
+    scratch = tempfile.mkdtemp(prefix=name + "-", dir=workdir)
+    spec_path, out_path, log_path = (os.path.join(scratch, f) for f in ("spec.json", "out.json", "log.txt"))
+    with open(spec_path, "w") as f:
+        json.dump(spec, f)
+    t0 = time.perf_counter()
+    load_before = os.getloadavg()
+    with open(log_path, "w") as log:
+        try:
+            proc = subprocess.run([sys.executable, os.path.join(HERE, "bench_row.py"), spec_path, out_path],
+                                  env=child_env(device, threads, scratch), stdout=log, stderr=subprocess.STDOUT,
+                                  timeout=timeout, cwd=scratch)
+            code: int | str = proc.returncode
+        except subprocess.TimeoutExpired:
+            code = f"timed out after {timeout:.0f} s"
+    if os.path.isfile(out_path):
+        with open(out_path) as f:
+            result = json.load(f)
     else:
-        data = datasets.MNIST(root=root, train=True, download=False).data.to(dev)  # uint8 (N, 28, 28)
-        n = data.shape[0]
-        state = {"perm": torch.randperm(n, device=dev), "pos": 0}
-
-        def next_batch():
-            if state["pos"] + batch_size > n:  # new epoch (the short tail is skipped here)
-                state["perm"], state["pos"] = torch.randperm(n, device=dev), 0
-            idx = state["perm"][state["pos"]:state["pos"] + batch_size]
-            state["pos"] += batch_size
-            return (data[idx].float() / 255.0 - 0.5) / 0.5
-
-    def run_block(k: int) -> None:
-        for _ in range(k):
-            ref.train_iteration(G, D, opt_g, opt_d, next_batch(), 100)
-
-    t0 = time.perf_counter()
-    run_block(3)  # warm-up: worker start-up, allocator, cuDNN/cuBLAS handles, compilation
-    sync()
-    compile_s = time.perf_counter() - t0
-    iters, elapsed = timed_loop(run_block, sync, min_time, first_block=5)
-    return {"iters": iters, "seconds": elapsed, "compile_s": compile_s}
+        result = {"spec": spec, "ok": False, "error": f"child exited ({code}) without a result",
+                  "loadavg_before": load_before, "loadavg_after": os.getloadavg()}
+    result["process_wall_s"] = time.perf_counter() - t0
+    if not result.get("ok"):
+        with open(log_path, errors="replace") as f:
+            result["log_tail"] = f.read()[-2000:]
+    return result
 
 
-# -- jaxgan ----------------------------------------------------------------------------------
-def bench_jax(kind: str, root: str, batch_size: int, min_time: float, steps_per_call: int
-              ) -> dict[str, Any]:
-    import jax
-
-    from jaxgan import data as data_lib
-    from jaxgan import steps
-    from jaxgan.config import Config, validate
-
-    cfg = validate(Config(dataset="mnist", data_dir=root, download=False, batch_size=batch_size,
-                          matmul_dtype="bfloat16" if kind.endswith("bf16") else "float32"))
-    images, _ = data_lib.load_numpy("mnist", root, download=False)
-    gan, state = steps.build(cfg)
-    data = jax.device_put(data_lib.flatten_chw(images))
-    n = len(images)
-    full = n // batch_size
-    keys = steps.run_keys(cfg.seed)
-    perm_fn = jax.jit(data_lib.epoch_permutation, static_argnums=2)
-    chunk = jax.jit(gan.train_chunk, static_argnames="length", donate_argnums=0)
-    length = 1 if kind == "jax_per_step" else max(1, min(steps_per_call, full))
-    pos = {"epoch": 0, "i": 0, "perm": perm_fn(keys["shuffle"], 0, n)}
-    box = {"state": state}
-
-    def call() -> None:
-        if pos["i"] + length > full:
-            pos["epoch"] += 1
-            pos["i"], pos["perm"] = 0, perm_fn(keys["shuffle"], pos["epoch"], n)
-        box["state"], _ = chunk(box["state"], data, pos["perm"], pos["i"], length=length)
-        pos["i"] += length
-
-    def run_block(k: int) -> None:
-        for _ in range(k):
-            call()
-
-    def sync() -> None:
-        jax.block_until_ready(box["state"])
-
-    flops = step_flops(gan, state, data, pos["perm"]) / batch_size if kind == "jax_per_step" else None
-    t0 = time.perf_counter()
-    call()
-    sync()
-    compile_s = time.perf_counter() - t0
-    calls, elapsed = timed_loop(run_block, sync, min_time, first_block=2 if length > 1 else 20)
-    return {"iters": calls * length, "seconds": elapsed, "compile_s": compile_s, "flops_per_img": flops}
+def default_impls(device: str) -> list[str]:
+    return [k for k, v in IMPLS.items() if device == "gpu" or not v.gpu_only]
 
 
-def step_flops(gan, state, data, perm) -> float:
-    """FLOPs of one training step by XLA's cost analysis of the step lowered for the CPU.
-    (The GPU compiler hands matmuls to cuBLAS as custom calls, which its cost analysis does not
-    count, so one device-independent count serves every row.)"""
-    import jax
-
-    def abstract(x):
-        return jax.ShapeDtypeStruct(x.shape, x.dtype)
-
-    traced = jax.jit(gan.train_chunk, static_argnames="length").trace(
-        jax.tree_util.tree_map(abstract, state), abstract(data), abstract(perm), 0, length=1)
-    lowered = traced.lower(lowering_platforms=("cpu",))
-    cost = lowered.cost_analysis()
-    if not cost:  # some JAX releases only analyse compiled programs
-        cost = lowered.compile().cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    return float(cost["flops"]) if cost and "flops" in cost else float("nan")
+def impl_help() -> str:
+    return "; ".join(f"{v.label} {k}: {v.what}{' [GPU only]' if v.gpu_only else ''}" for k, v in IMPLS.items())
 
 
-# -- main ------------------------------------------------------------------------------------
-def device_name(device: str) -> str:
-    if device == "gpu":
-        import jax
+# -- main ----------------------------------------------------------------------------------------------
+def parse_args():
+    from jaxgan.config import OneLineParser
 
-        return jax.devices()[0].device_kind
-    return f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
-
-
-def plot(rows: list[dict], path: str, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for impl in IMPLS:
-        pts = sorted((r["batch_size"], r["img_per_s"]) for r in rows if r["impl"] == impl and r["img_per_s"])
-        if pts:
-            ax.plot(*zip(*pts), marker="o", label=impl)
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("batch size")
-    ax.set_ylabel("training images / s (D+G iterations)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-
-
-def markdown(rows: list[dict]) -> str:
-    out = ["| impl | device | batch | img/s | step ms | compile s | MFLOP/img | % of matmul peak |",
-           "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        if r["img_per_s"] is None:
-            out.append(f"| {r['impl']} | {r['device']} | {r['batch_size']} | failed: {r.get('error', '')} | | | | |")
-            continue
-        out.append(f"| {r['impl']} | {r['device']} | {r['batch_size']} | {r['img_per_s']:,.0f} | "
-                   f"{r['step_ms']:.3f} | {r['compile_s']:.2f} | {(r['flops_per_img'] or math.nan) / 1e6:.1f} | "
-                   f"{100 * (r['peak_fraction'] or math.nan):.1f} |")
-    return "\n".join(out)
+    p = OneLineParser(prog="throughput.py", description="jaxgan vs the strongest PyTorch: training throughput, "
+                      "each measurement in its own process. Implementations: " + impl_help())
+    p.add_argument("--quick", action="store_true", help="batch 64 and 512, 1.5 s timed per row (default off)")
+    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="cpu or gpu (default cpu)")
+    p.add_argument("--json", help="write everything measured as JSON here (default: not written); the "
+                   "markdown and the plot go beside it")
+    p.add_argument("--plot", help="PNG of images/s against batch size (default: beside --json)")
+    p.add_argument("--batch_sizes", help="comma-separated (default 64,512 with --quick, else 64,256,1024,4096)")
+    p.add_argument("--impls", help="comma-separated subset, in the order to run (default: every "
+                   "implementation the device runs)")
+    p.add_argument("--min_time", type=float, help="seconds timed per row (default 1.5 with --quick, else 4)")
+    p.add_argument("--images", type=int, default=60000, help="dataset size (default 60000, MNIST's)")
+    p.add_argument("--workers", type=int, default=4, help="the reference DataLoader's workers (default 4, "
+                   "as the reference)")
+    p.add_argument("--steps_per_call", type=int, default=200, help="steps fused per call in the jax_scan "
+                   "rows (default 200, the trainer's)")
+    p.add_argument("--threads", type=int, help="CPU threads for every framework (default: the CPUs this "
+                   "process may run on)")
+    p.add_argument("--interop_threads", type=int, help="torch inter-op threads (default: --threads)")
+    p.add_argument("--budget_s", type=float, help="stop starting rows after this many seconds; rows not "
+                   "started are listed as skipped (default: no limit)")
+    p.add_argument("--order", choices=("batch", "impl"), default="batch", help="batch: every implementation at "
+                   "one batch size, then the next (side by side in time); impl: each implementation at every "
+                   "batch size in --impls order, so that --budget_s drops the last-named first (default batch)")
+    p.add_argument("--job_timeout", type=float, default=900, help="seconds before one child is stopped "
+                   "(default 900)")
+    return p.parse_args()
 
 
 def main() -> int:
-    from jaxgan.config import OneLineParser
-
-    p = OneLineParser(prog="throughput.py", description="jaxgan vs the PyTorch original: training throughput")
-    p.add_argument("--quick", action="store_true", help="batch 64 and 512, short timings")
-    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
-    p.add_argument("--json", help="write the rows as JSON here")
-    p.add_argument("--plot", help="PNG of images/s against batch size (default: beside --json)")
-    p.add_argument("--batch_sizes", help="comma-separated, overrides the defaults")
-    p.add_argument("--impls", default=",".join(IMPLS), help="comma-separated subset of " + ",".join(IMPLS))
-    p.add_argument("--min_time", type=float, help="seconds timed per row (default 1.5 quick, 4 full)")
-    p.add_argument("--images", type=int, default=60000, help="dataset size (MNIST's 60,000)")
-    p.add_argument("--workers", type=int, default=4, help="the reference DataLoader's workers (4)")
-    p.add_argument("--steps_per_call", type=int, default=200, help="steps fused per call in jax_scan")
-    args = p.parse_args()
-
-    impls = [s.strip() for s in args.impls.split(",") if s.strip()]
-    if not impls or any(i not in IMPLS for i in impls):
+    args = parse_args()
+    names = [s.strip() for s in (args.impls or ",".join(default_impls(args.device))).split(",") if s.strip()]
+    if not names or any(i not in IMPLS for i in names):
         fail(f"--impls must name some of {', '.join(IMPLS)}")
+    if args.device == "cpu" and any(IMPLS[i].gpu_only for i in names):
+        fail(f"{', '.join(i for i in names if IMPLS[i].gpu_only)} run on --device gpu only")
     try:
         sizes = [int(s) for s in args.batch_sizes.split(",")] if args.batch_sizes else \
             ([64, 512] if args.quick else [64, 256, 1024, 4096])
@@ -278,63 +177,92 @@ def main() -> int:
         fail(f"batch sizes must be in [2, {args.images}] (BatchNorm needs 2; the dataset has {args.images})")
     if args.images < 2 or args.workers < 0 or args.steps_per_call < 1:
         fail("--images must be >= 2, --workers >= 0, --steps_per_call >= 1")
-    for path, exts in ((args.json, (".json",)), (args.plot, (".png",))):
-        if path and (not path.lower().endswith(exts) or os.path.isdir(path)):
-            fail(f"{path!r} must be a file path ending in {exts[0]}")
+    threads = args.threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+    interop = args.interop_threads or threads
+    if threads < 1 or interop < 1:
+        fail("--threads and --interop_threads must be >= 1")
+    if (args.min_time is not None and args.min_time <= 0) or (args.budget_s is not None and args.budget_s <= 0) \
+            or args.job_timeout <= 0:
+        fail("--min_time, --budget_s and --job_timeout must be > 0")
+    for path, ext in ((args.json, ".json"), (args.plot, ".png")):
+        if path and (not path.lower().endswith(ext) or os.path.isdir(path)):
+            fail(f"{path!r} must be a file path ending in {ext}")
         if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             fail(f"folder of {path!r} does not exist")
     min_time = args.min_time or (1.5 if args.quick else 4.0)
+    if os.environ.get("CUDA_LAUNCH_BLOCKING", "0") not in ("", "0"):
+        print("throughput.py: warning: CUDA_LAUNCH_BLOCKING is set; every kernel launch waits (recorded)",
+              file=sys.stderr)
 
-    import jax
+    from benchmarks import report
 
-    if args.device == "gpu" and jax.default_backend() != "gpu":
-        fail("--device gpu, but JAX sees no GPU")
-    if args.device == "cpu":
-        jax.config.update("jax_platforms", "cpu")
-    peak, peak_how = matmul_peak(args.device)
-    name = device_name(args.device)
-    print(f"device: {name}; measured matmul peak {peak / 1e9:,.0f} GFLOP/s ({peak_how})", flush=True)
+    t_start = time.perf_counter()
+    common = {"device": args.device, "threads": threads, "interop_threads": interop}
+    doc: dict[str, Any] = {
+        "schema": SCHEMA, "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": command_line(), "device": args.device,
+        "settings": {"batch_sizes": sizes, "impls": names, "min_time": min_time, "images": args.images,
+                     "workers": args.workers, "steps_per_call": args.steps_per_call, "threads": threads,
+                     "interop_threads": interop, "budget_s": args.budget_s, "order": args.order},
+        "parent_env": env_settings(), "impls": {k: vars(v) for k, v in IMPLS.items() if k in names},
+    }
 
-    rows: list[dict] = []
-    flops_per_img = None
-    with tempfile.TemporaryDirectory() as root:
-        write_dataset(root, args.images)
-        for bs in sizes:
-            for impl in impls:
-                try:
-                    if impl.startswith("torch"):
-                        r = bench_torch(impl, root, bs, args.device, min_time, args.workers)
-                    else:
-                        r = bench_jax(impl, root, bs, min_time, args.steps_per_call)
-                    error = None
-                except Exception as e:  # a failing implementation is reported, not fatal
-                    r, error = None, f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
-                if r and r.get("flops_per_img") and math.isfinite(r["flops_per_img"]):
-                    flops_per_img = r["flops_per_img"]
-                row = {"impl": impl, "device": name, "batch_size": bs,
-                       "img_per_s": r["iters"] * bs / r["seconds"] if r else None,
-                       "step_ms": 1e3 * r["seconds"] / r["iters"] if r else None,
-                       "compile_s": r["compile_s"] if r else None, "flops_per_img": None,
-                       "peak_fraction": None, "matmul_peak_flops": peak}
-                if error:
-                    row["error"] = error
-                rows.append(row)
-                print(f"  {impl:16s} batch {bs:5d}: " +
-                      (f"{row['img_per_s']:12,.0f} img/s" if r else f"failed ({error})"), flush=True)
-    for row in rows:  # same work per image for every implementation
-        if row["img_per_s"] and flops_per_img:
-            row["flops_per_img"] = flops_per_img
-            row["peak_fraction"] = row["img_per_s"] * flops_per_img / peak
-    table = markdown(rows)
+    with tempfile.TemporaryDirectory(prefix="jaxgan-bench-") as work:
+        def job(spec: dict, name: str) -> dict:
+            r = run_child({**common, **spec}, work, name, args.device, threads, args.job_timeout)
+            status = "ok" if r.get("ok") else f"FAILED: {r.get('error')}"
+            print(f"  {name:34s} {r['process_wall_s']:6.1f} s  load {r['loadavg_before'][0]:.2f}  {status}",
+                  flush=True)
+            return r
+
+        doc["host"] = job({"job": "env"}, "env")
+        if args.device == "gpu" and doc["host"].get("jax_backend") != "gpu":
+            fail("--device gpu, but JAX sees no GPU")
+        doc["device_name"] = (doc["host"].get("jax_devices") or ["?"])[0] if args.device == "gpu" else \
+            f"{doc['host'].get('cpu')}, {threads} threads"
+        print(f"device: {doc['device_name']}", flush=True)
+
+        precisions = ("float32", "tf32", "bfloat16") if args.device == "gpu" else ("float32", "bfloat16")
+        doc["peaks"] = [job({"job": "peak", "framework": fw, "precision": pr}, f"peak {fw} {pr}")
+                        for pr in precisions for fw in ("jax", "torch")]
+        if args.device == "cpu":
+            doc["bandwidth"] = [job({"job": "bandwidth", "framework": fw}, f"bandwidth {fw}")
+                                for fw in ("numpy", "torch", "jax")]
+        doc["flops"] = {str(bs): job({"job": "flops", "batch_size": bs}, f"flops batch {bs}") for bs in sizes}
+
+        data_dir = os.path.join(work, "data")
+        write_dataset(data_dir, args.images)
+        row_common = {"job": "row", "data_dir": data_dir, "min_time": min_time, "workers": args.workers,
+                      "steps_per_call": args.steps_per_call}
+        doc["rows"], doc["skipped"] = [], []
+        plan = [(bs, impl) for bs in sizes for impl in names] if args.order == "batch" else \
+            [(bs, impl) for impl in names for bs in sizes]
+        for bs, impl in plan:
+            if args.budget_s and time.perf_counter() - t_start > args.budget_s:
+                doc["skipped"].append({"impl": impl, "batch_size": bs, "why": f"--budget_s {args.budget_s:g}"})
+                continue
+            r = job({**row_common, "impl": impl, "batch_size": bs}, f"{impl} batch {bs}")
+            r.update(impl=impl, batch_size=bs, framework=IMPLS[impl].framework, label=IMPLS[impl].label)
+            doc["rows"].append(r)
+    doc["total_s"] = time.perf_counter() - t_start
+    report.annotate(doc)  # FLOPs, peak fractions, roofline, summary, load: derived from the above only
+
+    md = report.render_throughput(doc)
     print()
-    print(table)
+    print(md)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+            json.dump(doc, f, indent=1, default=str)
+        with open(os.path.splitext(args.json)[0] + ".md", "w") as f:
+            f.write(md + "\n")
     plot_path = args.plot or (os.path.splitext(args.json)[0] + ".png" if args.json else None)
     if plot_path:
-        plot(rows, plot_path, f"{name}: images/s vs batch size")
-        print(f"\nwrote {args.json or ''} {plot_path}")
+        try:
+            report.plot(doc, plot_path)
+        except ImportError as e:
+            print(f"throughput.py: no plot ({e})", file=sys.stderr)
+    if args.json:
+        print(f"\nwrote {args.json}, {os.path.splitext(args.json)[0]}.md{', ' + plot_path if plot_path else ''}")
     return 0
 
 

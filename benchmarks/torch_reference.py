@@ -106,3 +106,81 @@ def cycle(loader) -> Iterator:
     """Batches forever, starting a new (reshuffled) epoch whenever one ends."""
     while True:
         yield from loader
+
+
+# -- the reference's training run as a whole process (benchmarks/startup.py times it) ----------------
+def main(argv: list[str] | None = None) -> int:
+    """``python benchmarks/torch_reference.py --data_dir data --num_epochs 3``: the reference's run —
+    its DataLoader, its loop, per epoch the mean losses logged to TensorBoard and a grid of
+    G(fixed noise) saved (G stays in training mode, as the reference never calls ``eval``)."""
+    import argparse
+    import os
+    import sys
+    import time
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str):  # one line, exit 2
+            print(f"{self.prog}: error: {message}", file=sys.stderr)
+            sys.exit(2)
+
+    p = Parser(prog="torch_reference.py", description="the PyTorch original's training run (MNIST)")
+    p.add_argument("--data_dir", default="data", help="torchvision root (default data)")
+    p.add_argument("--no-download", "--no_download", dest="download", action="store_false",
+                   help="never download (default: download when missing)")
+    p.add_argument("--num_epochs", type=int, default=100, help="epochs (default 100)")
+    p.add_argument("--batch_size", type=int, default=64, help="mini-batch size (default 64)")
+    p.add_argument("--latent_dim", type=int, default=100, help="noise dimension (default 100)")
+    p.add_argument("--lr", type=float, default=0.0002, help="Adam learning rate (default 0.0002)")
+    p.add_argument("--workers", type=int, default=4, help="DataLoader workers (default 4)")
+    p.add_argument("--interval", type=int, default=1, help="epochs between saved grids (default 1)")
+    p.add_argument("--sample_dir", default="samples_torch", help="grids go here (default samples_torch)")
+    p.add_argument("--logdir", default="runs_torch", help="TensorBoard events go here (default runs_torch)")
+    p.add_argument("--seed", type=int, default=0, help="torch.manual_seed (default 0)")
+    a = p.parse_args(argv)
+    if a.num_epochs < 1 or a.batch_size < 2 or a.workers < 0 or a.interval < 1:
+        p.error("--num_epochs >= 1, --batch_size >= 2, --workers >= 0 and --interval >= 1 are required")
+
+    from torchvision import datasets
+    from torchvision.utils import save_image
+
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # the same writer API without the tensorboard package
+        from tensorboardX import SummaryWriter
+
+    torch.manual_seed(a.seed)
+    try:
+        dataset = datasets.MNIST(root=a.data_dir, train=True, download=a.download,
+                                 transform=reference_transform(1))
+    except RuntimeError as e:
+        p.error(str(e).splitlines()[0])
+    loader = reference_loader(dataset, a.batch_size, num_workers=a.workers)
+    G, D = Generator((1, 28, 28), a.latent_dim), Discriminator((1, 28, 28))
+    opt_g, opt_d = make_optimizers(G, D, lr=a.lr)
+    fixed_noise = torch.rand(64, a.latent_dim)
+    os.makedirs(a.sample_dir, exist_ok=True)
+    writer = SummaryWriter(os.path.join(a.logdir, "mnist"))
+    for epoch in range(1, a.num_epochs + 1):
+        t0, d_sum, g_sum, n = time.perf_counter(), 0.0, 0.0, 0
+        for images, _ in loader:
+            d_loss, g_loss = train_iteration(G, D, opt_g, opt_d, images, a.latent_dim)
+            d_sum, g_sum, n = d_sum + d_loss, g_sum + g_loss, n + 1
+        writer.add_scalar("Discriminator_Loss", float(d_sum / n), epoch)
+        writer.add_scalar("Generator_Loss", float(g_sum / n), epoch)
+        if epoch % a.interval == 0:
+            fake = G(fixed_noise).detach() * 0.5 + 0.5
+            save_image(fake, os.path.join(a.sample_dir, f"fake_images_{epoch}.png"), nrow=8)
+            writer.add_image("Fake_Images", fake[:64].reshape(-1, 1, 28, 28)[0], epoch)
+        seconds = time.perf_counter() - t0
+        print(f"epoch {epoch}/{a.num_epochs}  D loss {float(d_sum / n):.4f}  G loss {float(g_sum / n):.4f}  "
+              f"{len(dataset) / seconds:,.0f} img/s", flush=True)
+    writer.close()
+    return 0
+
+
+if __name__ == "__main__":
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.exit(main())

@@ -1,0 +1,548 @@
+"""One benchmark measurement, alone in this process.
+
+    python benchmarks/bench_row.py SPEC.json OUT.json
+
+``benchmarks/throughput.py`` starts one fresh interpreter per measurement, so no framework's
+threads, allocator or compilation cache touches another's. SPEC's ``job`` is one of
+
+  env        library versions, backends and device names seen by a fresh process
+  row        training throughput of one implementation at one batch size (see ``IMPLS``)
+  peak       a large matmul's rate in one framework at one precision
+  bandwidth  a large array triad's memory bandwidth in one framework
+  flops      XLA's cost analysis of one jaxgan training step at one batch size
+
+This module imports neither torch nor jax at the top: each job imports only what it measures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@dataclass(frozen=True)
+class Impl:
+    """One row kind: which framework, which pipeline, which optimiser, which precision."""
+
+    label: str
+    framework: str  # "torch" | "jax"
+    what: str
+    pipeline: str = "memory"  # torch: "loader" (the reference's DataLoader) | "memory"
+    compile: str | None = None  # torch.compile mode
+    adam: str = "default"  # torch Adam: "default" | "fast" (foreach on CPU, fused on CUDA)
+    precision: str = "float32"  # "float32" (true fp32) | "tf32" | "bfloat16"
+    steps_per_call: bool = True  # jax: fuse --steps_per_call steps per call (else 1)
+    gpu_only: bool = False
+
+
+IMPLS: dict[str, Impl] = {
+    "torch_reference": Impl("(a)", "torch", "the reference as written: torchvision MNIST, per-image "
+                            "ToTensor+Normalize, DataLoader(shuffle, --workers), its loop", pipeline="loader"),
+    "torch_tuned": Impl("(b)", "torch", "(a)'s loop on the dataset held on the device as one uint8 "
+                        "tensor, shuffled and normalised there"),
+    "torch_compile": Impl("(c)", "torch", "(b) with G and D under torch.compile (default mode)",
+                          compile="default"),
+    "torch_fused_adam": Impl("(g)", "torch", "(b) with a multi-tensor Adam: foreach=True on CPU, "
+                             "fused=True on CUDA", adam="fast"),
+    "torch_cudagraphs": Impl("(h)", "torch", "(g) with G and D under torch.compile(mode="
+                             "'reduce-overhead') (CUDA graphs)", compile="reduce-overhead", adam="fast",
+                             gpu_only=True),
+    "torch_fused_adam_tf32": Impl("(i)", "torch", "(g) with TF32 matmuls (allow_tf32=True)", adam="fast",
+                                  precision="tf32", gpu_only=True),
+    "jax_per_step": Impl("(d)", "jax", "jaxgan's step, one jitted call per iteration", steps_per_call=False),
+    "jax_scan": Impl("(e)", "jax", "jaxgan's training path: --steps_per_call steps fused in one "
+                     "lax.scan call over the device-resident uint8 dataset"),
+    "jax_scan_tf32": Impl("(j)", "jax", "(e) with --matmul_dtype tf32 (the backend's default "
+                          "precision)", precision="tf32", gpu_only=True),
+    "jax_scan_bf16": Impl("(f)", "jax", "(e) with --matmul_dtype bfloat16 (bf16 operands, fp32 "
+                          "accumulation)", precision="bfloat16"),
+}
+
+# Settings that change how a framework runs and are recorded with every measurement.
+ENV_KEYS = ("CUDA_LAUNCH_BLOCKING", "CUDA_VISIBLE_DEVICES", "CUDA_MODULE_LOADING", "TORCH_USE_CUDA_DSA",
+            "PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_NO_CUDA_MEMORY_CACHING", "TORCHINDUCTOR_CACHE_DIR",
+            "TORCH_COMPILE_DEBUG", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+            "KMP_AFFINITY", "GOMP_CPU_AFFINITY", "XLA_FLAGS", "JAX_PLATFORMS", "JAX_ENABLE_X64",
+            "JAX_COMPILATION_CACHE_DIR", "JAX_DEFAULT_MATMUL_PRECISION", "XLA_PYTHON_CLIENT_PREALLOCATE",
+            "XLA_PYTHON_CLIENT_MEM_FRACTION", "XLA_PYTHON_CLIENT_ALLOCATOR", "TF_CPP_MIN_LOG_LEVEL",
+            "NVIDIA_TF32_OVERRIDE", "PYTHONHASHSEED")
+
+
+def env_settings() -> dict[str, str | None]:
+    return {k: os.environ.get(k) for k in ENV_KEYS}
+
+
+def command_line() -> str:
+    """This process's command as run from the repository root (paths inside it made relative)."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def rel(arg: str) -> str:
+        full = os.path.abspath(arg)
+        return os.path.relpath(full, repo) if os.path.exists(full) and full.startswith(repo + os.sep) else arg
+
+    return " ".join(["python", rel(sys.argv[0]), *(rel(a) for a in sys.argv[1:])])
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def os_threads() -> int | None:
+    """Threads this process holds now (Linux), a check on what the thread settings did."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return None
+
+
+# -- timing ------------------------------------------------------------------------------------
+def timed_blocks(run_block: Callable[[int], None], sync: Callable[[], None], min_time: float
+                 ) -> dict[str, Any]:
+    """Time equal blocks of calls until ``min_time`` seconds are timed (at least 2 blocks). The
+    block size doubles from 1 until a block takes >= min_time / 8; the shorter blocks before it are
+    extra warm-up and not counted. Returns the totals and every counted block's seconds."""
+    block, blocks = 1, []
+    while sum(blocks) < min_time or len(blocks) < 2:
+        sync()
+        t0 = time.perf_counter()
+        run_block(block)
+        sync()
+        seconds = time.perf_counter() - t0
+        if blocks or seconds >= min_time / 8 or block >= 1 << 16:
+            blocks.append(seconds)
+        else:
+            block *= 2
+    return {"calls": block * len(blocks), "seconds": sum(blocks), "block_calls": block,
+            "block_seconds": blocks}
+
+
+# -- env -----------------------------------------------------------------------------------------
+def job_env(spec: dict) -> dict[str, Any]:
+    out: dict[str, Any] = {"python": sys.version.split()[0], "platform": platform.platform(),
+                           "cpu": cpu_model(), "cpu_count": os.cpu_count(),
+                           "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+                           "numpy": np.__version__}
+    try:
+        import jax
+
+        out.update(jax=jax.__version__, jax_backend=jax.default_backend(),
+                   jax_devices=[d.device_kind for d in jax.devices()])
+        import flax
+        import optax
+
+        out.update(flax=flax.__version__, optax=optax.__version__)
+    except Exception as e:  # reported, not fatal: the torch rows may still run
+        out["jax_error"] = f"{type(e).__name__}: {e}"
+    try:
+        import torch
+
+        out.update(torch=torch.__version__, torch_cuda=torch.version.cuda,
+                   torch_cuda_available=torch.cuda.is_available(),
+                   torch_device=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+                   torch_parallel_info=torch.__config__.parallel_info())
+        import torchvision
+
+        out["torchvision"] = torchvision.__version__
+    except Exception as e:
+        out["torch_error"] = f"{type(e).__name__}: {e}"
+    return out
+
+
+# -- PyTorch -------------------------------------------------------------------------------------
+def torch_setup(spec: dict, precision: str) -> dict[str, Any]:
+    """Threads and float32 matmul precision, set explicitly, then read back for the record.
+    ``float32`` is IEEE float32 (no TF32), ``tf32`` allows TF32 on CUDA; bf16 rows cast their
+    tensors themselves. Newer torch has ``fp32_precision`` and refuses a mix with the old API."""
+    import torch
+
+    torch.set_num_threads(spec["threads"])
+    try:
+        torch.set_num_interop_threads(spec["interop_threads"])
+    except RuntimeError:  # settable once per process (profile_torch.py builds several loops)
+        if torch.get_num_interop_threads() != spec["interop_threads"]:
+            raise
+    mode = "tf32" if precision == "tf32" else "ieee"
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):
+        torch.backends.cuda.matmul.fp32_precision = mode
+        torch.backends.cudnn.fp32_precision = mode
+        torch.backends.mkldnn.matmul.fp32_precision = "ieee"  # CPU rows: always IEEE float32
+    else:
+        torch.set_float32_matmul_precision("high" if mode == "tf32" else "highest")
+        torch.backends.cuda.matmul.allow_tf32 = mode == "tf32"
+        torch.backends.cudnn.allow_tf32 = mode == "tf32"
+    return {"torch_num_threads": torch.get_num_threads(),
+            "torch_num_interop_threads": torch.get_num_interop_threads()}
+
+
+def torch_precision_record() -> dict[str, Any]:
+    import torch
+
+    rec: dict[str, Any] = {}
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):
+        rec.update(torch_cuda_matmul_fp32_precision=torch.backends.cuda.matmul.fp32_precision,
+                   torch_cpu_matmul_fp32_precision=torch.backends.mkldnn.matmul.fp32_precision)
+    for key, read in (("torch_float32_matmul_precision", torch.get_float32_matmul_precision),
+                      ("torch_cuda_matmul_allow_tf32", lambda: bool(torch.backends.cuda.matmul.allow_tf32))):
+        try:
+            rec[key] = read()
+        except RuntimeError as e:  # the legacy getters may refuse once the new API was used
+            rec[key] = f"unreadable ({str(e)[:80]})"
+    return rec
+
+
+def adam_kwargs(adam: str, device: str) -> dict[str, bool]:
+    if adam == "default":
+        return {}
+    return {"fused": True} if device == "gpu" else {"foreach": True}
+
+
+def torch_loop(spec: dict, impl: Impl) -> tuple[Callable[[int], None], Callable[[], None], dict[str, Any]]:
+    """The PyTorch training loop of one row kind: ``run_block(k)`` runs k iterations, ``sync``
+    waits for the device. Used by the throughput rows and by ``profile_torch.py``."""
+    import torch
+
+    threads = torch_setup(spec, impl.precision)
+    from torchvision import datasets
+
+    from benchmarks import torch_reference as ref
+
+    device, batch_size = spec["device"], spec["batch_size"]
+    dev = torch.device("cuda" if device == "gpu" else "cpu")
+    if device == "gpu" and not torch.cuda.is_available():
+        raise RuntimeError("torch sees no CUDA device")
+    sync = torch.cuda.synchronize if device == "gpu" else (lambda: None)
+    torch.manual_seed(0)
+    G, D = ref.Generator((1, 28, 28), 100).to(dev), ref.Discriminator((1, 28, 28)).to(dev)
+    kw = adam_kwargs(impl.adam, device)
+    opt_g, opt_d = (torch.optim.Adam(G.parameters(), lr=0.0002, betas=(0.5, 0.999), **kw),
+                    torch.optim.Adam(D.parameters(), lr=0.0002, betas=(0.5, 0.999), **kw))
+    n_params = sum(p.numel() for p in G.parameters()) + sum(p.numel() for p in D.parameters())
+    if impl.compile:
+        G, D = torch.compile(G, mode=impl.compile), torch.compile(D, mode=impl.compile)
+    # CUDA graphs: tell the compiled graphs where an iteration starts, so outputs of the previous
+    # iteration may be overwritten.
+    mark_step = (torch.compiler.cudagraph_mark_step_begin if impl.compile == "reduce-overhead"
+                 else (lambda: None))
+
+    if impl.pipeline == "loader":
+        ds = datasets.MNIST(root=spec["data_dir"], train=True, download=False,
+                            transform=ref.reference_transform(1))
+        loader = ref.reference_loader(ds, batch_size, num_workers=spec["workers"], pin_memory=device == "gpu")
+        stream = ref.cycle(loader)
+
+        def next_batch():
+            images, _ = next(stream)
+            return images.to(dev, non_blocking=True)
+    else:
+        data = datasets.MNIST(root=spec["data_dir"], train=True, download=False).data.to(dev)
+        n = data.shape[0]
+        pos = {"perm": torch.randperm(n, device=dev), "i": 0}
+
+        def next_batch():
+            if pos["i"] + batch_size > n:  # a new epoch (the short tail is skipped here)
+                pos["perm"], pos["i"] = torch.randperm(n, device=dev), 0
+            idx = pos["perm"][pos["i"]:pos["i"] + batch_size]
+            pos["i"] += batch_size
+            return (data[idx].float() / 255.0 - 0.5) / 0.5
+
+    def run_block(k: int) -> None:
+        for _ in range(k):
+            mark_step()
+            ref.train_iteration(G, D, opt_g, opt_d, next_batch(), 100)
+
+    info = {**threads, **torch_precision_record(), "compile_mode": impl.compile, "n_params": int(n_params),
+            "adam": "torch.optim.Adam defaults" if impl.adam == "default" else f"torch.optim.Adam({kw})",
+            "device_name": torch.cuda.get_device_name(0) if device == "gpu" else cpu_model()}
+    return run_block, sync, info
+
+
+def row_torch(spec: dict, impl: Impl) -> dict[str, Any]:
+    run_block, sync, info = torch_loop(spec, impl)
+    t0 = time.perf_counter()
+    run_block(3)  # warm-up: workers, allocator, cuBLAS handles, compilation, graph capture
+    sync()
+    compile_s = time.perf_counter() - t0
+    timing = timed_blocks(run_block, sync, spec["min_time"])
+    return {**timing, "iters": timing["calls"], "compile_s": compile_s, **info}
+
+
+# -- jaxgan ----------------------------------------------------------------------------------------
+def jax_setup(spec: dict) -> None:
+    import jax
+
+    if spec["device"] == "cpu":
+        jax.config.update("jax_platforms", "cpu")
+    # Each row compiles from scratch: no persistent cache shared between processes.
+    jax.config.update("jax_enable_compilation_cache", False)
+
+
+def jax_precision_record(matmul_dtype: str) -> dict[str, Any]:
+    import jax
+
+    rec: dict[str, Any] = {"jax_matmul_dtype": matmul_dtype,
+                           "jax_default_matmul_precision": str(jax.config.jax_default_matmul_precision)}
+    try:
+        from jaxgan.models import matmul_precision
+
+        rec["jax_dot_precision"] = str(matmul_precision(matmul_dtype))
+    except ImportError:
+        rec["jax_dot_precision"] = "unknown (jaxgan.models.matmul_precision missing)"
+    return rec
+
+
+def jax_config(batch_size: int, matmul_dtype: str, data_dir: str = "unused"):
+    from jaxgan.config import Config, validate
+
+    return validate(Config(dataset="mnist", data_dir=data_dir, download=False, batch_size=batch_size,
+                           matmul_dtype=matmul_dtype))
+
+
+def row_jax(spec: dict, impl: Impl) -> dict[str, Any]:
+    jax_setup(spec)
+    import jax
+
+    from jaxgan import data as data_lib
+    from jaxgan import steps
+
+    if (jax.default_backend() == "gpu") != (spec["device"] == "gpu"):
+        raise RuntimeError(f"JAX's backend is {jax.default_backend()}, asked for {spec['device']}")
+    batch_size = spec["batch_size"]
+    cfg = jax_config(batch_size, impl.precision, spec["data_dir"])
+    # The parent saved the same images as .npy: this process never imports torch.
+    images = np.load(os.path.join(spec["data_dir"], "images.npy"))
+    gan, state = steps.build(cfg)
+    data = jax.device_put(data_lib.flatten_chw(images))
+    n = len(images)
+    full = n // batch_size
+    keys = steps.run_keys(cfg.seed)
+    perm_fn = jax.jit(data_lib.epoch_permutation, static_argnums=2)
+    chunk = jax.jit(gan.train_chunk, static_argnames="length", donate_argnums=0)
+    length = max(1, min(spec["steps_per_call"], full)) if impl.steps_per_call else 1
+    pos = {"epoch": 0, "i": 0, "perm": perm_fn(keys["shuffle"], 0, n)}
+    n_params = sum(x.size for x in jax.tree_util.tree_leaves((state.g_params, state.d_params)))
+    box = {"state": state}  # donated to each call
+
+    def call() -> None:
+        if pos["i"] + length > full:
+            pos["epoch"] += 1
+            pos["i"], pos["perm"] = 0, perm_fn(keys["shuffle"], pos["epoch"], n)
+        box["state"], _ = chunk(box["state"], data, pos["perm"], pos["i"], length=length)
+        pos["i"] += length
+
+    def run_block(k: int) -> None:
+        for _ in range(k):
+            call()
+
+    def sync() -> None:
+        jax.block_until_ready(box["state"])
+
+    t0 = time.perf_counter()
+    call()
+    sync()
+    compile_s = time.perf_counter() - t0
+    timing = timed_blocks(run_block, sync, spec["min_time"])
+    return {**timing, "iters": timing["calls"] * length, "steps_per_call": length, "compile_s": compile_s,
+            **jax_precision_record(impl.precision), "n_params": int(n_params),
+            "device_name": jax.devices()[0].device_kind if spec["device"] == "gpu" else cpu_model()}
+
+
+def job_row(spec: dict) -> dict[str, Any]:
+    impl = IMPLS[spec["impl"]]
+    r = row_torch(spec, impl) if impl.framework == "torch" else row_jax(spec, impl)
+    r["img_per_s"] = r["iters"] * spec["batch_size"] / r["seconds"]
+    r["step_ms"] = 1e3 * r["seconds"] / r["iters"]
+    r["precision"] = impl.precision
+    return r
+
+
+# -- matmul peak, memory bandwidth -----------------------------------------------------------------
+def job_peak(spec: dict) -> dict[str, Any]:
+    """A large square matmul's FLOP rate, the best of several runs, at one precision."""
+    device, precision, framework = spec["device"], spec["precision"], spec["framework"]
+    n = spec.get("n") or (8192 if device == "gpu" else 2048)
+    reps = 10 if device == "gpu" else 7
+    if framework == "jax":
+        jax_setup(spec)
+        import jax
+        import jax.numpy as jnp
+
+        dtype = jnp.bfloat16 if precision == "bfloat16" else jnp.float32
+        prec = jax.lax.Precision.HIGHEST if precision == "float32" else jax.lax.Precision.DEFAULT
+        a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32).astype(dtype)
+        b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32).astype(dtype)
+        f = jax.jit(lambda x, y: jnp.matmul(x, y, precision=prec, preferred_element_type=jnp.float32))
+        f(a, b).block_until_ready()
+
+        def once() -> None:
+            f(a, b).block_until_ready()
+        how = f"jnp.matmul {n}x{n}x{n} {jnp.dtype(dtype).name} operands, precision {prec}, fp32 result"
+        extra = jax_precision_record({"bfloat16": "bfloat16", "tf32": "tf32"}.get(precision, "float32"))
+    else:
+        threads = torch_setup(spec, precision)
+        import torch
+
+        dev = torch.device("cuda" if device == "gpu" else "cpu")
+        dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
+        a = torch.randn(n, n, device=dev).to(dtype)
+        b = torch.randn(n, n, device=dev).to(dtype)
+        sync = torch.cuda.synchronize if device == "gpu" else (lambda: None)
+        torch.matmul(a, b)
+        sync()
+
+        def once() -> None:
+            torch.matmul(a, b)
+            sync()
+        how = f"torch.matmul {n}x{n}x{n} {dtype} operands"
+        extra = {**threads, **torch_precision_record()}
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        once()
+        times.append(time.perf_counter() - t0)
+    # The best of several runs: a peak is what the machine can do, and other jobs only slow it.
+    return {"flops_per_s": 2 * n ** 3 / min(times), "how": how + f", best of {reps}",
+            "times": times, **extra}
+
+
+def job_bandwidth(spec: dict) -> dict[str, Any]:
+    """STREAM-style triad a = b + s*c over arrays far larger than the caches: 3 arrays' bytes per
+    pass (the write-allocate read is not counted, as in STREAM). The best of several passes."""
+    n = spec.get("n") or (1 << 25)  # 128 MiB per float32 array, 4x this machine's L3
+    framework, reps = spec["framework"], 7
+    if framework == "numpy":
+        b = np.random.default_rng(0).standard_normal(n, dtype=np.float32)
+        c, a = b.copy(), np.empty_like(b)
+
+        def once() -> None:  # two passes in numpy (no fused triad): 5 arrays' bytes per call
+            np.multiply(c, np.float32(1.5), out=a)
+            np.add(a, b, out=a)
+        arrays, extra = 5, {"threads": 1}
+    elif framework == "torch":
+        threads = torch_setup(spec, "float32")
+        import torch
+
+        b = torch.randn(n)
+        c, a = b.clone(), torch.empty_like(b)
+
+        def once() -> None:
+            torch.add(b, c, alpha=1.5, out=a)
+        arrays, extra = 3, threads
+    else:
+        jax_setup(spec)
+        import jax
+        import jax.numpy as jnp
+
+        b = jax.random.normal(jax.random.key(0), (n,), jnp.float32)
+        c = b + 1
+        f = jax.jit(lambda x, y: x + 1.5 * y)
+        f(b, c).block_until_ready()
+
+        def once() -> None:
+            f(b, c).block_until_ready()
+        arrays, extra = 3, {"xla_flags": os.environ.get("XLA_FLAGS")}
+    once()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        once()
+        times.append(time.perf_counter() - t0)
+    return {"bytes_per_s": arrays * 4 * n / min(times), "bytes_per_call": arrays * 4 * n,
+            "how": f"{framework} triad over {n:,} float32 ({arrays} array passes per call), best of {reps}",
+            "times": times, **extra}
+
+
+# -- FLOPs -----------------------------------------------------------------------------------------
+def _cost(lowered) -> dict[str, float]:
+    cost = lowered.cost_analysis()
+    if not cost:  # some JAX releases only analyse compiled programs
+        cost = lowered.compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return dict(cost or {})
+
+
+def job_flops(spec: dict) -> dict[str, Any]:
+    """FLOPs and bytes of one jaxgan training step (D update then G update) at this batch size,
+    from XLA's cost analysis of the step lowered for the CPU. On a GPU the device's own analysis is
+    recorded beside it: XLA:GPU hands matmuls to cuBLAS as custom calls, which it does not count."""
+    jax_setup(spec)
+    import jax
+
+    from jaxgan import steps
+
+    batch_size = spec["batch_size"]
+    cfg = jax_config(batch_size, "float32")
+    try:
+        gan, state = steps.build(cfg, abstract=True)
+    except TypeError:  # an older steps.build without templates
+        gan, state = steps.build(cfg)
+    abstract = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
+    n_features = 28 * 28
+    real = jax.ShapeDtypeStruct((batch_size, n_features), np.float32)
+    traced = jax.jit(gan.train_step).trace(abstract, real)
+    cpu = _cost(traced.lower(lowering_platforms=("cpu",)))
+    n_params = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves((state.g_params, state.d_params)))
+    out: dict[str, Any] = {
+        "batch_size": batch_size, "flops_per_step": float(cpu.get("flops", float("nan"))),
+        "bytes_accessed_per_step": float(cpu.get("bytes accessed", float("nan"))),
+        "flops_source": "XLA cost analysis of jaxgan's train_step (D update + G update) lowered for the CPU",
+        "n_params": n_params,
+        # Adam per parameter per step: read param, grad, m, v; write param, m, v (float32).
+        "adam_bytes_per_step": 7 * 4 * n_params,
+    }
+    out["flops_per_img"] = out["flops_per_step"] / batch_size
+    if spec["device"] == "gpu":
+        try:
+            dev = _cost(jax.jit(gan.train_step).lower(abstract, real))
+            out["device_cost_analysis_flops"] = float(dev.get("flops", float("nan")))
+            out["device_cost_analysis_note"] = ("XLA:GPU's own count; matmuls run as cuBLAS custom calls it "
+                                                "does not count, so the CPU lowering's count is used")
+        except Exception as e:
+            out["device_cost_analysis_error"] = f"{type(e).__name__}: {e}"
+    return out
+
+
+JOBS = {"env": job_env, "row": job_row, "peak": job_peak, "bandwidth": job_bandwidth, "flops": job_flops}
+
+
+def main() -> int:
+    spec_path, out_path = sys.argv[1], sys.argv[2]
+    with open(spec_path) as f:
+        spec = json.load(f)
+    load_before = os.getloadavg()
+    t0 = time.perf_counter()
+    result: dict[str, Any] = {"spec": spec, "pid": os.getpid(), "loadavg_before": load_before}
+    try:
+        result.update(JOBS[spec["job"]](spec))
+        result["ok"] = True
+    except Exception as e:  # a failing measurement is reported in its row, not fatal to the run
+        import traceback
+
+        result.update(ok=False, error=f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}",
+                      traceback=traceback.format_exc()[-3000:])
+    result.update(wall_s=time.perf_counter() - t0, loadavg_after=os.getloadavg(),
+                  os_threads_at_end=os_threads(), env=env_settings())
+    tmp = out_path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(result, f, indent=1, default=str)
+    os.replace(tmp, out_path)
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

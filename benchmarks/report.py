@@ -1,0 +1,449 @@
+"""Markdown from the benchmark JSON: every number printed here is read from a results file.
+
+    python benchmarks/report.py throughput benchmarks/results/cpu_quick.json   # that run's tables
+    python benchmarks/report.py readme                                         # the README's section
+    python benchmarks/report.py quietest run1.json run2.json --copy_to benchmarks/results/cpu_quick.json
+
+``quietest`` applies the rule for repeated runs on a shared machine: keep the run whose mean
+1-minute load average (before and after each of its measurements) is lowest; nothing is picked by
+hand. ``throughput.py`` calls ``annotate`` and ``render_throughput`` itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks import profile_torch  # noqa: E402  (numpy only at import)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results")
+# The pair each headline compares at one precision: jaxgan's training path at that precision.
+JAX_PATH = {"float32": "jax_scan", "tf32": "jax_scan_tf32"}
+
+
+# -- derived quantities ------------------------------------------------------------------------------
+def _ok(items: list[dict]) -> list[dict]:
+    return [r for r in items if r.get("ok")]
+
+
+def _job_load(r: dict) -> float:
+    return (r["loadavg_before"][0] + r["loadavg_after"][0]) / 2
+
+
+def all_jobs(doc: dict) -> list[dict]:
+    return [doc["host"], *doc.get("peaks", []), *doc.get("bandwidth", []), *doc.get("flops", {}).values(),
+            *doc.get("rows", [])]
+
+
+def annotate(doc: dict) -> dict:
+    """Add to ``doc`` what follows from its measurements: the peak per precision (the faster
+    framework's), the bandwidth, each row's FLOPs (its own batch size's), % of peak at its own
+    precision, roofline time and fraction (CPU), the load summary and the table of truths."""
+    peaks: dict[str, dict] = {}
+    for p in _ok(doc.get("peaks", [])):
+        pr, fw = p["spec"]["precision"], p["spec"]["framework"]
+        e = peaks.setdefault(pr, {"by_framework": {}})
+        e["by_framework"][fw] = p["flops_per_s"]
+    for e in peaks.values():
+        e["framework"], e["flops_per_s"] = max(e["by_framework"].items(), key=lambda kv: kv[1])
+    doc["peak_by_precision"] = peaks
+    bws = {b["spec"]["framework"]: b["bytes_per_s"] for b in _ok(doc.get("bandwidth", []))}
+    doc["bandwidth_best"] = ({"framework": max(bws, key=bws.get), "bytes_per_s": max(bws.values()),
+                              "by_framework": bws} if bws else None)
+    for r in doc.get("rows", []):
+        fl = doc.get("flops", {}).get(str(r["batch_size"]), {})
+        if not (r.get("ok") and fl.get("ok")):
+            continue
+        r.update(flops_per_step=fl["flops_per_step"], flops_per_img=fl["flops_per_img"],
+                 flops_source=fl["flops_source"], adam_bytes_per_step=fl["adam_bytes_per_step"])
+        for k in ("device_cost_analysis_flops", "device_cost_analysis_note"):
+            if k in fl:
+                r[k] = fl[k]
+        r["achieved_flops_per_s"] = fl["flops_per_img"] * r["img_per_s"]
+        peak = peaks.get(r["precision"])
+        if peak:
+            r["matmul_peak_flops_per_s"] = peak["flops_per_s"]
+            r["peak_fraction"] = r["achieved_flops_per_s"] / peak["flops_per_s"]
+            if doc["bandwidth_best"]:
+                roof_s = fl["flops_per_step"] / peak["flops_per_s"] + \
+                    fl["adam_bytes_per_step"] / doc["bandwidth_best"]["bytes_per_s"]
+                r["roofline_step_ms"] = 1e3 * roof_s
+                r["roofline_fraction"] = r["roofline_step_ms"] / r["step_ms"]
+    loads = [_job_load(j) for j in all_jobs(doc) if "loadavg_before" in j and "loadavg_after" in j]
+    doc["load"] = {"mean_1min": sum(loads) / len(loads), "max_1min": max(loads), "jobs": len(loads),
+                   "rule": "mean over every measurement of its 1-minute load average before and after"}
+    doc["summary"] = summarize(doc)
+    return doc
+
+
+def summarize(doc: dict) -> list[dict]:
+    """The table of truths. Rule: per batch size and precision, the fastest PyTorch row is the
+    torch row with the highest img/s among those that ran at that precision; it is compared with
+    jaxgan's training path at the same precision. The reference as written stays beside it."""
+    out = []
+    rows = _ok(doc.get("rows", []))
+    for bs in doc["settings"]["batch_sizes"]:
+        at = [r for r in rows if r["batch_size"] == bs]
+        ref = next((r for r in at if r["impl"] == "torch_reference"), None)
+        torch_any = max((r for r in at if r["framework"] == "torch"), key=lambda r: r["img_per_s"], default=None)
+        for precision, jax_impl in JAX_PATH.items():
+            jx = next((r for r in at if r["impl"] == jax_impl), None)
+            cands = [r for r in at if r["framework"] == "torch" and r["precision"] == precision]
+            if not jx or not cands:
+                continue
+            best = max(cands, key=lambda r: r["img_per_s"])
+            e: dict[str, Any] = {
+                "batch_size": bs, "precision": precision, "fastest_torch": best["impl"],
+                "fastest_torch_label": best["label"], "fastest_torch_img_per_s": best["img_per_s"],
+                "jax": jax_impl, "jax_img_per_s": jx["img_per_s"], "ratio": jx["img_per_s"] / best["img_per_s"],
+                "reference_img_per_s": ref["img_per_s"] if ref else None,
+                "ratio_vs_reference": jx["img_per_s"] / ref["img_per_s"] if ref else None,
+                "fastest_torch_any_precision": torch_any["impl"] if torch_any else None,
+                "torch_candidates": sorted(r["impl"] for r in cands)}
+            for side, r in (("torch", best), ("jax", jx)):
+                for k in ("peak_fraction", "roofline_fraction", "roofline_step_ms", "step_ms"):
+                    if k in r:
+                        e[f"{side}_{k}"] = r[k]
+            out.append(e)
+    return out
+
+
+# -- formatting ----------------------------------------------------------------------------------------
+def _f(x: float | None, fmt: str) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
+
+
+def _x(x: float | None) -> str:
+    return "—" if x is None else f"{x:.2f}×"
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.1f}%"
+
+
+def _threads(r: dict) -> str:
+    if r.get("framework") == "torch":
+        return f"torch {r.get('torch_num_threads')}/{r.get('torch_num_interop_threads')}"
+    flags = (r.get("env") or {}).get("XLA_FLAGS") or ""
+    n = next((w.split("=")[1] for w in flags.split() if w.startswith("intra_op_parallelism_threads=")), "?")
+    return f"XLA {n}"
+
+
+def precision_detail(r: dict) -> str:
+    if r.get("framework") == "torch":
+        if "torch_cuda_matmul_fp32_precision" in r:
+            return (f"{r['precision']} (torch fp32_precision: cuda.matmul={r['torch_cuda_matmul_fp32_precision']}, "
+                    f"cpu={r.get('torch_cpu_matmul_fp32_precision')})")
+        return (f"{r['precision']} (float32_matmul_precision={r.get('torch_float32_matmul_precision')}, "
+                f"allow_tf32={r.get('torch_cuda_matmul_allow_tf32')})")
+    return f"{r['precision']} (--matmul_dtype {r.get('jax_matmul_dtype')}, dot precision {r.get('jax_dot_precision')})"
+
+
+def versions(doc: dict) -> str:
+    h = doc.get("host", {})
+    keys = ("jax", "flax", "optax", "torch", "torchvision", "numpy", "python")
+    return ", ".join(f"{k} {h[k]}" for k in keys if h.get(k))
+
+
+def render_throughput(doc: dict) -> str:
+    s = doc["settings"]
+    peaks = doc.get("peak_by_precision", {})
+    out = [f"### Throughput on {doc['device_name']} ({doc['created_utc']})", "",
+           f"Command: `{doc['command']}` — every measurement in its own process. {versions(doc)}. "
+           f"Threads: {s['threads']} for every framework (torch intra-op {s['threads']}, inter-op "
+           f"{s['interop_threads']}; XLA intra_op_parallelism_threads {s['threads']}; OMP/MKL {s['threads']}). "
+           f"1-minute load average over the run's measurements: mean {doc['load']['mean_1min']:.2f}, "
+           f"max {doc['load']['max_1min']:.2f} (other jobs share this machine). "
+           f"CUDA_LAUNCH_BLOCKING={doc['parent_env'].get('CUDA_LAUNCH_BLOCKING')}.", ""]
+    if doc["load"]["mean_1min"] > s["threads"]:
+        out += [f"**Warning:** the mean load average ({doc['load']['mean_1min']:.2f}) exceeded the {s['threads']} "
+                "threads given to each framework: other jobs competed for the CPUs, and the frameworks need not "
+                "suffer from that equally, so this run's ratios are "
+                "not representative of a quiet machine.", ""]
+    peak_txt = "; ".join(f"{pr} {v['flops_per_s'] / 1e9:,.0f} GFLOP/s ("
+                         + ", ".join(f"{fw} {x / 1e9:,.0f}" for fw, x in sorted(v["by_framework"].items())) + ")"
+                         for pr, v in peaks.items())
+    out.append(f"Matmul peak measured in this run, per precision (the faster framework's): {peak_txt}.")
+    if doc.get("bandwidth_best"):
+        bw = doc["bandwidth_best"]
+        out.append(f"Memory bandwidth (triad): {bw['bytes_per_s'] / 1e9:,.1f} GB/s (" + ", ".join(
+            f"{fw} {x / 1e9:,.1f}" for fw, x in sorted(bw["by_framework"].items())) + ").")
+    fl = {int(k): v for k, v in doc.get("flops", {}).items() if v.get("ok")}
+    if fl:
+        out.append("FLOPs per training step (XLA cost analysis, lowered for the CPU), per batch size: " + ", ".join(
+            f"{bs}: {v['flops_per_step'] / 1e9:.3f} GFLOP ({v['flops_per_img'] / 1e6:.2f} MFLOP/img)"
+            for bs, v in sorted(fl.items())) + f"; parameters {next(iter(fl.values()))['n_params']:,}, "
+            f"Adam moves {next(iter(fl.values()))['adam_bytes_per_step'] / 1e6:.1f} MB per step "
+            "(param, grad, two moments read; param, two moments written; float32).")
+        dev = [v for v in fl.values() if "device_cost_analysis_flops" in v]
+        if dev:
+            out.append("The accelerator's own cost analysis counted " + ", ".join(
+                f"{v['device_cost_analysis_flops'] / 1e9:.3f} GFLOP at batch {v['batch_size']}" for v in dev)
+                + f": {dev[0]['device_cost_analysis_note']}.")
+    out += ["", "#### Table of truths", "",
+            "Rule (in `report.summarize`): per batch size and precision, the fastest PyTorch row is the torch "
+            "row with the most img/s at that precision; jaxgan's training path at the same precision "
+            "is compared with it, and with the reference as written.", "",
+            "| batch | precision | fastest PyTorch | its img/s | jaxgan | jaxgan img/s | ÷ fastest PyTorch "
+            "| ÷ reference as written | % of peak (PyTorch / jaxgan) | roofline ms/step | of roofline (PyTorch / jaxgan) |",
+            "|---:|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for e in doc.get("summary", []):
+        out.append(f"| {e['batch_size']} | {e['precision']} | {e['fastest_torch_label']} {e['fastest_torch']} | "
+                   f"{e['fastest_torch_img_per_s']:,.0f} | {e['jax']} | {e['jax_img_per_s']:,.0f} | "
+                   f"**{e['ratio']:.2f}×** | {_x(e['ratio_vs_reference'])} | "
+                   f"{_pct(e.get('torch_peak_fraction'))} / {_pct(e.get('jax_peak_fraction'))} | "
+                   f"{_f(e.get('jax_roofline_step_ms'), '.2f')} | "
+                   f"{_pct(e.get('torch_roofline_fraction'))} / {_pct(e.get('jax_roofline_fraction'))} |")
+    out += ["", "#### Every row", "",
+            "| row | batch | precision | img/s | ms/step | compile/warm-up s | MFLOP/step | % of peak at its precision "
+            "| of roofline | threads | OS threads | load before → after |",
+            "|---|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---|"]
+    for r in doc.get("rows", []):
+        name = f"{r['label']} {r['impl']}"
+        load = f"{r['loadavg_before'][0]:.2f} → {r['loadavg_after'][0]:.2f}"
+        if not r.get("ok"):
+            out.append(f"| {name} | {r['batch_size']} | | failed: {r.get('error')} | | | | | | | | {load} |")
+            continue
+        out.append(f"| {name} | {r['batch_size']} | {precision_detail(r)} | {r['img_per_s']:,.0f} | "
+                   f"{r['step_ms']:.3f} | {r['compile_s']:.2f} | {_f(r.get('flops_per_step', 0) / 1e6, ',.1f')} | "
+                   f"{_pct(r.get('peak_fraction'))} | {_pct(r.get('roofline_fraction'))} | {_threads(r)} | "
+                   f"{r.get('os_threads_at_end')} | {load} |")
+    for sk in doc.get("skipped", []):
+        out.append(f"| {sk['impl']} | {sk['batch_size']} | | skipped ({sk['why']}) | | | | | | | | |")
+    out += ["", "Rows: " + "; ".join(f"{v['label']} `{k}`: {v['what']}" for k, v in doc.get("impls", {}).items())
+            + f". jax_scan fuses {s['steps_per_call']} steps per call (at most an epoch's full batches). "
+            "Times exclude warm-up and compilation (reported); the device is synchronised before the "
+            "clock is read. Every implementation is credited with the same FLOPs (PyTorch's G step "
+            "also computes D's weight gradients, which are not credited)."]
+    return "\n".join(out)
+
+
+def plot(doc: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for impl, spec in doc.get("impls", {}).items():
+        pts = sorted((r["batch_size"], r["img_per_s"]) for r in _ok(doc["rows"]) if r["impl"] == impl)
+        if pts:
+            ax.plot(*zip(*pts), marker="o", label=f"{spec['label']} {impl}",
+                    linestyle="-" if spec["framework"] == "jax" else "--")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("training images / s (D+G iterations)")
+    ax.set_title(f"{doc['device_name']}, {doc['created_utc'][:10]}: each row in its own process", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+# -- the old GPU table (schema 1: a bare list of rows) -----------------------------------------------
+def git_date(path: str) -> str | None:
+    try:
+        out = subprocess.run(["git", "log", "-1", "--format=%ad", "--date=short", "--", path],
+                             capture_output=True, text=True, cwd=HERE, timeout=30).stdout.strip()
+        return out or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def render_legacy_gpu(rows: list[dict], path: str) -> str:
+    impls = list(dict.fromkeys(r["impl"] for r in rows))
+    sizes = sorted({r["batch_size"] for r in rows})
+    get = {(r["impl"], r["batch_size"]): r for r in rows}
+    out = ["| impl | " + " | ".join(str(b) for b in sizes) + " |", "|---|" + "---:|" * len(sizes)]
+    for impl in impls:
+        out.append(f"| {impl} | " + " | ".join(_f(get.get((impl, b), {}).get("img_per_s"), ",.0f") for b in sizes) + " |")
+    ms = [get[(i, b)]["step_ms"] for i in ("torch_tuned", "torch_compile") for b in sizes if (i, b) in get]
+    b0 = sizes[0]
+    flops = {r.get("flops_per_img") for r in rows}
+    note = [f"images/s, {rows[0]['device']}, committed {git_date(path) or '(date unknown)'}; "
+            f"`{os.path.relpath(path, os.path.dirname(HERE))}`. At batch {b0} jax_scan was "
+            f"{get[('jax_scan', b0)]['img_per_s'] / get[('torch_reference', b0)]['img_per_s']:.1f}× torch_reference "
+            f"and {get[('jax_scan', b0)]['img_per_s'] / get[('torch_tuned', b0)]['img_per_s']:.1f}× torch_tuned. "
+            f"The tuned and compiled PyTorch rows took {min(ms):.1f}–{max(ms):.1f} ms per iteration at every batch "
+            f"size from {sizes[0]} to {sizes[-1]}, although an iteration at {sizes[-1]} holds "
+            f"{sizes[-1] // sizes[0]} times the images of one at {sizes[0]}."]
+    peaks = {r.get("matmul_peak_flops") for r in rows}
+    if len(peaks) == 1 and None not in peaks:
+        note.append(f"Its \"float32\" matmul peak, measured through XLA at default precision, was "
+                    f"{next(iter(peaks)) / 1e12:,.0f} TFLOP/s, a TF32 tensor-core rate.")
+    if len(flops) == 1:
+        note.append(f"Its FLOPs were one typed-in value ({next(iter(flops)) / 1e6:.1f} MFLOP/img on every row), "
+                    "not measured per batch size, so its \"% of peak\" column is not used here.")
+    note.append("That run measured every implementation in one process (JAX and PyTorch side by side), ran "
+                "jaxgan's matmuls at XLA's default precision on the GPU, which is TF32, and PyTorch's in true "
+                "float32 (allow_tf32 off by default); it recorded neither library versions nor thread settings.")
+    return "\n".join(out) + "\n\n" + " ".join(note)
+
+
+# -- start-up ---------------------------------------------------------------------------------------------
+def render_startup(doc: dict) -> str:
+    out = [f"Whole processes, side by side in one run ({doc['created_utc']}, {doc['device_name']}): "
+           f"`{doc['command']}`; {doc['images']:,} MNIST-format images, {doc['epochs']} epochs, batch "
+           f"{doc['batch_size']}. 1-minute load average over the run: mean {doc['load']['mean_1min']:.2f}, "
+           f"max {doc['load']['max_1min']:.2f}.", "",
+           "| process | wall s (each round) | median s | PyTorch original ÷ this |", "|---|---|---:|---:|"]
+    for name, e in doc["summary"].items():
+        out.append(f"| {e['label']} | {', '.join(f'{t:.1f}' for t in e['wall_s'])} | {e['median_s']:.1f} | "
+                   f"{_x(e.get('speedup_vs_torch'))} |")
+    out += ["", "Commands (as run): " + "; ".join(f"{e['label']}: `{e['command']}`" for e in doc["summary"].values())]
+    return "\n".join(out)
+
+
+# -- the README section ---------------------------------------------------------------------------------
+def render_readme(cpu: dict, startup: dict | None, profile: dict | None, gpu_legacy: str | None) -> str:
+    s = cpu["settings"]
+    f32 = cpu["peak_by_precision"]["float32"]
+    out = ["## Benchmarks", "",
+           "`benchmarks/throughput.py` times full D+G training iterations of jaxgan and of the PyTorch "
+           "original, side by side in one run, each implementation and batch size in its own fresh process "
+           "(no framework's threads, allocator or compilation cache touches another's; each torch.compile "
+           "row gets an empty Inductor cache and JAX's persistent cache is off). Every framework gets the "
+           "same explicit thread count, and each row records its library versions, threads, precision, "
+           "the settings that change how the frameworks run (`CUDA_LAUNCH_BLOCKING`, `XLA_FLAGS`, …) and "
+           "the load average before and after it. FLOPs come from XLA's cost analysis of one training step "
+           "at each row's own batch size; the matmul peak is measured in the same run, per precision, in "
+           "JAX and in PyTorch (the faster counts); on CPU the memory bandwidth too, for a roofline.", "",
+           "```bash",
+           "python benchmarks/throughput.py --quick --json out.json   # CPU, a few minutes; also out.md, out.png",
+           "python benchmarks/startup.py --json startup.json          # whole-process start-up + 3 epochs",
+           "python benchmarks/profile_torch.py --json profile.json     # where PyTorch's iteration time goes",
+           "bash benchmarks/gpu_run.sh                                 # one GPU: everything above, ~6 minutes",
+           "python benchmarks/report.py readme                         # this section, from the JSON files",
+           "```", "",
+           "The rows: " + "; ".join(f"{v['label']} `{k}`: {v['what']}" for k, v in cpu["impls"].items()) + ". "
+           "On a GPU also (h) `torch_cudagraphs` (`torch.compile(mode=\"reduce-overhead\")` with fused Adam), "
+           "(i) `torch_fused_adam_tf32` and (j) `jax_scan_tf32`.", "",
+           f"**CPU** — {cpu['device_name']}; `{cpu['command']}` ({cpu['created_utc'][:10]}, "
+           f"`benchmarks/results/{os.path.basename(cpu.get('_path', 'cpu_quick.json'))}` and `.md`). "
+           f"{versions(cpu)}; {s['threads']} threads for every framework. Matmul peak measured in that run: "
+           f"{f32['flops_per_s'] / 1e9:,.0f} GFLOP/s float32 ({f32['framework']})"
+           + (f", {cpu['peak_by_precision']['bfloat16']['flops_per_s'] / 1e9:,.0f} GFLOP/s bf16"
+              if "bfloat16" in cpu["peak_by_precision"] else "")
+           + (f"; memory bandwidth {cpu['bandwidth_best']['bytes_per_s'] / 1e9:,.1f} GB/s "
+              f"({cpu['bandwidth_best']['framework']} triad)" if cpu.get("bandwidth_best") else "")
+           + f"; mean load average {cpu['load']['mean_1min']:.2f} (max {cpu['load']['max_1min']:.2f}). "
+           "CPU speeds are stated as ratios from that one run; the absolute figures are in the results file."
+           + (f" **The mean load average exceeded the {s['threads']} threads: other jobs competed for the CPUs "
+              "during that run, so its ratios are not those of a quiet machine.**"
+              if cpu["load"]["mean_1min"] > s["threads"] else ""), "",
+           "| batch | fastest PyTorch (rule: most img/s among the torch rows) | jaxgan ÷ fastest PyTorch "
+           "| jaxgan ÷ reference as written | precision (both) | % of float32 peak: PyTorch / jaxgan "
+           "| roofline ms/step | of roofline: PyTorch / jaxgan |",
+           "|---:|---|---:|---:|---|---:|---:|---:|"]
+    for e in cpu["summary"]:
+        out.append(f"| {e['batch_size']} | {e['fastest_torch_label']} `{e['fastest_torch']}` | **{e['ratio']:.2f}×** | "
+                   f"{_x(e['ratio_vs_reference'])} | {e['precision']} (true) | "
+                   f"{_pct(e.get('torch_peak_fraction'))} / {_pct(e.get('jax_peak_fraction'))} | "
+                   f"{_f(e.get('jax_roofline_step_ms'), '.2f')} | "
+                   f"{_pct(e.get('torch_roofline_fraction'))} / {_pct(e.get('jax_roofline_fraction'))} |")
+    rows = _ok(cpu["rows"])
+    by = {(r["impl"], r["batch_size"]): r for r in rows}
+    out += ["", "Every row as a ratio to the reference as written at the same batch size, with its precision "
+            "and its fraction of the roofline:", "",
+            "| row | precision | " + " | ".join(f"batch {b}: ÷ (a)" for b in s["batch_sizes"])
+            + " | " + " | ".join(f"batch {b}: of roofline" for b in s["batch_sizes"]) + " |",
+            "|---|---|" + "---:|" * (2 * len(s["batch_sizes"]))]
+    for impl, spec in cpu["impls"].items():
+        cells, roofs, prec = [], [], ""
+        for b in s["batch_sizes"]:
+            r, ref = by.get((impl, b)), by.get(("torch_reference", b))
+            cells.append(f"{r['img_per_s'] / ref['img_per_s']:.2f}×" if r and ref else "—")
+            roofs.append(_pct(r.get("roofline_fraction")) if r else "—")
+            prec = precision_detail(r) if r else prec
+        out.append(f"| {spec['label']} `{impl}` | {prec} | " + " | ".join(cells) + " | " + " | ".join(roofs) + " |")
+    fl = cpu["flops"][str(s["batch_sizes"][0])]
+    out += ["", f"Roofline: the step's FLOPs (XLA cost analysis at that batch size, e.g. "
+            f"{fl['flops_per_step'] / 1e9:.3f} GFLOP at batch {fl['batch_size']}) at the measured matmul peak, "
+            f"plus Adam's {fl['adam_bytes_per_step'] / 1e6:.1f} MB per step ({fl['n_params']:,} parameters × 7 "
+            "float32 reads and writes: parameter, gradient and two moments read, parameter and two moments "
+            "written) at the measured bandwidth; \"of roofline\" is that time divided by the measured step "
+            "time (100% would be the machine's limit for this step). The peak and bandwidth are the fastest "
+            "seen in the run, so the roofline is a lower bound on the step's time."]
+    if startup:
+        out += ["", "**Start-up and short runs** — " + render_startup(startup)]
+    out += ["", "**GPU** — not re-measured since the change to one process per row: no GPU was lent to "
+            "the session that made it. The last GPU table, kept as it was:"]
+    if gpu_legacy:
+        out += ["", gpu_legacy]
+    out += ["", "What the old PyTorch GPU rows leave open: that run had JAX and PyTorch in one process and took "
+            "no profile, so where PyTorch's time per iteration went is not known. `bash benchmarks/gpu_run.sh`, "
+            "the one prepared command (its time budget is set in the script to fit a lent GPU's few minutes), "
+            "will measure, when a GPU is lent: a `torch.profiler` profile of the tuned PyTorch loop at the "
+            "smallest and largest batch (host time per operator, kernel launches, kernel time, synchronising "
+            "calls beyond the one the profiled loop makes per iteration, how much of the iteration the GPU is busy), which decides whether that time is launch "
+            "overhead, synchronisation, or something in the environment; every throughput row, each in its own "
+            "process, including (g) fused Adam and (h) CUDA graphs; the TF32 pair ((i) against (j)) beside the "
+            "true-float32 pair (the fastest of (a)-(h) against (e)); the matmul peak per precision (float32, "
+            "TF32, bf16) in both frameworks; and the trainer itself on the same MNIST-format data."]
+    if profile:
+        out += ["", "Profile of the tuned PyTorch loop on this CPU (`benchmarks/profile_torch.py`; on a GPU the "
+                "same script adds kernel time and synchronising calls):", "", profile_torch.render(profile)]
+    return "\n".join(out)
+
+
+# -- commands ------------------------------------------------------------------------------------------------
+def load(path: str) -> Any:
+    with open(path) as f:
+        doc = json.load(f)
+    if isinstance(doc, dict):
+        doc["_path"] = path
+    return doc
+
+
+def quietest(paths: list[str]) -> tuple[str, dict[str, float]]:
+    """The run with the lowest mean load average (the rule for repeated runs; no choice by hand)."""
+    means = {p: load(p)["load"]["mean_1min"] for p in paths}
+    return min(means, key=means.get), means
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="report.py", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("throughput", help="one throughput JSON's tables")
+    t.add_argument("json")
+    r = sub.add_parser("readme", help="the README's benchmark section from the results files")
+    r.add_argument("--cpu", default=os.path.join(RESULTS, "cpu_quick.json"), help="(default results/cpu_quick.json)")
+    r.add_argument("--startup", default=os.path.join(RESULTS, "startup_cpu.json"),
+                   help="(default results/startup_cpu.json; skipped if missing)")
+    r.add_argument("--profile", default=os.path.join(RESULTS, "profile_torch_cpu.json"),
+                   help="(default results/profile_torch_cpu.json; skipped if missing)")
+    r.add_argument("--gpu_legacy", default=os.path.join(RESULTS, "h200.json"), help="(default results/h200.json)")
+    q = sub.add_parser("quietest", help="keep the run with the lowest mean load average")
+    q.add_argument("json", nargs="+")
+    q.add_argument("--copy_to", help="copy the chosen run (and its .md/.png) here (default: only print)")
+    a = p.parse_args()
+    if a.cmd == "throughput":
+        print(render_throughput(load(a.json)))
+    elif a.cmd == "readme":
+        opt = {k: load(v) if os.path.isfile(v) else None for k, v in (("startup", a.startup), ("profile", a.profile))}
+        legacy = render_legacy_gpu(load(a.gpu_legacy), a.gpu_legacy) if os.path.isfile(a.gpu_legacy) else None
+        print(render_readme(load(a.cpu), opt["startup"], opt["profile"], legacy))
+    else:
+        best, means = quietest(a.json)
+        for path, m in means.items():
+            print(f"{path}: mean load {m:.2f}{'  <- kept' if path == best else ''}")
+        if a.copy_to and os.path.abspath(best) != os.path.abspath(a.copy_to):
+            src, dst = os.path.splitext(best)[0], os.path.splitext(a.copy_to)[0]
+            for ext in (".json", ".md", ".png"):
+                if os.path.isfile(src + ext):
+                    shutil.copyfile(src + ext, dst + ext)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""The benchmark's bookkeeping: each measurement in its own process with the threads it was given,
+FLOPs per row from that row's own batch size, the "fastest PyTorch" rule, the roofline, and the
+rule that picks the quietest of repeated runs. No timing is asserted."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks import bench_row, report, throughput
+from tests.conftest import REPO
+
+
+def _job(load: float, **kw) -> dict:
+    return {"ok": True, "loadavg_before": [load, 0, 0], "loadavg_after": [load, 0, 0], **kw}
+
+
+def _row(impl: str, bs: int, img_per_s: float, step_ms: float = 10.0, load: float = 1.0) -> dict:
+    spec = bench_row.IMPLS[impl]
+    return _job(load, impl=impl, batch_size=bs, framework=spec.framework, precision=spec.precision,
+                label=spec.label, img_per_s=img_per_s, step_ms=step_ms)
+
+
+def _doc(rows: list[dict], sizes: list[int]) -> dict:
+    return {
+        "settings": {"batch_sizes": sizes}, "host": _job(1.0),
+        "peaks": [_job(1.0, spec={"framework": "jax", "precision": "float32"}, flops_per_s=1e11),
+                  _job(1.0, spec={"framework": "torch", "precision": "float32"}, flops_per_s=5e10),
+                  _job(1.0, spec={"framework": "torch", "precision": "tf32"}, flops_per_s=4e11)],
+        "bandwidth": [_job(1.0, spec={"framework": "numpy"}, bytes_per_s=1e10),
+                      _job(1.0, spec={"framework": "jax"}, bytes_per_s=2e9)],
+        "flops": {str(bs): _job(1.0, batch_size=bs, flops_per_step=1e9 * bs / 32, flops_per_img=1e9 / 32,
+                                flops_source="test", adam_bytes_per_step=1e8, n_params=1000) for bs in sizes},
+        "rows": rows,
+    }
+
+
+def test_fastest_pytorch_is_the_fastest_torch_row_at_jaxgans_precision():
+    rows = [_row("torch_reference", 64, 100.0), _row("torch_tuned", 64, 300.0),
+            _row("torch_fused_adam", 64, 250.0), _row("torch_fused_adam_tf32", 64, 900.0),
+            _row("jax_scan", 64, 600.0), _row("jax_scan_tf32", 64, 1800.0)]
+    summary = {e["precision"]: e for e in report.annotate(_doc(rows, [64]))["summary"]}
+    f32 = summary["float32"]
+    # The TF32 row is faster, but it is not float32: it is not the float32 pair's baseline.
+    assert f32["fastest_torch"] == "torch_tuned" and f32["ratio"] == pytest.approx(2.0)
+    assert f32["ratio_vs_reference"] == pytest.approx(6.0)
+    assert f32["fastest_torch_any_precision"] == "torch_fused_adam_tf32"
+    tf32 = summary["tf32"]
+    assert tf32["fastest_torch"] == "torch_fused_adam_tf32" and tf32["ratio"] == pytest.approx(2.0)
+
+
+def test_each_row_gets_its_own_batch_sizes_flops_peak_and_roofline():
+    rows = [_row("jax_scan", 32, 3200.0, step_ms=40.0), _row("jax_scan", 128, 6400.0, step_ms=20.0)]
+    doc = report.annotate(_doc(rows, [32, 128]))
+    small, large = doc["rows"]
+    assert small["flops_per_step"] == 1e9 and large["flops_per_step"] == 4e9
+    # float32 peak: the faster framework's (1e11, not 5e10); bandwidth: the fastest (1e10).
+    assert doc["peak_by_precision"]["float32"]["framework"] == "jax"
+    assert small["matmul_peak_flops_per_s"] == 1e11
+    assert small["peak_fraction"] == pytest.approx(3200 * (1e9 / 32) / 1e11)
+    # roofline: 1e9 FLOP at 1e11/s = 10 ms, plus 1e8 B at 1e10 B/s = 10 ms -> 20 ms of a 40 ms step.
+    assert small["roofline_step_ms"] == pytest.approx(20.0) and small["roofline_fraction"] == pytest.approx(0.5)
+    assert large["roofline_step_ms"] == pytest.approx(50.0)
+
+
+def test_quietest_run_is_kept_by_its_mean_load(tmp_path):
+    paths = []
+    for name, load in (("a", 3.0), ("b", 1.5), ("c", 2.0)):
+        doc = report.annotate(_doc([_row("jax_scan", 64, 1.0, load=load), _row("torch_tuned", 64, 1.0, load=load)],
+                                   [64]))
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(doc))
+        paths.append(str(path))
+    best, means = report.quietest(paths)
+    assert best.endswith("b.json") and means[best] == pytest.approx((7 * 1.0 + 2 * 1.5) / 9)  # 7 other jobs at load 1.0
+
+
+def test_flops_come_from_xla_for_each_batch_size_and_adam_counts_the_real_parameters():
+    from benchmarks import torch_reference as ref
+
+    counts = {bs: bench_row.job_flops({"device": "cpu", "batch_size": bs}) for bs in (8, 16, 24)}
+    f = {bs: c["flops_per_step"] for bs, c in counts.items()}
+    assert f[8] < f[16] < f[24] and (f[24] - f[16]) == pytest.approx(f[16] - f[8], rel=1e-3)
+    G, D = ref.Generator((1, 28, 28), 100), ref.Discriminator((1, 28, 28))
+    n = sum(p.numel() for p in G.parameters()) + sum(p.numel() for p in D.parameters())
+    assert counts[8]["n_params"] == n and counts[8]["adam_bytes_per_step"] == 7 * 4 * n
+
+
+@pytest.mark.parametrize("impl", ["torch_tuned", "jax_per_step"])
+def test_a_row_runs_in_its_own_process_with_the_threads_it_was_given(tmp_path, impl):
+    data = tmp_path / "data"
+    throughput.write_dataset(str(data), 64)
+    spec = {"job": "row", "impl": impl, "batch_size": 8, "device": "cpu", "data_dir": str(data),
+            "min_time": 0.05, "workers": 0, "steps_per_call": 4, "threads": 1, "interop_threads": 1}
+    r = throughput.run_child(spec, str(tmp_path), "row", "cpu", threads=1, timeout=300)
+    assert r["ok"], r.get("log_tail")
+    assert r["pid"] != os.getpid() and r["img_per_s"] > 0 and r["precision"] == "float32"
+    assert r["env"]["OMP_NUM_THREADS"] == "1" and "intra_op_parallelism_threads=1" in r["env"]["XLA_FLAGS"]
+    if impl.startswith("torch"):
+        assert r["torch_num_threads"] == 1 and r["torch_num_interop_threads"] == 1
+        assert r.get("torch_cpu_matmul_fp32_precision", "ieee") == "ieee"
+    else:
+        assert r["jax_matmul_dtype"] == "float32" and r["jax_dot_precision"].endswith("HIGHEST")
+
+
+def test_gpu_only_rows_are_refused_on_the_cpu(tmp_path):
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "throughput.py"),
+                           "--impls", "torch_cudagraphs"], capture_output=True, text=True, cwd=str(tmp_path),
+                          timeout=120)
+    assert proc.returncode == 2 and "run on --device gpu only" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not list(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="no bash")
+def test_gpu_run_script_parses():
+    assert subprocess.run(["bash", "-n", os.path.join(REPO, "benchmarks", "gpu_run.sh")]).returncode == 0
