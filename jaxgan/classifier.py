@@ -1,14 +1,25 @@
-"""A small CNN per dataset, trained by jaxgan on the real training split: the feature space and
-label predictor for the sample-quality metrics (no pretrained Inception weights can be fetched).
+"""A small CNN per dataset: the feature space and label predictor ("the judge") of the
+sample-quality metrics (no pretrained Inception weights can be fetched).
 
 Conv(32, 3x3) -> ReLU -> MaxPool 2 -> Conv(64, 3x3) -> ReLU -> MaxPool 2 -> Dense(128) -> ReLU
 (the 128 features) -> Dense(10).
+
+Two kinds of judge: *shipped* ones, whose weights come inside the package (``jaxgan/judges/``,
+an ``.npz`` of the parameter tree whose SHA-256 is pinned in ``jaxgan.judges.SHIPPED`` and checked
+at every load), so that two users' numbers are comparable; and a user's *own*, trained with
+``python -m jaxgan.evaluate --train_classifier`` and saved with Orbax under
+``<ckpt_dir>/classifier/<dataset>``. A judge's SHA-256 is that of its parameters written as the
+shipped ``.npz`` (:func:`to_npz_bytes`), so an own judge's fingerprint reads like a shipped one's.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib.resources
+import io
 import os
+import zipfile
 from dataclasses import dataclass
 
 import jax
@@ -39,11 +50,17 @@ class CNN(nnx.Module):
         return self.head(self.features(x_hwc))
 
 
+class JudgeError(ckpt_lib.CheckpointError):
+    """A shipped judge's file is missing, damaged or not the one the package pins (one line)."""
+
+
 @dataclass(frozen=True)
 class Classifier:
     graph: nnx.GraphDef
     params: dict
     test_accuracy: float
+    train_images: int = 0  # size of the training set it learned from (0: not recorded)
+    test_images: int = 0  # size of the held-out set its test accuracy was measured on
 
     def predict(self, images_u8: np.ndarray, batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
         """uint8 (N, H, W, C) -> (features (N, 128), class probabilities (N, 10))."""
@@ -94,16 +111,22 @@ def train(images: np.ndarray, labels: np.ndarray, test_images: np.ndarray, test_
             params, opt, loss = step(params, opt, jnp.asarray(images[idx]), jnp.asarray(labels[idx]))
         log(f"classifier epoch {epoch + 1}/{epochs}: loss {float(loss):.4f}")
     clf = Classifier(graph, params, 0.0)
-    _, probs = clf.predict(test_images)
-    acc = float(np.mean(probs.argmax(1) == test_labels))
-    return Classifier(graph, params, acc)
+    return Classifier(graph, params, accuracy(clf, test_images, test_labels), len(images), len(test_images))
 
 
-def save(clf: Classifier, ckpt_dir: str, dataset: str, extra: dict) -> str:
+def accuracy(clf: Classifier, images: np.ndarray, labels: np.ndarray) -> float:
+    """Share of ``images`` whose predicted class is their label."""
+    _, probs = clf.predict(images)
+    return float(np.mean(probs.argmax(1) == np.asarray(labels)))
+
+
+def save(clf: Classifier, ckpt_dir: str, dataset: str, extra: dict | None = None) -> str:
+    """Save an own judge with Orbax under ``<ckpt_dir>/classifier/<dataset>``; returns the path."""
     cks = ckpt_lib.Checkpoints(folder(ckpt_dir, dataset), keep=1)
     try:
         step = (cks.steps() or [0])[-1] + 1
-        return cks.save(step, clf.params, {"test_accuracy": clf.test_accuracy, **extra})
+        return cks.save(step, clf.params, {"test_accuracy": clf.test_accuracy, "train_images": clf.train_images,
+                                           "test_images": clf.test_images, **(extra or {})})
     finally:
         cks.close()
 
@@ -114,7 +137,7 @@ def load(ckpt_dir: str, dataset: str, image_shape: tuple[int, int, int]) -> Clas
     if not os.path.isdir(path):
         raise ckpt_lib.CheckpointError(
             f"no classifier for {dataset} in {path}; train one with "
-            f"`python -m jaxgan.evaluate --train-classifier --dataset {dataset} --ckpt_dir {ckpt_dir}`")
+            f"`python -m jaxgan.evaluate --train_classifier --dataset {dataset} --ckpt_dir {ckpt_dir}`")
     graph, template, _ = models.split(CNN(image_shape, rngs=nnx.Rngs(0)))
     cks = ckpt_lib.Checkpoints(path, keep=1)
     try:
@@ -124,4 +147,103 @@ def load(ckpt_dir: str, dataset: str, image_shape: tuple[int, int, int]) -> Clas
     if restored is None:
         raise ckpt_lib.CheckpointError(f"no classifier checkpoint in {path}")
     params, record, _ = restored
-    return Classifier(graph, params, float(record["test_accuracy"]))
+    return Classifier(graph, params, float(record["test_accuracy"]), int(record.get("train_images", 0)),
+                      int(record.get("test_images", 0)))
+
+
+# --- The published form: an .npz of the parameter tree, byte-for-byte reproducible. ---
+
+def _template(image_shape: tuple[int, int, int]) -> tuple[nnx.GraphDef, dict]:
+    # Shapes only: nothing is initialised just to be overwritten.
+    graph, params, _ = models.split(nnx.eval_shape(lambda: CNN(image_shape, rngs=nnx.Rngs(0))))
+    return graph, params
+
+
+def _leaf_names(tree: dict) -> tuple[list[str], list, jax.tree_util.PyTreeDef]:
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(tree)
+    names = ["/".join(str(getattr(k, "key", k)) for k in path) for path, _ in leaves]
+    return names, [leaf for _, leaf in leaves], treedef
+
+
+def to_npz_bytes(params: dict) -> bytes:
+    """The parameter tree as an uncompressed .npz (one ``conv1/kernel``-style member per array, in
+    tree order, float32) with fixed zip timestamps: equal parameters give equal bytes."""
+    names, leaves, _ = _leaf_names(params)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        for name, leaf in zip(names, leaves):
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.ascontiguousarray(np.asarray(leaf, np.float32)),
+                                      allow_pickle=False)
+            z.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), member.getvalue())
+    return buf.getvalue()
+
+
+def sha256(clf: Classifier) -> str:
+    """The judge's fingerprint: SHA-256 of :func:`to_npz_bytes` of its parameters."""
+    return hashlib.sha256(to_npz_bytes(clf.params)).hexdigest()
+
+
+def from_npz_bytes(blob: bytes, image_shape: tuple[int, int, int], where: str) -> tuple[nnx.GraphDef, dict]:
+    """Inverse of :func:`to_npz_bytes`, checked against the CNN's own shapes (JudgeError if not)."""
+    graph, template = _template(image_shape)
+    names, shapes, treedef = _leaf_names(template)
+    try:
+        with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+            if sorted(z.files) != sorted(names):
+                raise JudgeError(f"{where} holds arrays {sorted(z.files)}, expected {sorted(names)}")
+            arrays = [z[n] for n in names]
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise JudgeError(f"{where} is not a readable judge file ({type(e).__name__})") from None
+    for name, arr, want in zip(names, arrays, shapes):
+        if arr.shape != want.shape or arr.dtype != np.float32:
+            raise JudgeError(f"{where}: {name} is {arr.dtype}{list(arr.shape)}, expected float32{list(want.shape)}")
+    return graph, jax.tree_util.tree_unflatten(treedef, [jnp.asarray(a) for a in arrays])
+
+
+def save_npz(clf: Classifier, path: str) -> str:
+    """Write ``clf``'s parameters as a judge file; returns its SHA-256."""
+    blob = to_npz_bytes(clf.params)
+    with open(path, "wb") as f:
+        f.write(blob)
+    return hashlib.sha256(blob).hexdigest()
+
+
+def load_npz(path: str, expected_sha256: str, image_shape: tuple[int, int, int], test_accuracy: float,
+             train_images: int = 0, test_images: int = 0) -> Classifier:
+    """A judge file, refused in one line (naming the file) unless its SHA-256 is ``expected_sha256``."""
+    try:
+        with open(path, "rb") as f:
+            blob = f.read()
+    except OSError as e:
+        raise JudgeError(f"cannot read judge file {path}: {e.strerror}") from None
+    got = hashlib.sha256(blob).hexdigest()
+    if got != expected_sha256:
+        raise JudgeError(f"judge file {path} has SHA-256 {got[:16]}..., expected {expected_sha256[:16]}...: "
+                         "it is damaged or altered; reinstall jaxgan (or regenerate it with scripts/train_judge.py)")
+    graph, params = from_npz_bytes(blob, image_shape, path)
+    return Classifier(graph, params, test_accuracy, train_images, test_images)
+
+
+def shipped(dataset: str) -> dict | None:
+    """The registry entry of ``dataset``'s shipped judge (file, sha256, sizes, accuracy), or None."""
+    from jaxgan.judges import SHIPPED
+
+    return SHIPPED.get(dataset)
+
+
+def shipped_path(dataset: str) -> str:
+    entry = shipped(dataset)
+    if entry is None:
+        raise JudgeError(f"jaxgan ships no judge for {dataset}")
+    return str(importlib.resources.files("jaxgan.judges") / entry["file"])
+
+
+def load_shipped(dataset: str, image_shape: tuple[int, int, int], path: str | None = None) -> Classifier:
+    """``dataset``'s shipped judge, its file's SHA-256 checked against the pinned one. ``path``
+    reads another copy of the file instead (still checked against the pinned SHA-256)."""
+    entry = shipped(dataset)
+    if entry is None:
+        raise JudgeError(f"jaxgan ships no judge for {dataset}")
+    return load_npz(path or shipped_path(dataset), entry["sha256"], image_shape, float(entry["test_accuracy"]),
+                    int(entry["train_images"]), int(entry["test_images"]))

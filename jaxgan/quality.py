@@ -1,0 +1,144 @@
+"""Sample quality of image sets, as judged by a classifier: the library behind ``python -m
+jaxgan.evaluate`` and the trainer's ``--eval_every``.
+
+An :class:`Evaluator` holds a judge (the dataset's shipped classifier, or the user's own), the
+judge's features of up to 10,000 real training images (the reference every set is compared with)
+and the held-out real test split (the ceiling). Comparable rows compare sets *of the same size*:
+the Fréchet distance, k-NN recall and the class histogram all depend on n, so a generated set is
+only held against the ceiling at the ceiling's n (:meth:`Evaluator.matched_rows`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from jaxgan import classifier as clf_lib
+from jaxgan import data as data_lib
+from jaxgan import metrics
+from jaxgan.config import DATASETS, ConfigError
+
+REFERENCE_SIZE = 10000  # real training images every set is compared with (all of them if fewer)
+JUDGES = ("auto", "shipped", "own")
+
+
+def score_set(clf: clf_lib.Classifier, images: np.ndarray, ref_feats: np.ndarray,
+              ref_labels: np.ndarray) -> dict:
+    """All metrics of one uint8 (N, H, W, C) image set against the real training reference."""
+    feats, probs = clf.predict(images)
+    out = {"n": int(len(images)),
+           "frechet_distance": metrics.frechet_distance(feats, ref_feats),
+           "classifier_score": metrics.classifier_score(probs)}
+    out.update(metrics.mode_coverage(probs.argmax(1), np.bincount(ref_labels, minlength=10)))
+    out.update(metrics.precision_recall(ref_feats, feats, k=3))
+    return out
+
+
+@dataclass(frozen=True)
+class Judge:
+    """Which classifier scored the numbers."""
+
+    kind: str  # "shipped" (inside the package) or "own" (trained by the user)
+    dataset: str
+    source: str  # the file or checkpoint folder it came from
+    sha256: str  # of its parameters as a judge .npz (for a shipped one: of the file itself)
+    train_images: int
+    test_images: int
+    test_accuracy: float
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}:{self.dataset}@{self.sha256[:12]}"
+
+    def describe(self) -> str:
+        trained = f"trained on {self.train_images} images" if self.train_images else "training set size not recorded"
+        held_out = f" on {self.test_images} held-out" if self.test_images else ""
+        return (f"judge {self.name} ({self.kind} classifier, {self.source}; sha256 {self.sha256[:12]}, "
+                f"{trained}, test accuracy {self.test_accuracy:.4f}{held_out})")
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, **asdict(self)}
+
+
+def load_judge(dataset: str, ckpt_dir: str, judge: str = "auto") -> tuple[clf_lib.Classifier, Judge]:
+    """The classifier that scores ``dataset``: ``shipped`` (jaxgan's, SHA-256 checked), ``own``
+    (``<ckpt_dir>/classifier/<dataset>``), or ``auto``: shipped where jaxgan ships one, else own."""
+    if judge not in JUDGES:
+        raise ConfigError(f"--judge must be one of {', '.join(JUDGES)}, got {judge!r}")
+    shape = DATASETS[dataset][1]
+    if judge == "auto":
+        judge = "shipped" if clf_lib.shipped(dataset) else "own"
+    if judge == "shipped":
+        if clf_lib.shipped(dataset) is None:
+            raise ConfigError(f"jaxgan ships no judge for {dataset}; use --judge own (after "
+                              f"`python -m jaxgan.evaluate --train_classifier --dataset {dataset}`)")
+        clf = clf_lib.load_shipped(dataset, shape)
+        sha = clf_lib.shipped(dataset)["sha256"]  # the file's, checked by load_shipped
+        source = "jaxgan/judges/" + clf_lib.shipped(dataset)["file"]
+    else:
+        clf = clf_lib.load(ckpt_dir, dataset, shape)
+        sha = clf_lib.sha256(clf)
+        source = clf_lib.folder(ckpt_dir, dataset)
+    return clf, Judge(judge, dataset, source, sha, clf.train_images, clf.test_images, clf.test_accuracy)
+
+
+class Evaluator:
+    """Holds a judge, the real reference features and the held-out split, to score many sets."""
+
+    def __init__(self, dataset: str, data_dir: str, ckpt_dir: str, download: bool = False,
+                 skip_checksums: bool = False, judge: str = "auto"):
+        self.clf, self.judge = load_judge(dataset, ckpt_dir, judge)
+        train_x, train_y = data_lib.load_numpy(dataset, data_dir, download=download, skip_checksums=skip_checksums)
+        self.test_x, _ = data_lib.load_numpy(dataset, data_dir, train=False, download=download,
+                                             skip_checksums=skip_checksums)
+        pick = np.random.default_rng(0).permutation(len(train_x))[:REFERENCE_SIZE]
+        self.ref_labels = np.asarray(train_y)[pick]
+        self.ref_feats, _ = self.clf.predict(train_x[pick])
+
+    @property
+    def judge_name(self) -> str:
+        """Short name of the judge, e.g. ``shipped:mnist@a9e59873e66c``."""
+        return self.judge.name
+
+    @property
+    def matched_n(self) -> int:
+        """How many images a set needs to be comparable with the ceiling: the held-out split's size."""
+        return len(self.test_x)
+
+    def score(self, images: np.ndarray) -> dict:
+        """Metrics of one uint8 (N, H, W, C) set (see :func:`score_set`)."""
+        return score_set(self.clf, images, self.ref_feats, self.ref_labels)
+
+    def held_out(self, n: int) -> np.ndarray:
+        """``n`` held-out real images: all of them, or a fixed random subset (a test split may be
+        stored sorted by class)."""
+        if n >= len(self.test_x):
+            return self.test_x
+        return self.test_x[np.sort(np.random.default_rng(0).permutation(len(self.test_x))[:n])]
+
+    def matched_rows(self, generated: dict[str, np.ndarray], ceiling: str = "held-out real (ceiling)",
+                     ) -> dict[str, dict]:
+        """Rows that compare sets of one size n = min(every generated set's size, the held-out
+        size): each generated set's first n images, then n held-out real images. A generated set
+        larger than the held-out split is also scored whole, in a row marked not comparable.
+        Every row carries ``n`` and ``comparable_with_ceiling``."""
+        n = min([self.matched_n, *(len(x) for x in generated.values())])
+        rows = {name: {**self.score(x[:n]), "comparable_with_ceiling": True} for name, x in generated.items()}
+        rows[ceiling] = {**self.score(self.held_out(n)), "comparable_with_ceiling": True}
+        for name, x in generated.items():
+            if len(x) > n:
+                rows[f"{name}, all {len(x)} (not comparable with the ceiling: n differs)"] = {
+                    **self.score(x), "comparable_with_ceiling": False}
+        return rows
+
+
+def table(rows: dict[str, dict]) -> str:
+    """Markdown table of scored rows (``n`` in every row)."""
+    lines = ["| set | n | Fréchet dist. (judge's features) | classifier score | classes covered | KL to real classes "
+             "| precision | recall |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, r in rows.items():
+        lines.append(f"| {name} | {r['n']} | {r['frechet_distance']:.3f} | {r['classifier_score']:.3f} | "
+                     f"{r['classes_covered']}/10 | {r['kl_to_real']:.4f} | {r['precision']:.3f} | {r['recall']:.3f} |")
+    return "\n".join(lines)
