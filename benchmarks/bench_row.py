@@ -524,9 +524,15 @@ def main() -> int:
     spec_path, out_path = sys.argv[1], sys.argv[2]
     with open(spec_path) as f:
         spec = json.load(f)
+    # XLA documents no binding thread setting (XLA_FLAGS' intra_op_parallelism_threads is a hint),
+    # so fewer threads than CPUs are also enforced by CPU affinity, before any framework starts.
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if spec.get("threads") and spec.get("device") == "cpu" and 0 < spec["threads"] < len(cpus):
+        os.sched_setaffinity(0, cpus[:spec["threads"]])
     load_before = os.getloadavg()
     t0 = time.perf_counter()
-    result: dict[str, Any] = {"spec": spec, "pid": os.getpid(), "loadavg_before": load_before}
+    result: dict[str, Any] = {"spec": spec, "pid": os.getpid(), "loadavg_before": load_before,
+                              "cpu_affinity": sorted(os.sched_getaffinity(0)) if cpus else None}
     try:
         result.update(JOBS[spec["job"]](spec))
         result["ok"] = True

@@ -131,11 +131,12 @@ def _pct(x: float | None) -> str:
 
 
 def _threads(r: dict) -> str:
+    cpus = f", {len(r['cpu_affinity'])} CPUs" if r.get("cpu_affinity") else ""
     if r.get("framework") == "torch":
-        return f"torch {r.get('torch_num_threads')}/{r.get('torch_num_interop_threads')}"
+        return f"torch {r.get('torch_num_threads')}/{r.get('torch_num_interop_threads')}{cpus}"
     flags = (r.get("env") or {}).get("XLA_FLAGS") or ""
     n = next((w.split("=")[1] for w in flags.split() if w.startswith("intra_op_parallelism_threads=")), "?")
-    return f"XLA {n}"
+    return f"XLA {n}{cpus}"
 
 
 def precision_detail(r: dict) -> str:
@@ -205,7 +206,7 @@ def render_throughput(doc: dict) -> str:
                    f"{_pct(e.get('torch_roofline_fraction'))} / {_pct(e.get('jax_roofline_fraction'))} |")
     out += ["", "#### Every row", "",
             "| row | batch | precision | img/s | ms/step | compile/warm-up s | MFLOP/step | % of peak at its precision "
-            "| of roofline | threads | OS threads | load before → after |",
+            "| of roofline | threads (intra/inter-op, CPUs allowed) | OS threads | load before → after |",
             "|---|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---|"]
     for r in doc.get("rows", []):
         name = f"{r['label']} {r['impl']}"
@@ -295,13 +296,25 @@ def render_startup(doc: dict) -> str:
     out = [f"Whole processes, side by side in one run ({doc['created_utc']}, {doc['device_name']}): "
            f"`{doc['command']}`; {doc['images']:,} MNIST-format images, {doc['epochs']} epochs, batch "
            f"{doc['batch_size']}. 1-minute load average over the run: mean {doc['load']['mean_1min']:.2f}, "
-           f"max {doc['load']['max_1min']:.2f}.", "",
+           f"max {doc['load']['max_1min']:.2f}." + selection_note(doc), "",
            "| process | wall s (each round) | median s | PyTorch original ÷ this |", "|---|---|---:|---:|"]
     for name, e in doc["summary"].items():
         out.append(f"| {e['label']} | {', '.join(f'{t:.1f}' for t in e['wall_s'])} | {e['median_s']:.1f} | "
                    f"{_x(e.get('speedup_vs_torch'))} |")
     out += ["", "Commands (as run): " + "; ".join(f"{e['label']}: `{e['command']}`" for e in doc["summary"].values())]
     return "\n".join(out)
+
+
+def selection_note(doc: dict) -> str:
+    """Which of several runs this is, from the ``.selection.json`` that ``quietest --copy_to`` writes."""
+    path = os.path.splitext(doc.get("_path", ""))[0] + ".selection.json"
+    if not os.path.isfile(path):
+        return ""
+    with open(path) as f:
+        sel = json.load(f)
+    loads = ", ".join(f"{c['mean_load']:.2f}" for c in sel["candidates"])
+    return (f" It is the quietest of {len(sel['candidates'])} runs by the rule in `report.py quietest` "
+            f"(lowest mean load average; the runs' means: {loads}).")
 
 
 # -- the README section ---------------------------------------------------------------------------------
@@ -338,6 +351,7 @@ def render_readme(cpu: dict, startup: dict | None, profile: dict | None, gpu_leg
               f"({cpu['bandwidth_best']['framework']} triad)" if cpu.get("bandwidth_best") else "")
            + f"; mean load average {cpu['load']['mean_1min']:.2f} (max {cpu['load']['max_1min']:.2f}). "
            "CPU speeds are stated as ratios from that one run; the absolute figures are in the results file."
+           + selection_note(cpu)
            + (f" **The mean load average exceeded the {s['threads']} threads: other jobs competed for the CPUs "
               "during that run, so its ratios are not those of a quiet machine.**"
               if cpu["load"]["mean_1min"] > s["threads"] else ""), "",
@@ -437,11 +451,17 @@ def main() -> int:
         best, means = quietest(a.json)
         for path, m in means.items():
             print(f"{path}: mean load {m:.2f}{'  <- kept' if path == best else ''}")
-        if a.copy_to and os.path.abspath(best) != os.path.abspath(a.copy_to):
+        if a.copy_to:
             src, dst = os.path.splitext(best)[0], os.path.splitext(a.copy_to)[0]
-            for ext in (".json", ".md", ".png"):
-                if os.path.isfile(src + ext):
-                    shutil.copyfile(src + ext, dst + ext)
+            if os.path.abspath(best) != os.path.abspath(a.copy_to):
+                for ext in (".json", ".md", ".png"):
+                    if os.path.isfile(src + ext):
+                        shutil.copyfile(src + ext, dst + ext)
+            with open(dst + ".selection.json", "w") as f:  # which runs were compared, and why this one
+                json.dump({"rule": "keep the run with the lowest mean 1-minute load average (report.quietest)",
+                           "kept": load(best).get("created_utc"),
+                           "candidates": [{"created_utc": load(p_).get("created_utc"), "mean_load": m}
+                                          for p_, m in means.items()]}, f, indent=1)
     return 0
 
 

@@ -7,7 +7,8 @@ This process only orchestrates: it writes 60,000 MNIST-format images once, then 
 interpreter (``benchmarks/bench_row.py``) for every measurement, so no framework's threads,
 allocator or compilation cache touches another's (each torch.compile row gets its own empty
 Inductor cache; JAX's persistent cache is off). Thread counts are set explicitly in every child
-(torch intra-/inter-op threads, OMP/MKL, XLA's ``intra_op_parallelism_threads``) and each row
+(torch intra-/inter-op threads, OMP/MKL, XLA's ``intra_op_parallelism_threads``, and, below the
+CPU count, the child's CPU affinity, since XLA has no binding thread setting) and each row
 records what it ran with: library versions, device, precision, threads, the settings that change
 how the frameworks run (``CUDA_LAUNCH_BLOCKING``, ``XLA_FLAGS``, ...) and the load average
 before and after (other jobs may share the machine; it is recorded, not hidden).
