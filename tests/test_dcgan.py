@@ -1,0 +1,416 @@
+"""The DCGAN and WGAN models are the reference's, layer for layer: outputs and BatchNorm statistics
+equal to the PyTorch modules' given the same weights, equal parameter counts, each script's
+initialisation, WGAN's RMSprop and clipping as PyTorch does them, and several full training
+iterations of both loops equal to the PyTorch loops' (benchmarks/torch_dcgan.py)."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+import torch
+from flax import nnx
+
+from benchmarks import torch_dcgan as ref
+from jaxgan import dcgan
+
+G_SMALL, D_SMALL = (64, 32, 16, 8), (8, 16, 32, 64)
+LATENT = 100
+
+
+def f32(t: torch.Tensor) -> jax.Array:
+    return jnp.asarray(t.detach().numpy(), jnp.float32)
+
+
+def flat(t: torch.Tensor) -> np.ndarray:
+    return t.detach().reshape(t.shape[0], -1).numpy()
+
+
+def graphs(shape, g_hidden=G_SMALL, d_hidden=D_SMALL):
+    g = dcgan.Generator(LATENT, shape, g_hidden, init="torch", rngs=nnx.Rngs(0))
+    d = dcgan.Discriminator(shape, d_hidden, init="torch", rngs=nnx.Rngs(1))
+    return dcgan.split(g)[0], dcgan.split(d)[0]
+
+
+def randomise_batchnorm(module: torch.nn.Module) -> None:
+    # PyTorch starts every BatchNorm at weight 1, bias 0: give them values a mix-up would show.
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+
+
+def assert_trees_close(got, want, **tol):
+    assert jax.tree_util.tree_structure(got) == jax.tree_util.tree_structure(
+        jax.tree_util.tree_map(np.asarray, want))
+    for path, x in jax.tree_util.tree_leaves_with_path(got):
+        y = want
+        for key in path:
+            y = y[key.key]
+        np.testing.assert_allclose(np.asarray(x), y, err_msg=jax.tree_util.keystr(path), **tol)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_generator_equals_pytorch_in_train_and_eval_mode(channels):
+    torch.manual_seed(0)
+    shape = (channels, 32, 32)
+    tg = ref.Generator(channels, 32, LATENT, G_SMALL)
+    randomise_batchnorm(tg)
+    g_graph, _ = graphs(shape)
+    params, stats = ref.generator_to_jaxgan(tg)
+    z = torch.rand(16, LATENT)
+
+    # Training mode: batch statistics; the running averages move (momentum 0.1, unbiased var).
+    tg.train()
+    images, new_stats = dcgan.apply_generator(g_graph, params, stats, f32(z), True)
+    assert images.shape == (16, channels * 32 * 32)  # flat, torch's (C, H, W) order
+    np.testing.assert_allclose(np.asarray(images), flat(tg(z)), atol=1e-5)
+    assert_trees_close(new_stats, ref.generator_to_jaxgan(tg)[1], rtol=1e-5, atol=1e-6)
+
+    # Evaluation mode, from the statistics the training pass left behind.
+    tg.eval()
+    images, same = dcgan.apply_generator(g_graph, params, new_stats, f32(z), False)
+    np.testing.assert_allclose(np.asarray(images), flat(tg(z)), atol=1e-5)
+    assert jax.tree_util.tree_all(jax.tree_util.tree_map(lambda a, b: bool(jnp.all(a == b)), same, new_stats))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_discriminator_equals_pytorch_in_train_and_eval_mode(channels):
+    torch.manual_seed(1)
+    shape = (channels, 32, 32)
+    td = ref.Discriminator(channels, 32, D_SMALL, sigmoid=True)
+    randomise_batchnorm(td)
+    _, d_graph = graphs(shape)
+    params, stats = ref.discriminator_to_jaxgan(td)
+    x = torch.rand(16, *shape) * 2 - 1
+
+    td.train()
+    logits, new_stats = dcgan.discriminator_logits(d_graph, params, stats, f32(x.reshape(16, -1)), True)
+    assert logits.shape == (16,)
+    # The reference's D ends in a Sigmoid; jaxgan's returns the logit (the losses fold it in).
+    np.testing.assert_allclose(np.asarray(jax.nn.sigmoid(logits)), td(x)[:, 0].detach().numpy(), atol=1e-5)
+    assert_trees_close(new_stats, ref.discriminator_to_jaxgan(td)[1], rtol=1e-5, atol=1e-6)
+
+    td.eval()
+    logits, _ = dcgan.discriminator_logits(d_graph, params, new_stats, f32(x.reshape(16, -1)), False)
+    np.testing.assert_allclose(np.asarray(jax.nn.sigmoid(logits)), td(x)[:, 0].detach().numpy(), atol=1e-5)
+    # WGAN's critic is the same network without the Sigmoid: the raw output is its score.
+    critic = ref.Discriminator(channels, 32, D_SMALL, sigmoid=False)
+    critic.load_state_dict(td.state_dict())
+    critic.eval()
+    np.testing.assert_allclose(np.asarray(logits), critic(x)[:, 0].detach().numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_parameter_counts_equal_pytorch_at_reference_widths(channels):
+    shape = (channels, 32, 32)
+    with torch.device("meta"):
+        tg, td = ref.Generator(channels, 32, LATENT), ref.Discriminator(channels, 32)
+    g = nnx.eval_shape(lambda: dcgan.Generator(LATENT, shape, init="dcgan", rngs=nnx.Rngs(0)))
+    d = nnx.eval_shape(lambda: dcgan.Discriminator(shape, init="dcgan", rngs=nnx.Rngs(0)))
+    for flax_module, torch_module in ((g, tg), (d, td)):
+        _, params, stats = dcgan.split(flax_module)
+        assert dcgan.count_params(params) == sum(p.numel() for p in torch_module.parameters())
+        assert dcgan.count_params(stats) == sum(b.numel() for n, b in torch_module.named_buffers()
+                                                if not n.endswith("num_batches_tracked"))
+    assert sum(p.numel() for p in tg.parameters()) > 10_000_000  # really the reference's widths
+
+
+def kernels_and_biases(module):
+    layers = [module.fc] if hasattr(module, "fc") else []
+    layers += list(getattr(module, "deconvs", [])) + list(getattr(module, "convs", []))
+    layers += [module.out] if hasattr(module, "out") else []
+    return layers
+
+
+def test_dcgan_init_is_init_weight():
+    shape = (1, 32, 32)
+    g = dcgan.Generator(LATENT, shape, (256, 128, 64, 32), init="dcgan", rngs=nnx.Rngs(0))
+    d = dcgan.Discriminator(shape, (32, 64, 128, 256), init="dcgan", rngs=nnx.Rngs(1))
+    for module in (g, d):
+        for layer in kernels_and_biases(module):
+            w = np.asarray(layer.kernel[...])
+            if w.size >= 1000:
+                assert w.mean() == pytest.approx(0, abs=0.002)
+                assert w.std() == pytest.approx(0.02, rel=0.05)
+            assert np.all(np.asarray(layer.bias[...]) == 0)
+        # init_weight leaves BatchNorm at PyTorch's defaults.
+        for bn in module.norms:
+            assert np.all(bn.scale[...] == 1) and np.all(bn.bias[...] == 0)
+            assert np.all(bn.mean[...] == 0) and np.all(bn.var[...] == 1)
+
+
+def test_torch_init_follows_pytorch_default_bounds():
+    # wgan/train.py initialises nothing: PyTorch's default for each layer type, whose bound is
+    # 1/sqrt(fan_in) with fan_in from weight dim 1 times the kernel area; for ConvTranspose2d
+    # that dim is the *output* channels. fan_in is asked of PyTorch for its own modules' weights.
+    shape, gh, dh = (1, 32, 32), (256, 128, 64, 32), (32, 64, 128, 256)
+    torch.manual_seed(0)
+    tg, td = ref.Generator(1, 32, LATENT, gh), ref.Discriminator(1, 32, dh)
+    g = dcgan.Generator(LATENT, shape, gh, init="torch", rngs=nnx.Rngs(0))
+    d = dcgan.Discriminator(shape, dh, init="torch", rngs=nnx.Rngs(1))
+    torch_layers = [tg.fc] + [m for m in tg.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    torch_layers += [m for m in td.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    for layer, t in zip(kernels_and_biases(g) + kernels_and_biases(d), torch_layers):
+        for ours in (np.asarray(layer.kernel[...]), np.asarray(layer.bias[...])):
+            bound = 1 / math.sqrt(torch.nn.init._calculate_fan_in_and_fan_out(t.weight)[0])
+            assert np.abs(ours).max() <= bound, type(t).__name__
+            if ours.size >= 5000:
+                # U(-b, b): maximum near b, standard deviation b / sqrt(3).
+                assert np.abs(ours).max() == pytest.approx(bound, rel=0.01), type(t).__name__
+                assert ours.std() == pytest.approx(bound / math.sqrt(3), rel=0.03), type(t).__name__
+    for module in (g, d):
+        for bn in module.norms:
+            assert np.all(bn.scale[...] == 1) and np.all(bn.bias[...] == 0)
+
+
+def test_rmsprop_equals_torch_rmsprop_over_several_steps():
+    # Gradients spanning 1e-9..1 make eps's place (outside the root), the decay (0.99) and the
+    # zero initial average all visible; params stay float32 on our side, float64 in PyTorch.
+    rng = np.random.default_rng(0)
+    p0 = rng.normal(size=(6, 50))
+    scales = np.array([1.0, 1e-3, 1e-6, 1e-7, 1e-8, 1e-9])[:, None]
+    t_param = torch.nn.Parameter(torch.tensor(p0))
+    t_opt = torch.optim.RMSprop([t_param], lr=0.01)
+    tx = dcgan.rmsprop(0.01)
+    params = {"w": jnp.asarray(p0, jnp.float32)}
+    state = tx.init(params)
+    for _ in range(6):
+        g = rng.normal(size=p0.shape) * scales
+        t_param.grad = torch.tensor(g)
+        t_opt.step()
+        updates, state = tx.update({"w": jnp.asarray(g, jnp.float32)}, state, params)
+        params = optax.apply_updates(params, updates)
+    np.testing.assert_allclose(np.asarray(params["w"]), t_param.detach().numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(state[0].nu["w"]), t_opt.state[t_param]["square_avg"].numpy(),
+                               rtol=1e-5, atol=1e-30)
+
+
+def test_clip_params_clamps_every_parameter_batchnorm_included():
+    d = dcgan.Discriminator((1, 32, 32), D_SMALL, init="torch", rngs=nnx.Rngs(0))
+    _, params, stats = dcgan.split(d)
+    clipped = dcgan.clip_params(params, 0.01)
+    for x, y in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(clipped)):
+        np.testing.assert_array_equal(np.asarray(y), np.clip(np.asarray(x), -0.01, 0.01))
+    assert np.all(np.asarray(clipped["norms"][0]["scale"]) == np.float32(0.01))  # 1 -> 0.01
+
+
+def test_wgan_losses():
+    real, fake = jnp.array([1.0, 2.0, 3.0]), jnp.array([-1.0, 0.5, 0.0])
+    assert float(dcgan.wgan_critic_loss(real, fake)) == pytest.approx(-1 / 6 - 2)
+    assert float(dcgan.wgan_generator_loss(fake)) == pytest.approx(1 / 6)
+
+
+def test_full_batches_forever_is_wgan_scripts_generate():
+    # 10 images, batches of 4: each epoch gives two full batches, the short third is skipped and
+    # a reshuffled epoch starts.
+    data = torch.utils.data.TensorDataset(torch.arange(10.0), torch.zeros(10))
+    torch.manual_seed(0)
+    batches = ref.full_batches_forever(torch.utils.data.DataLoader(data, batch_size=4, shuffle=True))
+    got = [next(batches) for _ in range(8)]
+    assert all(len(b) == 4 for b in got)
+    epochs = [torch.cat(got[i:i + 2]) for i in range(0, 8, 2)]
+    assert all(len(set(e.tolist())) == 8 for e in epochs)  # no image twice within an epoch
+    assert len({tuple(e.tolist()) for e in epochs}) == 4  # reshuffled every epoch
+
+
+def test_bad_shapes_and_options_are_refused():
+    with pytest.raises(ValueError, match="multiple of 16"):
+        dcgan.Generator(LATENT, (1, 28, 28), G_SMALL, init="dcgan", rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="4 positive channel widths"):
+        dcgan.Discriminator((1, 32, 32), (8, 16, 32), init="dcgan", rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="init"):
+        dcgan.Discriminator((1, 32, 32), D_SMALL, init="xavier", rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="compute_dtype"):
+        dcgan.Generator(LATENT, (1, 32, 32), G_SMALL, init="dcgan", compute_dtype="float16", rngs=nnx.Rngs(0))
+
+
+def precisions(compute_dtype):
+    """Precision and operand dtypes of every convolution and matmul in a G and a D forward pass."""
+    shape = (1, 32, 32)
+    g, g_params, g_stats = dcgan.split(dcgan.Generator(LATENT, shape, G_SMALL, init="torch",
+                                                       compute_dtype=compute_dtype, rngs=nnx.Rngs(0)))
+    d, d_params, d_stats = dcgan.split(dcgan.Discriminator(shape, D_SMALL, init="torch",
+                                                           compute_dtype=compute_dtype, rngs=nnx.Rngs(1)))
+    z = jnp.zeros((4, LATENT))
+    x = jnp.zeros((4, 32 * 32))
+    eqns = jax.make_jaxpr(lambda: (dcgan.apply_generator(g, g_params, g_stats, z, True),
+                                   dcgan.discriminator_logits(d, d_params, d_stats, x, True)))().eqns
+    ops = [e for e in eqns if e.primitive.name in ("conv_general_dilated", "dot_general")]
+    assert len(ops) == 10  # fc, 4 deconvs; 4 convs, out
+    return [(str(e.params["precision"]), e.invars[0].aval.dtype, e.outvars[0].aval.dtype) for e in ops]
+
+
+def test_compute_dtypes_set_precision_and_operands():
+    # float32 must be true float32 on GPUs too (XLA's default there is TF32): HIGHEST everywhere.
+    assert all("HIGHEST" in p and i == o == jnp.float32 for p, i, o in precisions("float32"))
+    assert all("HIGHEST" not in p and i == o == jnp.float32 for p, i, o in precisions("tf32"))
+    assert all(i == jnp.bfloat16 and o == jnp.float32 for _, i, o in precisions("bfloat16"))
+
+
+def test_bfloat16_compute_stays_close_with_float32_parameters():
+    shape = (1, 32, 32)
+    z = jax.random.uniform(jax.random.key(0), (16, LATENT))
+    out = {}
+    for dt in ("float32", "bfloat16"):
+        graph, params, stats = dcgan.split(dcgan.Generator(LATENT, shape, G_SMALL, init="torch",
+                                                           compute_dtype=dt, rngs=nnx.Rngs(0)))
+        assert all(p.dtype == jnp.float32 for p in jax.tree_util.tree_leaves(params))
+        out[dt], _ = dcgan.apply_generator(graph, params, stats, z, True)
+    diff = float(jnp.max(jnp.abs(out["float32"] - out["bfloat16"])))
+    assert 0 < diff < 0.1
+
+
+# -- full training iterations against the PyTorch loops --------------------------------------
+def bce_d_loss(real_logits, fake_logits):
+    # BCE(sigmoid(real), 1) + BCE(sigmoid(fake), 0), written from the logits.
+    return jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits))
+
+
+def make_iterations(g_graph, d_graph, g_tx, d_tx):
+    """One DCGAN iteration and one WGAN critic step / G step from the pure building blocks."""
+
+    def d_pass(d_params, d_stats, x):
+        return dcgan.discriminator_logits(d_graph, d_params, d_stats, x, True)
+
+    def critic_forward(s, real, z):
+        # As in the reference: D(real), then G(z) (moving G's statistics), then D(fake), each a
+        # separate training-mode pass; the fakes are constants for D's gradient.
+        fake, g_stats = dcgan.apply_generator(g_graph, s["gp"], s["gs"], z, True)
+        fake = jax.lax.stop_gradient(fake)
+
+        def loss_parts(d_params):
+            real_out, d_stats = d_pass(d_params, s["ds"], real)
+            fake_out, d_stats = d_pass(d_params, d_stats, fake)
+            return real_out, fake_out, d_stats
+        return g_stats, loss_parts
+
+    def d_update(s, loss_fn, g_stats):
+        (loss, d_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(s["dp"])
+        updates, d_opt = d_tx.update(grads, s["do"], s["dp"])
+        return {**s, "dp": optax.apply_updates(s["dp"], updates), "do": d_opt, "ds": d_stats,
+                "gs": g_stats}, loss
+
+    def g_update(s, z, loss_of_outputs):
+        def loss_fn(g_params):
+            fake, g_stats = dcgan.apply_generator(g_graph, g_params, s["gs"], z, True)
+            out, d_stats = d_pass(s["dp"], s["ds"], fake)  # D in training mode: its stats move
+            return loss_of_outputs(out), (g_stats, d_stats)
+
+        (loss, (g_stats, d_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(s["gp"])
+        updates, g_opt = g_tx.update(grads, s["go"], s["gp"])
+        return {**s, "gp": optax.apply_updates(s["gp"], updates), "go": g_opt, "gs": g_stats,
+                "ds": d_stats}, loss
+
+    @jax.jit
+    def dcgan_iteration(s, real, z_d, z_g):
+        g_stats, parts = critic_forward(s, real, z_d)
+
+        def loss_fn(d_params):
+            real_out, fake_out, d_stats = parts(d_params)
+            return bce_d_loss(real_out, fake_out), d_stats
+        s, d_loss = d_update(s, loss_fn, g_stats)
+        s, g_loss = g_update(s, z_g, lambda out: jnp.mean(jax.nn.softplus(-out)))
+        return s, d_loss, g_loss
+
+    @jax.jit
+    def critic_step(s, real, z, clip):
+        g_stats, parts = critic_forward(s, real, z)
+
+        def loss_fn(d_params):
+            real_out, fake_out, d_stats = parts(d_params)
+            return dcgan.wgan_critic_loss(real_out, fake_out), d_stats
+        s, loss = d_update(s, loss_fn, g_stats)
+        return {**s, "dp": dcgan.clip_params(s["dp"], clip)}, loss
+
+    wgan_g_step = jax.jit(lambda s, z: g_update(s, z, dcgan.wgan_generator_loss))
+    return dcgan_iteration, critic_step, wgan_g_step
+
+
+def f64(t: torch.Tensor) -> jax.Array:
+    return jnp.asarray(t.detach().numpy(), jnp.float64)
+
+
+def start_state(tg, td, g_tx, d_tx):
+    gp, gs = ref.generator_to_jaxgan(tg, np.float64)
+    dp, ds = ref.discriminator_to_jaxgan(td, np.float64)
+    gp, gs, dp, ds = jax.tree_util.tree_map(jnp.asarray, (gp, gs, dp, ds))
+    return {"gp": gp, "gs": gs, "dp": dp, "ds": ds, "go": g_tx.init(gp), "do": d_tx.init(dp)}
+
+
+def assert_same_as_torch(s, tg, td, shape):
+    want = ref.generator_to_jaxgan(tg, np.float64) + ref.discriminator_to_jaxgan(td, np.float64)
+    for got, expected in zip((s["gp"], s["gs"], s["dp"], s["ds"]), want):
+        assert_trees_close(got, expected, **F64_TOL)
+    # And the models still compute the same thing (training mode, as the loops run them).
+    g_graph, d_graph = graphs(shape)
+    z = torch.rand(16, LATENT, dtype=torch.float64)
+    images, _ = dcgan.apply_generator(g_graph, s["gp"], s["gs"], f64(z), True)
+    t_images = tg(z)
+    np.testing.assert_allclose(np.asarray(images), flat(t_images), **F64_TOL)
+    out, _ = dcgan.discriminator_logits(d_graph, s["dp"], s["ds"], images, True)
+    t_out = td.model[:-1](t_images) if isinstance(td.model[-1], torch.nn.Sigmoid) else td(t_images)
+    np.testing.assert_allclose(np.asarray(out), t_out[:, 0].detach().numpy(), **F64_TOL)
+
+
+# The loops are compared in float64 on both sides (jaxgan's own code under jax.enable_x64): in
+# float32 against float64, Adam's and RMSprop's sign-like first steps (g / (|g| + eps)) turn the
+# rounding of near-zero gradients into parameter differences of up to 2 lr per step (measured:
+# one D kernel element in 12800 off by 2.8e-5 after 3 DCGAN iterations), and the biases feeding
+# a BatchNorm, whose true gradient is exactly zero, move on noise alone. In float64 every
+# parameter, those biases included, and every statistic must agree to ~1e-9.
+F64_TOL = dict(rtol=1e-7, atol=1e-9)
+
+
+def test_dcgan_training_iterations_equal_pytorch_reference():
+    # Same weights, real batches and noise: three iterations of dcgan/train.py's loop and of
+    # jaxgan's building blocks leave the same parameters, G's and D's BatchNorm statistics and
+    # losses. dcgan/train.py's init_weight, Adam(2e-4, betas (0.5, 0.999)).
+    torch.manual_seed(0)
+    shape, n = (1, 32, 32), 16
+    tg, td = ref.Generator(1, 32, LATENT, G_SMALL), ref.Discriminator(1, 32, D_SMALL)
+    tg.apply(ref.init_weight), td.apply(ref.init_weight)
+    tg, td = tg.double(), td.double()
+    opt_g, opt_d = ref.dcgan_optimizers(tg, td)
+    with jax.enable_x64(True):
+        g_tx, d_tx = optax.adam(2e-4, 0.5, 0.999, eps=1e-8), optax.adam(2e-4, 0.5, 0.999, eps=1e-8)
+        iteration, _, _ = make_iterations(*graphs(shape), g_tx, d_tx)
+        s = start_state(tg, td, g_tx, d_tx)
+        for it in range(3):
+            images = torch.rand(n, *shape, dtype=torch.float64) * 2 - 1
+            z_d, z_g = torch.rand(n, LATENT, dtype=torch.float64), torch.rand(n, LATENT, dtype=torch.float64)
+            d_ref, g_ref = ref.dcgan_iteration(tg, td, opt_g, opt_d, images, z_d, z_g)
+            s, d_loss, g_loss = iteration(s, f64(images.reshape(n, -1)), f64(z_d), f64(z_g))
+            assert float(d_loss) == pytest.approx(float(d_ref), rel=1e-9), it
+            assert float(g_loss) == pytest.approx(float(g_ref), rel=1e-9), it
+        assert_same_as_torch(s, tg, td, shape)
+
+
+def test_wgan_training_iterations_equal_pytorch_reference():
+    # Three generator iterations of wgan/train.py's loop, n_critic 3 (nine critic steps, each
+    # clamping D's parameters to +-0.01), PyTorch's default init, RMSprop(5e-5): as above.
+    torch.manual_seed(1)
+    shape, n, n_critic, clip = (3, 32, 32), 16, 3, 0.01
+    tg = ref.Generator(3, 32, LATENT, G_SMALL).double()
+    td = ref.Discriminator(3, 32, D_SMALL, sigmoid=False).double()
+    opt_g, opt_d = ref.wgan_optimizers(tg, td)
+    with jax.enable_x64(True):
+        g_tx, d_tx = dcgan.rmsprop(5e-5), dcgan.rmsprop(5e-5)
+        _, critic_step, g_step = make_iterations(*graphs(shape), g_tx, d_tx)
+        s = start_state(tg, td, g_tx, d_tx)
+        for it in range(3):
+            batches = [torch.rand(n, *shape, dtype=torch.float64) * 2 - 1 for _ in range(n_critic)]
+            zs_d = [torch.rand(n, LATENT, dtype=torch.float64) for _ in range(n_critic)]
+            z_g = torch.rand(n, LATENT, dtype=torch.float64)
+            d_ref, g_ref = ref.wgan_iteration(tg, td, opt_g, opt_d, batches, zs_d, z_g, n_critic, clip)
+            d_losses = []
+            for real, z in zip(batches, zs_d):
+                s, loss = critic_step(s, f64(real.reshape(n, -1)), f64(z), clip)
+                d_losses.append(float(loss))
+            s, g_loss = g_step(s, f64(z_g))
+            assert np.mean(d_losses) == pytest.approx(float(d_ref), rel=1e-8, abs=1e-12), it
+            assert float(g_loss) == pytest.approx(float(g_ref), rel=1e-8, abs=1e-12), it
+        assert_same_as_torch(s, tg, td, shape)
