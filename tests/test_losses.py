@@ -1,4 +1,5 @@
-"""Loss invariants of the GAN objective, and equality with the reference's BCELoss."""
+"""The GAN losses against values computed without jaxgan: closed forms in float64 numpy written out
+here, PyTorch's BCELoss, and Goodfellow et al.'s optimal discriminator (Prop. 1)."""
 
 import math
 
@@ -10,12 +11,53 @@ import torch
 
 from jaxgan import steps
 
+# Deliberately asymmetric: swapping the real and fake terms, or a sign, changes every value below.
+REAL = np.array([2.0, -1.0, 0.5, 3.0])
+FAKE = np.array([-3.0, 0.25, 1.5, -0.5])
+
+
+def log1p_exp(x):
+    """log(1 + e^x) in float64, the closed form every expected value below is built from."""
+    return np.log1p(np.exp(np.asarray(x, np.float64)))
+
+
+def f32(x):
+    return jnp.asarray(x, jnp.float32)
+
 
 def test_losses_when_d_outputs_one_half():
     zeros = jnp.zeros(32)  # logit 0 <=> D = 1/2
     assert float(steps.d_loss_from_logits(zeros, zeros)) == pytest.approx(2 * math.log(2), rel=1e-6)
     assert float(steps.g_loss_from_logits(zeros, "nonsaturating")) == pytest.approx(math.log(2), rel=1e-6)
     assert float(steps.g_loss_from_logits(zeros, "minimax")) == pytest.approx(-math.log(2), rel=1e-6)
+
+
+def test_losses_equal_their_closed_forms():
+    # L_D = mean(-log sigmoid(r)) + mean(-log(1 - sigmoid(f))) = mean(log(1+e^-r)) + mean(log(1+e^f));
+    # non-saturating L_G = mean(log(1+e^-f)); minimax L_G = mean(log(1 - sigmoid(f))) = -mean(log(1+e^f)).
+    d_want = log1p_exp(-REAL).mean() + log1p_exp(FAKE).mean()
+    assert float(steps.d_loss_from_logits(f32(REAL), f32(FAKE))) == pytest.approx(d_want, rel=1e-6)
+    assert float(steps.g_loss_from_logits(f32(FAKE), "nonsaturating")) == pytest.approx(
+        log1p_exp(-FAKE).mean(), rel=1e-6)
+    assert float(steps.g_loss_from_logits(f32(FAKE), "minimax")) == pytest.approx(-log1p_exp(FAKE).mean(), rel=1e-6)
+
+
+def test_loss_gradients_equal_their_closed_forms():
+    # d/dl log(1+e^-l) = -(1 - sigmoid(l)), d/dl log(1+e^l) = sigmoid(l); each term is a batch mean,
+    # so every gradient carries 1/n. The two G losses differ exactly here: the non-saturating
+    # gradient stays near -1/n where D rejects the fake (l << 0), the minimax one vanishes.
+    n = len(FAKE)
+
+    def sig(x):
+        return 1 / (1 + np.exp(-np.asarray(x, np.float64)))
+
+    g_real, g_fake = jax.grad(steps.d_loss_from_logits, argnums=(0, 1))(f32(REAL), f32(FAKE))
+    np.testing.assert_allclose(np.asarray(g_real), -(1 - sig(REAL)) / n, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(g_fake), sig(FAKE) / n, rtol=1e-5)
+    ns = jax.grad(lambda l: steps.g_loss_from_logits(l, "nonsaturating"))(f32(FAKE))
+    np.testing.assert_allclose(np.asarray(ns), -(1 - sig(FAKE)) / n, rtol=1e-5)
+    mm = jax.grad(lambda l: steps.g_loss_from_logits(l, "minimax"))(f32(FAKE))
+    np.testing.assert_allclose(np.asarray(mm), -sig(FAKE) / n, rtol=1e-5)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -37,30 +79,48 @@ def test_losses_equal_reference_bce(seed):
         -float(bce(p_fake, zeros)), rel=1e-5)
 
 
-def test_losses_stay_finite_where_d_saturates():
-    huge = jnp.array([-200.0, 200.0])
-    assert bool(jnp.isfinite(steps.d_loss_from_logits(huge, huge)))
-    assert bool(jnp.isfinite(jax.grad(lambda l: steps.g_loss_from_logits(l, "nonsaturating"))(huge)).all())
+def test_losses_stay_finite_and_exact_where_d_saturates():
+    # There float32 sigmoid rounds to exactly 0 or 1 and log(D) would be -inf (PyTorch's BCELoss
+    # clamps it to -100); the logit form still gives log(1 + e^200) = 200 (+ e^-200).
+    real, fake = f32([-200.0, 200.0]), f32([200.0, -200.0])
+    assert float(steps.d_loss_from_logits(real, fake)) == pytest.approx(200.0, rel=1e-6)
+    assert float(steps.g_loss_from_logits(fake, "nonsaturating")) == pytest.approx(100.0, rel=1e-6)
+    grad = jax.grad(lambda l: steps.g_loss_from_logits(l, "nonsaturating"))(fake)
+    np.testing.assert_allclose(np.asarray(grad), [0.0, -0.5], atol=1e-7)
 
 
 def test_optimal_discriminator_is_pdata_over_pdata_plus_pg():
-    # On a finite support, minimise the expected D loss over D's value at each point by gradient
-    # descent; the minimiser must be D* = p_data / (p_data + p_g) (Goodfellow et al., Prop. 1),
-    # and the minimum log 4 - 2 JSD(p_data || p_g).
-    p_data = jnp.array([0.5, 0.3, 0.15, 0.05])
-    p_g = jnp.array([0.1, 0.2, 0.3, 0.4])
+    # Goodfellow et al., Prop. 1: on a finite support, the D minimising E_data[-log D] +
+    # E_g[-log(1 - D)] is D* = p_data / (p_data + p_g), with minimum log 4 - 2 JSD(p_data || p_g).
+    # Expectations are batch means here: point i appears in the real batch count_data[i] times and
+    # in the fake batch count_g[i] times, so jaxgan's batch loss IS the expected loss.
+    count_data, count_g = np.array([10, 6, 3, 1]), np.array([2, 4, 6, 8])
+    p_data, p_g = count_data / 20, count_g / 20  # both batches hold 20 samples
+    support = np.arange(4)
+    real_idx, fake_idx = np.repeat(support, count_data), np.repeat(support, count_g)
 
-    def expected_loss(logits):
-        return jnp.sum(p_data * jax.nn.softplus(-logits)) + jnp.sum(p_g * jax.nn.softplus(logits))
+    def batch_loss(logits):  # one logit per support point: D's free value there
+        return steps.d_loss_from_logits(logits[real_idx], logits[fake_idx])
 
-    logits = jnp.zeros(4)
-    grad = jax.jit(jax.grad(expected_loss))
-    for _ in range(20000):
-        logits = logits - 2.0 * grad(logits)
     d_star = p_data / (p_data + p_g)
-    np.testing.assert_allclose(np.asarray(jax.nn.sigmoid(logits)), np.asarray(d_star), atol=1e-4)
     m = (p_data + p_g) / 2
-    jsd = 0.5 * jnp.sum(p_data * jnp.log(p_data / m)) + 0.5 * jnp.sum(p_g * jnp.log(p_g / m))
-    assert float(expected_loss(logits)) == pytest.approx(float(math.log(4) - 2 * jsd), abs=1e-5)
-    # When p_g = p_data the optimum is D = 1/2 everywhere and the loss 2 log 2.
-    assert float(expected_loss(jnp.zeros(4))) == pytest.approx(2 * math.log(2))
+    jsd = 0.5 * np.sum(p_data * np.log(p_data / m)) + 0.5 * np.sum(p_g * np.log(p_g / m))
+    logit_star = f32(np.log(d_star / (1 - d_star)))
+    assert float(batch_loss(logit_star)) == pytest.approx(math.log(4) - 2 * jsd, rel=1e-6)
+    # D* is a stationary point of jaxgan's loss, and the loss (convex in the logits) is larger
+    # everywhere around it; D* swapped to p_g / (p_data + p_g) is not the minimiser.
+    np.testing.assert_allclose(np.asarray(jax.grad(batch_loss)(logit_star)), 0.0, atol=1e-6)
+    for step in np.concatenate([np.eye(4), -np.eye(4)]) * 0.05:
+        assert float(batch_loss(logit_star + f32(step))) > float(batch_loss(logit_star))
+    assert float(batch_loss(-logit_star)) > float(batch_loss(logit_star)) + 0.1
+    # Gradient descent on the loss from D = 1/2 reaches D*.
+    logits = jnp.zeros(4)
+    grad = jax.jit(jax.grad(batch_loss))
+    for _ in range(3000):
+        logits = logits - 5.0 * grad(logits)
+    np.testing.assert_allclose(np.asarray(jax.nn.sigmoid(logits)), d_star, atol=1e-4)
+    # With D fixed at D*, the minimax G loss E_g log(1 - D*) plus E_data log D* is the virtual
+    # criterion C(G) = -log 4 + 2 JSD (Thm. 1), i.e. minus the optimal D loss.
+    e_log_d = np.sum(p_data * np.log(d_star))
+    assert e_log_d + float(steps.g_loss_from_logits(logit_star[fake_idx], "minimax")) == pytest.approx(
+        -math.log(4) + 2 * jsd, rel=1e-5)

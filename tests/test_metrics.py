@@ -1,139 +1,126 @@
-"""Sample-quality metrics on known cases, the classifier's save/load, the evaluate CLI, and the
-1-D toy on a tiny budget."""
+"""The sample-quality formulas of jaxgan.metrics on cases whose answers are known in closed form."""
 
-import json
 import math
 
 import numpy as np
 import pytest
 
-from jaxgan import classifier as clf_lib
-from jaxgan import metrics, toy1d
-from jaxgan.formats import write_mnist
-from tests.conftest import blob_images, run_cli
+from jaxgan import metrics
 
 
-def gaussian(n, d, shift=0.0, seed=0):
-    return np.random.default_rng(seed).normal(shift, 1.0, (n, d))
+def with_moments(mean, cov, n=500, seed=0):
+    """n points whose sample mean and (unbiased) sample covariance are exactly ``mean`` and ``cov``
+    (to rounding): standard normals, whitened exactly, then coloured by cov's Cholesky factor."""
+    mean, cov = np.asarray(mean, np.float64), np.asarray(cov, np.float64)
+    x = np.random.default_rng(seed).normal(size=(n, len(mean)))
+    x -= x.mean(0)
+    x = x @ np.linalg.inv(np.linalg.cholesky(np.cov(x, rowvar=False))).T
+    return x @ np.linalg.cholesky(cov).T + mean
 
 
-def test_frechet_distance_is_zero_for_identical_sets_and_matches_the_closed_form():
-    a = gaussian(2000, 8)
-    assert metrics.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-8)
-    # Two sets whose fitted Gaussians differ only in the mean by 3 in every coordinate: 8 * 9.
-    b = a + 3.0
-    assert metrics.frechet_distance(a, b) == pytest.approx(72.0, rel=1e-6)
-    # Scaled covariance: tr(S) + tr(4S) - 2 tr(2S) = tr(S).
-    c = (a - a.mean(0)) * 2 + a.mean(0)
-    assert metrics.frechet_distance(a, c) == pytest.approx(np.trace(np.cov(a, rowvar=False)), rel=1e-6)
+def test_frechet_distance_of_diagonal_gaussians_is_mean_gap_plus_std_gap():
+    # Commuting (diagonal) covariances: FD = ||mu_a - mu_b||^2 + sum_i (sigma_a,i - sigma_b,i)^2.
+    mu_a, sd_a = np.array([0.0, 1.0, -2.0, 0.5]), np.array([1.0, 2.0, 0.5, 3.0])
+    mu_b, sd_b = np.array([1.0, -1.0, -2.0, 0.0]), np.array([2.0, 0.5, 0.5, 1.0])
+    a, b = with_moments(mu_a, np.diag(sd_a**2)), with_moments(mu_b, np.diag(sd_b**2), seed=1)
+    want = np.sum((mu_a - mu_b) ** 2) + np.sum((sd_a - sd_b) ** 2)  # 1+4+0+0.25 + 1+2.25+0+4 = 12.5
+    assert metrics.frechet_distance(a, b) == pytest.approx(want, rel=1e-9)
+    assert metrics.frechet_distance(b, a) == pytest.approx(want, rel=1e-9)
+    assert metrics.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-9)
 
 
-def test_classifier_score_bounds():
-    confident_all_classes = np.eye(10)[np.arange(1000) % 10]
-    assert metrics.classifier_score(confident_all_classes) == pytest.approx(10.0, rel=1e-6)
-    one_class = np.eye(10)[np.zeros(1000, int)]
-    assert metrics.classifier_score(one_class) == pytest.approx(1.0, rel=1e-6)
-    uniform = np.full((1000, 10), 0.1)
-    assert metrics.classifier_score(uniform) == pytest.approx(1.0, rel=1e-6)
+def test_frechet_distance_of_non_commuting_2d_gaussians_equals_the_closed_form():
+    # For 2x2 positive definite M, tr sqrt(M) = sqrt(tr M + 2 sqrt(det M)). With
+    # M = S_a^1/2 S_b S_a^1/2: tr M = tr(S_a S_b), det M = det S_a det S_b, so
+    # FD = ||dmu||^2 + tr S_a + tr S_b - 2 sqrt(tr(S_a S_b) + 2 sqrt(det S_a det S_b)).
+    s_a = np.array([[2.0, 0.8], [0.8, 1.0]])
+    s_b = np.array([[1.0, -0.5], [-0.5, 3.0]])  # S_a S_b != S_b S_a
+    mu_a, mu_b = np.array([0.5, -1.0]), np.array([-0.5, 1.0])
+    tr_sqrt = math.sqrt(np.trace(s_a @ s_b) + 2 * math.sqrt(np.linalg.det(s_a) * np.linalg.det(s_b)))
+    want = np.sum((mu_a - mu_b) ** 2) + np.trace(s_a) + np.trace(s_b) - 2 * tr_sqrt
+    got = metrics.frechet_distance(with_moments(mu_a, s_a), with_moments(mu_b, s_b, seed=1))
+    assert got == pytest.approx(want, rel=1e-9)
 
 
-def test_mode_coverage_of_one_class_and_of_all_classes():
-    one = metrics.mode_coverage(np.full(500, 3), np.ones(10))
-    assert one["coverage"] == pytest.approx(0.1) and one["classes_covered"] == 1
-    assert one["kl_to_real"] == pytest.approx(math.log(10))
+@pytest.mark.parametrize("n_classes", [2, 4, 10])
+def test_classifier_score_of_confident_predictions_spread_evenly_is_the_class_count(n_classes):
+    one_hot = np.eye(n_classes)[np.arange(100 * n_classes) % n_classes]
+    assert metrics.classifier_score(one_hot) == pytest.approx(n_classes, rel=1e-9)
+
+
+def test_classifier_score_of_identical_predictions_is_one():
+    for row in ([0.7, 0.2, 0.1], [1.0, 0.0, 0.0], [1 / 3, 1 / 3, 1 / 3]):
+        assert metrics.classifier_score(np.tile(row, (50, 1))) == pytest.approx(1.0, rel=1e-9)
+
+
+def test_classifier_score_of_uneven_and_of_soft_predictions():
+    # Confident predictions, a quarter on class 0: KL(onehot || marginal) = -log q_y, whose mean
+    # is the entropy H(1/4, 3/4), so the score is exp(H).
+    uneven = np.eye(2)[np.r_[np.zeros(25, int), np.ones(75, int)]]
+    h = -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))
+    assert metrics.classifier_score(uneven) == pytest.approx(math.exp(h), rel=1e-9)
+    # Soft predictions (a, 1-a) and (1-a, a), half each: marginal (1/2, 1/2), every KL is
+    # log 2 - H(a, 1-a), so the score is 2 exp(-H(a)).
+    a = 0.9
+    soft = np.array([[a, 1 - a], [1 - a, a]] * 30)
+    h_a = -(a * math.log(a) + (1 - a) * math.log(1 - a))
+    assert metrics.classifier_score(soft) == pytest.approx(2 * math.exp(-h_a), rel=1e-9)
+
+
+def test_mode_coverage_on_a_constructed_histogram():
+    counts = [40, 30, 20, 5, 3, 1, 1, 0, 0, 0]  # 100 predictions; a fair share is 10
+    labels = np.repeat(np.arange(10), counts)
+    np.random.default_rng(0).shuffle(labels)
+    hist = np.array(counts) / 100
+    uniform = metrics.mode_coverage(labels, np.ones(10))
+    assert uniform["histogram"] == pytest.approx(hist.tolist())
+    # min_share 0.1: a class is covered with >= 1 prediction -> 7 classes.
+    assert uniform["classes_covered"] == 7 and uniform["coverage"] == pytest.approx(0.7)
+    nz = hist > 0
+    assert uniform["kl_to_real"] == pytest.approx(np.sum(hist[nz] * np.log(hist[nz] / 0.1)), rel=1e-9)
+    # min_share 0.5: >= 5 predictions -> 40, 30, 20, 5 (5 counts, exactly at the threshold).
+    half = metrics.mode_coverage(labels, np.ones(10), min_share=0.5)
+    assert half["classes_covered"] == 4 and half["coverage"] == pytest.approx(0.4)
+    # KL against a non-uniform real distribution (given as counts; normalised by the metric).
+    real_counts = np.array([10, 10, 10, 10, 10, 10, 10, 10, 10, 910], np.float64)
+    skewed = metrics.mode_coverage(labels, real_counts)
+    q = real_counts / 1000
+    assert skewed["kl_to_real"] == pytest.approx(np.sum(hist[nz] * np.log(hist[nz] / q[nz])), rel=1e-9)
+    # Every class equally often, against the uniform distribution: full coverage, KL 0.
     every = metrics.mode_coverage(np.arange(1000) % 10, np.ones(10))
     assert every["coverage"] == 1.0 and every["kl_to_real"] == pytest.approx(0.0, abs=1e-12)
 
 
-def test_precision_and_recall_for_identical_and_disjoint_sets():
-    real = gaussian(600, 16)
-    same = metrics.precision_recall(real, real.copy())
-    assert same["precision"] == 1.0 and same["recall"] == 1.0
-    far = metrics.precision_recall(real, gaussian(600, 16, shift=50.0, seed=1))
+def line(xs):
+    """Points (x, 0) in the plane: integer coordinates keep every squared distance exact."""
+    return np.stack([np.asarray(xs, np.float64), np.zeros(len(xs))], 1)
+
+
+# Real points at x = 0..9 on a line. With k = 3 (self excluded) the k-NN radius is 3 at both ends
+# (0 -> 3, 9 -> 6) and 2 inside (4 -> 2 or 6), so the real manifold is the union of
+# disc(0, 3), disc(9, 3) and disc(i, 2) for i = 1..8.
+REAL_LINE = line(range(10))
+# Inside (boundaries included): (-3, 0), (0, 3), (12, 0) at distance 3 from an end point,
+# (4.5, 1.5) at 1.58 from (4, 0). Outside: (-4, 0), (5, 3) (3 from (5, 0), 5.8 from (0, 0)),
+# (50, 50).
+PROBES = np.array([[-3, 0], [0, 3], [12, 0], [4.5, 1.5], [-4, 0], [5, 3], [50, 50]], np.float64)
+
+
+def test_precision_counts_fakes_inside_the_real_k_nn_manifold():
+    pr = metrics.precision_recall(REAL_LINE, PROBES, k=3)
+    assert pr["precision"] == pytest.approx(4 / 7)
+
+
+def test_recall_counts_reals_inside_the_fake_k_nn_manifold():
+    pr = metrics.precision_recall(PROBES, REAL_LINE, k=3)
+    assert pr["recall"] == pytest.approx(4 / 7)
+
+
+def test_a_generator_covering_half_the_line_is_precise_with_recall_eight_tenths():
+    # Fake points 0..4: radii 3, 2, 2, 2, 3, so the fake manifold reaches x = 7 on the line:
+    # reals 0..7 are inside (recall 8/10); every fake lies on the real line (precision 1).
+    pr = metrics.precision_recall(REAL_LINE, line(range(5)), k=3)
+    assert pr["precision"] == 1.0 and pr["recall"] == pytest.approx(0.8)
+    # Far away from each other: nothing inside either manifold.
+    far = metrics.precision_recall(REAL_LINE, line(range(5)) + 100.0, k=3)
     assert far["precision"] == 0.0 and far["recall"] == 0.0
-    # A generator that covers only half the data: precise, but recall about one half.
-    half = real[real[:, 0] > 0]
-    pr = metrics.precision_recall(real, half)
-    assert pr["precision"] == 1.0 and 0.3 < pr["recall"] < 0.8
-
-
-@pytest.fixture(scope="module")
-def tiny_classifier(tmp_path_factory):
-    images, labels = blob_images(600, 28, 28, 1)
-    test_x, test_y = blob_images(200, 28, 28, 1, seed=3)
-    clf = clf_lib.train(images, labels, test_x, test_y, (1, 28, 28), epochs=2, log=lambda m: None)
-    root = tmp_path_factory.mktemp("clf")
-    clf_lib.save(clf, str(root), "mnist", {"note": "test"})
-    return clf, str(root), test_x, test_y
-
-
-def test_classifier_learns_the_toy_labels_and_round_trips_through_orbax(tiny_classifier):
-    clf, root, test_x, _ = tiny_classifier
-    assert clf.test_accuracy > 0.9  # the label is where the bright bar is: easy
-    loaded = clf_lib.load(root, "mnist", (1, 28, 28))
-    assert loaded.test_accuracy == clf.test_accuracy
-    f1, p1 = clf.predict(test_x)
-    f2, p2 = loaded.predict(test_x)
-    np.testing.assert_array_equal(f1, f2)
-    np.testing.assert_array_equal(p1, p2)
-    assert f1.shape == (200, 128) and np.allclose(p1.sum(1), 1, atol=1e-5)
-
-
-def test_missing_classifier_is_a_one_line_hint(tmp_path):
-    with pytest.raises(Exception, match="no classifier for mnist .* --train-classifier"):
-        clf_lib.load(str(tmp_path), "mnist", (1, 28, 28))
-
-
-def test_evaluate_cli_end_to_end(tmp_path):
-    images, labels = blob_images(300, 28, 28, 1)
-    test_x, test_y = blob_images(100, 28, 28, 1, seed=9)
-    write_mnist(str(tmp_path / "data"), images[..., 0], labels, test_x[..., 0], test_y)
-    small = ["--g_hidden", "16,32", "--d_hidden", "32,16", "--latent_dim", "8", "--batch_size", "32",
-             "--no-download", "--no-progress", "--num_epochs", "1"]
-    assert run_cli("jaxgan.train", *small, cwd=str(tmp_path)).returncode == 0
-    proc = run_cli("jaxgan.evaluate", "--dataset", "mnist", "--no-download", cwd=str(tmp_path))
-    assert proc.returncode == 2 and "--train-classifier" in proc.stderr
-    proc = run_cli("jaxgan.evaluate", "--train-classifier", "--classifier_epochs", "6", "--no-download",
-                   cwd=str(tmp_path))
-    assert proc.returncode == 0, proc.stderr
-    assert "test accuracy" in proc.stdout
-    proc = run_cli("jaxgan.evaluate", "--num_samples", "150", "--no-download", "--json", "out.json",
-                   cwd=str(tmp_path))
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads((tmp_path / "out.json").read_text())
-    rows = result["rows"]
-    assert [r["n"] for r in rows.values()] == [150, 100, 100]
-    real = rows["held-out real (ceiling)"]
-    assert real["classes_covered"] >= 8 and real["precision"] > 0.5
-    for r in rows.values():
-        assert r["frechet_distance"] >= 0 and 1 <= r["classifier_score"] <= 10
-    # Training can log the same metrics every --eval_every epochs.
-    proc = run_cli("jaxgan.train", *small[:-1], "2", "--resume", "--eval_every", "1", cwd=str(tmp_path))
-    assert proc.returncode == 0, proc.stderr
-    assert "eval at epoch 2 (n=2000)" in proc.stdout
-    from jaxgan.report import read_scalars
-
-    assert [step for step, _ in read_scalars(str(tmp_path / "runs" / "mnist"))["eval/classifier_score"]] == [2]
-    proc = run_cli("jaxgan.evaluate", "--num_samples", "1", cwd=str(tmp_path))
-    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
-
-
-def test_wasserstein_to_normal_is_small_for_normal_samples_and_not_for_shifted():
-    x = np.random.default_rng(0).normal(size=20000)
-    assert toy1d.wasserstein1_to_normal(x) < 0.02
-    assert toy1d.wasserstein1_to_normal(x + 1.0) == pytest.approx(1.0, abs=0.02)
-
-
-def test_toy1d_on_a_tiny_budget_writes_its_files(tmp_path):
-    proc = run_cli("jaxgan.toy1d", "--out", str(tmp_path / "t"), "--steps", "60", "--d_refit", "20",
-                   "--batch", "64")
-    assert proc.returncode == 0, proc.stderr
-    summary = json.loads((tmp_path / "t" / "toy1d.json").read_text())
-    assert set(summary) >= {"w1", "max_abs_d_minus_half", "samples"}
-    assert summary["w1"] >= 0 and 0 <= summary["max_abs_d_minus_half"] <= 0.5
-    samples = np.load(tmp_path / "t" / "samples.npy")
-    assert samples.shape == (20000,) and summary["samples"] == 20000
-    assert summary["w1"] == pytest.approx(toy1d.wasserstein1_to_normal(samples), rel=1e-4)
-    assert (tmp_path / "t" / "figure.png").stat().st_size > 10000
-    bad = run_cli("jaxgan.toy1d", "--out", str(tmp_path / "t" / "toy1d.json"))
-    assert bad.returncode == 2 and "is not a directory" in bad.stderr

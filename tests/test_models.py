@@ -28,14 +28,43 @@ def test_output_shapes_for_every_dataset(dataset):
     assert d(images, jax.random.key(2)).shape == (5,)
 
 
-def test_discriminator_probability_is_strictly_between_0_and_1():
-    d = models.Discriminator((1, 28, 28), rngs=nnx.Rngs(0))
-    x = jnp.concatenate([jnp.full((4, 784), -1.0), jnp.full((4, 784), 1.0),
-                         jax.random.uniform(jax.random.key(1), (8, 784), minval=-1, maxval=1)])
-    p = models.probability(d(x, None))
-    assert bool(jnp.all((p > 0) & (p < 1)))
-    # Extreme logits still map into the closed interval without NaN.
-    assert bool(jnp.all(jnp.isfinite(models.probability(jnp.array([-1e4, 1e4])))))
+def test_discriminator_probability_equals_torch_where_logits_are_huge():
+    # The reference's D ends in nn.Sigmoid; jaxgan's returns logits and applies the sigmoid in
+    # models.probability. Scale the last layer so |logit| reaches the hundreds: both must still give
+    # the same finite probabilities in [0, 1] (float32 sigmoid saturates to exactly 0 or 1 from
+    # |logit| ~ 17 on, in PyTorch as in XLA) and strictly inside (0, 1) where float32 can say so.
+    torch.manual_seed(0)
+    td = ref.Discriminator((1, 28, 28), dropout=0.0)
+    x = torch.rand(64, 784) * 2 - 1
+    with torch.no_grad():
+        td.model[-2].weight.mul_(3000.0)
+        td.model[-2].bias.sub_(td.model[:-1](x).median())  # logits of both signs
+    _, _, d_params = torch_to_flax(ref.Generator((1, 28, 28), 100), td)
+    d_graph, _, _ = models.split(models.Discriminator((1, 28, 28), rngs=nnx.Rngs(0)))
+    logits = models.discriminator_logits(d_graph, d_params, jnp.asarray(x.numpy()), None)
+    t_logits = td.model[:-1](x)[:, 0].detach().numpy()
+    # Float32 rounding in the 784-wide sums, amplified 3000x, leaves logits of magnitude up to ~140
+    # apart by up to ~1.4e-4 (measured: jaxgan against torch float32, and each against a float64
+    # copy of D); 5e-4 bounds it. The sigmoid's slope is at most 1/4: probabilities within 1.25e-4.
+    np.testing.assert_allclose(np.asarray(logits), t_logits, rtol=0, atol=5e-4)
+    assert t_logits.max() > 100 and t_logits.min() < -100  # far past float32 saturation and exp overflow
+    p = np.asarray(models.probability(logits))
+    np.testing.assert_allclose(p, td(x)[:, 0].detach().numpy(), rtol=0, atol=1.25e-4)
+    assert np.all(np.isfinite(p)) and np.all((p >= 0) & (p <= 1))
+    moderate = np.abs(t_logits) < 15
+    assert moderate.any() and np.all((p[moderate] > 0) & (p[moderate] < 1))
+
+
+def test_discriminator_scores_each_example_independently():
+    # D has no batch statistics, so one pass over [real; fake] (what steps.d_update does) equals
+    # two passes; a batch-coupled D (e.g. BatchNorm) would make them differ.
+    d = models.Discriminator((1, 28, 28), dropout=0.0, rngs=nnx.Rngs(0))
+    a = jax.random.uniform(jax.random.key(1), (8, 784), minval=-1, maxval=1)
+    b = jax.random.uniform(jax.random.key(2), (5, 784), minval=-1, maxval=1)
+    together = d(jnp.concatenate([a, b]), None)
+    np.testing.assert_allclose(np.asarray(together), np.concatenate([d(a, None), d(b, None)]), rtol=1e-5, atol=1e-6)
+    one_by_one = jnp.stack([d(a[i:i + 1], None)[0] for i in range(8)])
+    np.testing.assert_allclose(np.asarray(together[:8]), np.asarray(one_by_one), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])

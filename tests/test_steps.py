@@ -10,7 +10,9 @@ import torch
 from benchmarks import torch_reference as ref
 from jaxgan import data as data_lib
 from jaxgan import models, steps
-from tests.conftest import replace, small_config, torch_to_flax
+from jaxgan.data import epoch_layout
+from tests.conftest import small_config, torch_to_flax
+from tests.test_train_step_parity import assert_state_equals_torch, prebn_bias_gaps
 
 
 def leaves_equal(a, b) -> bool:
@@ -70,9 +72,10 @@ def test_generator_gets_gradient_through_discriminator(gan_and_state):
 def test_training_iterations_equal_pytorch_reference(tmp_path, shape, dataset):
     # Same weights, same real batches, same noise, dropout off (its masks cannot be shared):
     # three iterations of the reference loop and of jaxgan's steps give the same parameters,
-    # BatchNorm statistics and losses. The reference runs in float64: PyTorch's own float32
-    # CPU gradients differ from float64 by up to ~1e-5 here, jaxgan's by <1e-9, and Adam's
-    # sign-like first steps would turn float32 noise into differences of 2 * lr.
+    # BatchNorm statistics, losses and G outputs (assert_state_equals_torch says how close).
+    # The reference runs in float64: PyTorch's own float32 CPU gradients differ from float64 by
+    # up to ~1e-5 here, jaxgan's by <1e-9, and Adam's sign-like first steps would turn float32
+    # noise into differences of 2 * lr.
     torch.manual_seed(0)
     tg, td = ref.Generator(shape, 100).double(), ref.Discriminator(shape, dropout=0.0).double()
     opt_g, opt_d = ref.make_optimizers(tg, td)
@@ -87,7 +90,9 @@ def test_training_iterations_equal_pytorch_reference(tmp_path, shape, dataset):
     def f32(t):
         return jnp.asarray(t.numpy(), jnp.float32)
 
+    gaps = None
     for it in range(3):
+        gaps = prebn_bias_gaps(state, tg, gaps)  # the biases of this iteration's two G passes
         images = torch.rand(48, *shape, dtype=torch.float64) * 2 - 1
         z_d, z_g = torch.rand(48, 100, dtype=torch.float64), torch.rand(48, 100, dtype=torch.float64)
         d_ref, g_ref = ref.train_iteration(tg, td, opt_g, opt_d, images, 100, z_d, z_g)
@@ -95,23 +100,7 @@ def test_training_iterations_equal_pytorch_reference(tmp_path, shape, dataset):
         state, g_loss = g_update(state, f32(z_g), None)
         assert float(metrics["d_loss"]) == pytest.approx(float(d_ref), rel=1e-5), it
         assert float(g_loss) == pytest.approx(float(g_ref), rel=1e-5), it
-    want_g, want_stats, want_d = torch_to_flax(tg, td)
-    # The biases of G's Linear layers that feed a BatchNorm have an exactly-zero true gradient
-    # (BatchNorm subtracts them again), so Adam's g / (|g| + eps) turns rounding noise of ~1e-9
-    # into updates, in PyTorch as in XLA. They cannot affect G's output; checked below instead.
-    for i in want_g["linears"]:
-        del want_g["linears"][i]["bias"]
-        del state.g_params["linears"][i]["bias"]
-    for got, want in ((state.g_params, want_g), (state.g_stats["norms"], want_stats["norms"]),
-                      (state.d_params, want_d)):
-        for x, y in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
-            np.testing.assert_allclose(np.asarray(x), y, atol=1e-5, rtol=1e-5)
-    z = torch.rand(48, 100, dtype=torch.float64)
-    tg.train()
-    out, _ = models.apply_generator(gan.g_graph, {**state.g_params, "linears": jax.tree_util.tree_map(
-        jnp.asarray, torch_to_flax(tg, td)[0]["linears"])}, state.g_stats, f32(z), True)
-    # Parameters agree to 1e-5 each; through five layers that compounds to a few 1e-5.
-    np.testing.assert_allclose(np.asarray(out), tg(z).detach().reshape(48, -1).numpy(), atol=5e-5)
+    assert_state_equals_torch(gan, state, tg, td, gaps)
 
 
 def test_scan_fused_steps_equal_single_steps(gan_and_state):
@@ -174,18 +163,24 @@ def test_minimax_and_normal_noise_options(tmp_path):
     assert float(u.min()) >= 0 and float(u.max()) < 1
 
 
-def test_partial_last_batch_is_trained_like_drop_last_false(tmp_path):
-    from jaxgan.train import epoch_layout
-
-    cfg = small_config(tmp_path, batch_size=64)
-    assert (epoch_layout(200, cfg).full, epoch_layout(200, cfg).tail) == (3, 8)
-    assert epoch_layout(200, replace(cfg, last_batch="drop")).steps_per_epoch == 3
-    assert epoch_layout(193, cfg).steps_per_epoch == 3  # a batch of one cannot train BatchNorm
-    gan, state = steps.build(cfg)
+def test_partial_last_batch_trains_on_exactly_the_leftover_images(tmp_path):
+    # 200 images in batches of 64: three full batches, then the reference's last batch
+    # (drop_last=False) of the 8 images perm[192:]. The layout rules are pinned in test_schedule.py.
+    assert epoch_layout(200, 64, "partial").tail == 8
+    gan, state = steps.build(small_config(tmp_path, batch_size=64))
     data = jnp.asarray(np.random.default_rng(0).integers(0, 256, (200, 784), dtype=np.uint8))
     perm = data_lib.epoch_permutation(jax.random.key(0), 0, 200)
     new, m = jax.jit(gan.train_tail, static_argnames="start")(state, data, perm, start=192)
-    assert int(new.step) == 1 and np.isfinite(float(m["d_loss"]))
+    # The same step on those 8 images, normalised as the reference's ToTensor + Normalize(0.5, 0.5).
+    rows = np.asarray(data)[np.asarray(perm)[192:]]
+    want, want_m = jax.jit(gan.train_step)(state, jnp.asarray((rows / 255 - 0.5) / 0.5, jnp.float32))
+    assert int(new.step) == 1
+    for name in ("d_loss", "g_loss", "d_real", "d_fake"):
+        assert float(m[name]) == pytest.approx(float(want_m[name]), rel=1e-6), name
+    # D's parameters: G's pre-BatchNorm biases take Adam steps on rounding noise, so two compiled
+    # programs disagree there (see assert_state_equals_torch in test_train_step_parity.py).
+    for x, y in zip(jax.tree_util.tree_leaves(new.d_params), jax.tree_util.tree_leaves(want.d_params)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6, atol=1e-7)
 
 
 def test_g_ema_tracks_an_exponential_average_of_g(tmp_path):
