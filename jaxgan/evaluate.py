@@ -96,11 +96,12 @@ def evaluate(args, dataset: str) -> dict:
     which = (f"best by {best.get('metric', '?')} at epoch {best.get('epoch', '?')}, " if args.best else "") \
         + f"step {record['step']}"
     rows = ev.matched_rows({f"generated ({which}, --bn {args.bn})": fake})
+    epoch = record["step"] / record["steps_per_epoch"] if record.get("steps_per_epoch") else None
+    generator = {"ckpt_dir": args.ckpt_dir, "step": int(record["step"]), "epoch": epoch, "best": args.best,
+                 "kept_by": (best or None) if args.best else None, "bn": args.bn, "seed": args.seed,
+                 "num_samples": num, "training_config": record["config"]}
     return {"dataset": dataset, "judge": ev.judge.to_dict(), "reference_images": len(ev.ref_feats),
-            "held_out_images": ev.matched_n,
-            "generator": {"ckpt_dir": args.ckpt_dir, "step": int(record["step"]), "best": args.best,
-                          "bn": args.bn, "seed": args.seed, "num_samples": num},
-            "rows": rows}
+            "held_out_images": ev.matched_n, "generator": generator, "rows": rows}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -122,14 +122,15 @@ class Evaluator:
         """Rows that compare sets of one size n = min(every generated set's size, the held-out
         size): each generated set's first n images, then n held-out real images. A generated set
         larger than the held-out split is also scored whole, in a row marked not comparable.
-        Every row carries ``n`` and ``comparable_with_ceiling``."""
+        Every row carries ``n``, ``set`` (``generated`` or ``held_out``) and ``comparable_with_ceiling``."""
         n = min([self.matched_n, *(len(x) for x in generated.values())])
-        rows = {name: {**self.score(x[:n]), "comparable_with_ceiling": True} for name, x in generated.items()}
-        rows[ceiling] = {**self.score(self.held_out(n)), "comparable_with_ceiling": True}
+        rows = {name: {**self.score(x[:n]), "set": "generated", "comparable_with_ceiling": True}
+                for name, x in generated.items()}
+        rows[ceiling] = {**self.score(self.held_out(n)), "set": "held_out", "comparable_with_ceiling": True}
         for name, x in generated.items():
             if len(x) > n:
                 rows[f"{name}, all {len(x)} (not comparable with the ceiling: n differs)"] = {
-                    **self.score(x), "comparable_with_ceiling": False}
+                    **self.score(x), "set": "generated", "comparable_with_ceiling": False}
         return rows
 
 

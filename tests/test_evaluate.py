@@ -143,7 +143,7 @@ def test_rows_compare_sets_of_one_size(run_dir):
     assert [(name, r["n"], r["comparable_with_ceiling"]) for name, r in rows.items()] == [
         ("g", 100, True), ("held-out real (ceiling)", 100, True),
         ("g, all 150 (not comparable with the ceiling: n differs)", 150, False)]
-    assert rows["g"] == {**ev.score(fake[:100]), "comparable_with_ceiling": True}
+    assert rows["g"] == {**ev.score(fake[:100]), "set": "generated", "comparable_with_ceiling": True}
     small = ev.matched_rows({"g": fake[:40]})
     assert [r["n"] for r in small.values()] == [40, 40]
     # 40 held-out images drawn across the split, not its first 40 (which hold only classes 0-3).

@@ -1,0 +1,189 @@
+"""Regenerate the README's sample-quality table: run the trainings and evaluations, write
+``docs/quality/*.json`` and a markdown table generated from those JSONs.
+
+    python scripts/offline_mnist.py --data_dir data      # the 4,000 + 1,000 offline digits
+    python scripts/quality_table.py --data_dir data      # trains (minutes), evaluates, writes the table
+    python scripts/quality_table.py --table_only         # the markdown again from the JSONs
+
+Every row is chosen by a rule written here, before anything is measured, and every row compares
+sets of the same size (the 1,000 held-out digits against 1,000 generated ones), scored by the
+judge jaxgan ships. The best-checkpoint row is the one the trainer kept with ``--eval_every 20
+--keep_best fd`` (lowest Fréchet distance on its 2,000 samples drawn with noise seed 0); every
+generated row here is drawn with ``--seed 1``, so the best row is not scored on the samples that
+chose it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EVAL_SEED = 1  # not the trainer's --eval_every noise seed (0): see the docstring
+COMMON = ["--dataset", "mnist", "--no_download"]
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    flags: tuple[str, ...]  # training flags beyond COMMON
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str  # docs/quality/<name>.json and .png
+    label: str
+    run: str
+    flags: tuple[str, ...] = ()  # evaluate/sample flags beyond COMMON
+
+
+RUNS = [
+    Run("reference_100ep", ("--num_epochs", "100")),
+    Run("ema_800ep", ("--num_epochs", "800", "--g_ema", "0.999", "--eval_every", "20", "--keep_best", "fd")),
+]
+ROWS = [
+    Row("reference_100ep", "reference recipe, 100 epochs (newest checkpoint)", "reference_100ep"),
+    Row("ema_800ep", "`--g_ema 0.999`, 800 epochs (newest checkpoint)", "ema_800ep"),
+    Row("ema_800ep_best_fd", "`--g_ema 0.999`, 800 epochs, checkpoint kept by `--keep_best fd`", "ema_800ep",
+        ("--best",)),
+]
+
+
+def user_command(module: str, *flags: str) -> str:
+    """The command as a user types it in a folder holding ``data/`` (default paths)."""
+    return " ".join(["python -m", module, *COMMON, *flags])
+
+
+def run(argv: list[str], cwd: str, log: str) -> None:
+    """Run one command, its output appended to ``log``; stop the script if it fails."""
+    with open(log, "a") as f:
+        f.write(f"$ {shlex.join(argv)}\n")
+        f.flush()
+        proc = subprocess.run(argv, cwd=cwd, stdout=f, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        sys.exit(f"error: {shlex.join(argv)} failed with exit code {proc.returncode}; see {log}")
+
+
+def train(r: Run, args) -> None:
+    folder = os.path.join(args.work, r.name)
+    os.makedirs(folder, exist_ok=True)
+    run([sys.executable, "-m", "jaxgan.train", *COMMON, *r.flags, "--data_dir", args.data_dir, "--no_progress"],
+        folder, os.path.join(folder, "train.log"))
+
+
+def evaluate(row: Row, args) -> None:
+    folder = os.path.join(args.work, row.run)
+    out = os.path.join(args.out, row.name)
+    paths = ["--data_dir", args.data_dir, "--ckpt_dir", os.path.join(folder, "checkpoints")]
+    seed = ("--seed", str(EVAL_SEED))
+    log = os.path.join(folder, "evaluate.log")
+    run([sys.executable, "-m", "jaxgan.evaluate", *COMMON, *row.flags, *seed, *paths, "--json", out + ".json"],
+        folder, log)
+    run([sys.executable, "-m", "jaxgan.sample", "--dataset", "mnist", *row.flags, *seed, "--ckpt_dir",
+         os.path.join(folder, "checkpoints"), "--num_samples", "64", "--out", out + ".png"], folder, log)
+    with open(out + ".json") as f:
+        result = json.load(f)
+    train_flags = next(r.flags for r in RUNS if r.name == row.run)
+    result["table"] = {"label": row.label, "run": row.run,
+                       "commands": [user_command("jaxgan.train", *train_flags),
+                                    user_command("jaxgan.evaluate", *row.flags, *seed, "--json", row.name + ".json")]}
+    with open(out + ".json", "w") as f:
+        json.dump(result, f, indent=1)
+
+
+def fmt_epoch(g: dict) -> str:
+    epoch = g.get("epoch")
+    return f"{epoch:g} ({g['step']:,})" if epoch is not None else f"— ({g['step']:,})"
+
+
+def markdown(out: str) -> str:
+    """The table, from the JSONs in ``out`` alone."""
+    results = []
+    for row in ROWS:
+        path = os.path.join(out, row.name + ".json")
+        if os.path.isfile(path):
+            with open(path) as f:
+                results.append((row, json.load(f)))
+    if not results:
+        sys.exit(f"error: no row JSONs in {out}; run without --table_only first")
+    judges = {r["judge"]["sha256"] for _, r in results}
+    ceilings = [next(v for v in r["rows"].values() if v["set"] == "held_out") for _, r in results]
+    if len(judges) != 1 or any(c != ceilings[0] for c in ceilings):
+        sys.exit("error: the row JSONs were scored by different judges or against different ceilings; rerun them")
+    judge, ceiling = results[0][1]["judge"], ceilings[0]
+    lines = [f"Judge: `{judge['name']}` (jaxgan's shipped MNIST classifier: {judge['train_images']:,} training "
+             f"digits, test accuracy {judge['test_accuracy']:.3f} on {judge['test_images']:,} held out). Every "
+             f"row: n = {ceiling['n']:,} images, compared with {results[0][1]['reference_images']:,} real "
+             f"training digits; generated with `--bn batch` in batches of the training size, noise `--seed "
+             f"{EVAL_SEED}`.", "",
+             "| row | epoch (step) | n | Fréchet dist. ↓ | classifier score ↑ (× ceiling) | classes | KL to real ↓ "
+             "| precision | recall | JSON |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+
+    def cells(label, when, r, json_name):
+        ratio = r["classifier_score"] / ceiling["classifier_score"]
+        return (f"| {label} | {when} | {r['n']:,} | {r['frechet_distance']:.2f} | {r['classifier_score']:.2f} "
+                f"({ratio:.3f}×) | {r['classes_covered']}/10 | {r['kl_to_real']:.4f} | {r['precision']:.3f} | "
+                f"{r['recall']:.3f} | {json_name} |")
+
+    lines.append(cells("held-out real digits (ceiling)", "—", ceiling, f"any row's (all {len(results)} agree)"))
+    for row, r in results:
+        (generated,) = [v for v in r["rows"].values() if v["set"] == "generated" and v["comparable_with_ceiling"]]
+        assert generated["n"] == ceiling["n"], f"{row.name}: not a matched-size row"
+        lines.append(cells(row.label, fmt_epoch(r["generator"]), generated, f"`docs/quality/{row.name}.json`"))
+    lines += ["", "Commands (in a folder holding the offline digits in `data/`; each run in its own folder):", "",
+              "```bash", "python scripts/offline_mnist.py --data_dir data"]
+    seen = set()
+    for row, r in results:
+        for c in r["table"]["commands"]:
+            if c not in seen:
+                seen.add(c)
+                lines.append(c)
+    lines += ["```", "", "All of it again (trainings, evaluations, JSONs, this table): "
+              "`python scripts/quality_table.py --data_dir data`."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data_dir", default="data", help="the offline digits (default data)")
+    p.add_argument("--work", default="out_quality", help="where the runs train (default out_quality)")
+    p.add_argument("--out", default=os.path.join(REPO, "docs", "quality"),
+                   help="where the JSONs, images and table.md go (default docs/quality)")
+    p.add_argument("--rows", default=",".join(r.name for r in ROWS),
+                   help="rows to (re)make, comma-separated (default all)")
+    p.add_argument("--skip_training", action="store_true",
+                   help="evaluate the checkpoints already in --work (default off: train first)")
+    p.add_argument("--table_only", action="store_true", help="only rebuild table.md from the JSONs (default off)")
+    p.add_argument("--fragment", help="also write the table here (default: none)")
+    args = p.parse_args(argv)
+    args.data_dir, args.work, args.out = map(os.path.abspath, (args.data_dir, args.work, args.out))
+    names = [n for n in args.rows.split(",") if n]
+    unknown = sorted(set(names) - {r.name for r in ROWS})
+    if unknown:
+        print(f"error: unknown rows {unknown}; known: {[r.name for r in ROWS]}", file=sys.stderr)
+        return 2
+    os.makedirs(args.out, exist_ok=True)
+    if not args.table_only:
+        rows = [r for r in ROWS if r.name in names]
+        if not args.skip_training:
+            for r in RUNS:
+                if any(row.run == r.name for row in rows):
+                    train(r, args)
+        for row in rows:
+            evaluate(row, args)
+    text = markdown(args.out)
+    for path in filter(None, [os.path.join(args.out, "table.md"), args.fragment]):
+        with open(path, "w") as f:
+            f.write(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
