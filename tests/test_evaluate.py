@@ -205,6 +205,12 @@ def test_evaluate_best_scores_the_checkpoint_kept_by_keep_best(run_dir):
         epoch = best.read_record(kept)["best"]["epoch"]
     finally:
         best.close()
+    # Training scored every epoch with the shipped judge; the kept one is the lowest distance logged.
+    from jaxgan.report import read_scalars
+
+    logged = read_scalars(str(run_dir / "runs" / "mnist"))["eval/frechet_distance"]
+    assert [e for e, _ in logged] == [1, 2]
+    assert epoch == min(logged, key=lambda ev: ev[1])[0] and kept == 10 * epoch
     proc = run_cli("jaxgan.evaluate", "--no_download", "--best", "--json", "best.json", cwd=str(run_dir))
     assert proc.returncode == 0, proc.stderr
     result = json.loads((run_dir / "best.json").read_text())
