@@ -28,6 +28,22 @@ DATASETS: dict[str, tuple[str, tuple[int, int, int]]] = {
     "cifar10": ("CIFAR10", (3, 32, 32)),
 }
 _ALIASES = {"fashionmnist": "fashion_mnist", "fashion-mnist": "fashion_mnist", "cifar-10": "cifar10"}
+MODELS = ("mlp", "dcgan", "wgan")
+CONV_IMAGE_SIZE = 32  # dcgan/train.py's image_size for all three datasets (MNIST is resized to it)
+DCGAN_G_HIDDEN, DCGAN_D_HIDDEN = (1024, 512, 256, 128), (128, 256, 512, 1024)
+
+# Each reference script's own defaults where they differ from the MLP's (gan/train.py): a run with
+# --model dcgan|wgan takes these for every flag that neither the command line nor the YAML gives.
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "mlp": {},
+    "dcgan": {"batch_size": 128, "num_epochs": 200, "g_hidden": DCGAN_G_HIDDEN, "d_hidden": DCGAN_D_HIDDEN},
+    # wgan/train.py: RMSprop(5e-5), batch 64, 100,000 generator iterations of 5 critic steps,
+    # a grid every 1,000 generator iterations; its batch generator skips each epoch's short batch.
+    "wgan": {"lr": 0.00005, "batch_size": 64, "d_steps": 5, "interval": 1000, "last_batch": "drop",
+             "g_hidden": DCGAN_G_HIDDEN, "d_hidden": DCGAN_D_HIDDEN},
+}
+# YAML keys that name a declared flag by the reference's other name.
+YAML_ALIASES = {"n_critic": "d_steps"}
 
 
 def canonical_dataset(name: str) -> str:
@@ -56,41 +72,55 @@ class Config:
     """Everything a training run depends on. Defaults are the PyTorch reference's."""
 
     dataset: str = flag("mnist", "mnist | fashion_mnist | cifar10 (any case)", resume=REFUSE)
+    model: str = flag("mlp", "mlp: the original GAN's MLPs (reference gan/); dcgan: DCGAN's convolutional "
+                      "G and D, BCE losses, Adam (dcgan/); wgan: the same networks as a weight-clipped WGAN "
+                      "critic and generator, RMSprop (wgan/). Conv models train on 32x32 images (MNIST and "
+                      "FashionMNIST resized by torchvision's Resize(32)); flags not given take the chosen "
+                      "reference's defaults", resume=REFUSE, choices=MODELS)
     data_dir: str = flag("data", "torchvision dataset root")
     download: bool = flag(True, "never download; fail with a message saying which files to put where",
                           cli="--no_download", aliases=("--no-download",))
     skip_checksums: bool = flag(False, "accept CIFAR-10 pickles whose MD5 differs from the official files")
-    lr: float = flag(0.0002, "Adam learning rate, G and D")
-    beta1: float = flag(0.5, "Adam beta1")
-    beta2: float = flag(0.999, "Adam beta2")
+    lr: float = flag(0.0002, "learning rate, G and D (Adam; RMSprop for wgan)")
+    beta1: float = flag(0.5, "Adam beta1 (mlp, dcgan)")
+    beta2: float = flag(0.999, "Adam beta2 (mlp, dcgan)")
     batch_size: int = flag(64, "mini-batch size (the global batch with several devices)", resume=REFUSE)
-    num_epochs: int = flag(100, "training epochs, in total when resuming")
+    num_epochs: int = flag(100, "training epochs, in total when resuming (mlp, dcgan)")
+    gen_iters: int = flag(100000, "wgan: generator iterations (each after d_steps critic steps), in total "
+                          "when resuming")
     latent_dim: int = flag(100, "noise dimension", resume=REFUSE)
     sample_dir: str = flag("samples", "image grids go to <sample_dir>/<dataset>/")
-    interval: int = flag(1, "epochs between saved grids")
+    interval: int = flag(1, "epochs between saved grids; wgan: generator iterations between grids, "
+                         "TensorBoard scalars (their means) and checkpoints")
     logdir: str = flag("runs", "TensorBoard events go to <logdir>/<dataset>/")
     ckpt_dir: str = flag("checkpoints", "checkpoints go to <ckpt_dir>/<dataset>/")
     seed: int = flag(10213, "one seed for everything: init, shuffling, noise, dropout", resume=REFUSE)
     resume: bool = flag(False, "continue from the newest checkpoint in <ckpt_dir>/<dataset>/")
-    ckpt_every: int = flag(0, "steps between checkpoints; 0 = once per epoch")
+    ckpt_every: int = flag(0, "steps (D updates) between checkpoints; 0 = once per epoch (wgan: per "
+                           "interval)")
     keep_checkpoints: int = flag(3, "how many recent checkpoints to keep")
     loss: str = flag("nonsaturating", "G's loss: nonsaturating -E log D(G(z)) (reference) or minimax "
                      "E log(1-D(G(z))) (the paper's value function)", resume=REFUSE,
                      choices=("nonsaturating", "minimax"))
     noise: str = flag("uniform", "z ~ U[0,1) (reference's torch.rand) or normal N(0,1)", resume=REFUSE,
                       choices=("uniform", "normal"))
-    d_steps: int = flag(1, "D updates per G update (Algorithm 1's k); each D update takes the next batch",
-                        resume=REFUSE)
+    d_steps: int = flag(1, "D updates per G update (Algorithm 1's k; wgan's n_critic, also spelled "
+                        "--n_critic); each D update takes the next batch", resume=REFUSE,
+                        aliases=("--n_critic",))
+    clip_limit: float = flag(0.01, "wgan: every critic parameter is clamped to [-clip_limit, clip_limit] "
+                             "after each critic step", resume=REFUSE)
     last_batch: str = flag("partial", "the epoch's short last batch: partial trains on it (reference), "
                            "drop skips it", resume=REFUSE, choices=("partial", "drop"))
     steps_per_call: int = flag(200, "training steps fused into one compiled lax.scan call")
-    g_hidden: tuple[int, ...] = flag((128, 256, 512, 1024), "G's hidden widths", resume=REFUSE)
-    d_hidden: tuple[int, ...] = flag((512, 256, 128), "D's hidden widths", resume=REFUSE)
-    d_dropout: float = flag(0.3, "D's dropout rate", resume=REFUSE)
+    g_hidden: tuple[int, ...] = flag((128, 256, 512, 1024), "G's hidden widths; dcgan/wgan: its 4 channel "
+                                     "widths, from the first (deepest) layer", resume=REFUSE)
+    d_hidden: tuple[int, ...] = flag((512, 256, 128), "D's hidden widths; dcgan/wgan: its 4 channel widths, "
+                                     "from the first layer", resume=REFUSE)
+    d_dropout: float = flag(0.3, "D's dropout rate (mlp)", resume=REFUSE)
     g_ema: float = flag(0.0, "also keep an exponential moving average of G's weights with this decay "
                         "(e.g. 0.999); sample and evaluate draw from it; 0 = off", resume=REFUSE)
-    eval_every: int = flag(0, "epochs between sample-quality metrics (2,000 samples) logged to "
-                           "TensorBoard under eval/; 0 = never")
+    eval_every: int = flag(0, "epochs (wgan: intervals) between sample-quality metrics (2,000 samples) "
+                           "logged to TensorBoard under eval/; 0 = never")
     keep_best: str = flag("", "with --eval_every: keep the checkpoint that scores best by this metric "
                           "(fd: lowest Frechet distance, score: highest classifier score) in "
                           "<ckpt_dir>/<dataset>/best/; empty = off", choices=("", "fd", "score"))
@@ -109,7 +139,9 @@ class Config:
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return DATASETS[self.dataset][1]
+        """(C, H, W) of the images the model trains on: the dataset's own, or 32x32 for conv models."""
+        c, h, w = DATASETS[self.dataset][1]
+        return (c, h, w) if self.model == "mlp" else (c, CONV_IMAGE_SIZE, CONV_IMAGE_SIZE)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -157,11 +189,15 @@ def _coerce(name: str, value: Any) -> Any:
 def validate(cfg: Config) -> Config:
     """Check every field once; return the config with the dataset name made canonical."""
     cfg = dataclasses.replace(cfg, dataset=canonical_dataset(cfg.dataset))
-    positive = ("batch_size", "num_epochs", "latent_dim", "interval", "d_steps", "steps_per_call",
+    positive = ("batch_size", "num_epochs", "gen_iters", "latent_dim", "interval", "steps_per_call",
                 "keep_checkpoints")
     for name in positive:
         if getattr(cfg, name) <= 0:
             raise ConfigError(f"{name} must be positive, got {getattr(cfg, name)}")
+    if cfg.d_steps <= 0:
+        raise ConfigError(f"d_steps (--n_critic) must be positive, got {cfg.d_steps}")
+    if not cfg.clip_limit > 0:
+        raise ConfigError(f"clip_limit must be positive, got {cfg.clip_limit}")
     if cfg.eval_every < 0:
         raise ConfigError(f"eval_every must be >= 0 (0 = never), got {cfg.eval_every}")
     if cfg.ckpt_every < 0:
@@ -184,6 +220,21 @@ def validate(cfg: Config) -> Config:
         if allowed and getattr(cfg, name) not in allowed:
             shown = ", ".join(a if a else "'' (off)" for a in allowed)
             raise ConfigError(f"{name} must be one of {shown}; got {getattr(cfg, name)!r}")
+    if cfg.model != "mlp":
+        for name, ref in (("g_hidden", DCGAN_G_HIDDEN), ("d_hidden", DCGAN_D_HIDDEN)):
+            if len(getattr(cfg, name)) != 4:
+                raise ConfigError(f"--{name} needs exactly 4 channel widths for --model {cfg.model} "
+                                  f"(the reference's: {','.join(map(str, ref))}), got "
+                                  f"{','.join(map(str, getattr(cfg, name)))}")
+    if cfg.model == "wgan":
+        if cfg.last_batch != "drop":
+            raise ConfigError("--model wgan trains on full batches only (the reference skips each epoch's "
+                              "short last batch); --last_batch partial does not apply")
+        if cfg.loss != "nonsaturating":
+            raise ConfigError("--loss applies to the BCE models (mlp, dcgan); wgan's losses are the critic's")
+    if cfg.eval_every and cfg.image_shape != DATASETS[cfg.dataset][1]:
+        raise ConfigError(f"--eval_every: the {cfg.dataset} judge scores {DATASETS[cfg.dataset][1][1]}px images and "
+                          f"--model {cfg.model} draws {cfg.image_shape[1]}px ones; evaluating them is not supported yet")
     if cfg.keep_best and not cfg.eval_every:
         raise ConfigError("--keep_best needs --eval_every N (the epochs between evaluations)")
     for name in ("data_dir", "sample_dir", "logdir", "ckpt_dir"):
@@ -204,6 +255,11 @@ def load_yaml(path: str) -> dict[str, Any]:
         raise ConfigError(f"config file {path!r} is not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path!r} must hold a mapping of flag: value")
+    for alias, name in YAML_ALIASES.items():
+        if alias in data:
+            if name in data:
+                raise ConfigError(f"config file {path!r} gives both {alias} and {name} (the same setting)")
+            data[name] = data.pop(alias)
     unknown = sorted(set(data) - set(_FIELDS))
     if unknown:
         raise ConfigError(f"config file {path!r} has unknown keys: {', '.join(unknown)}")
@@ -211,10 +267,15 @@ def load_yaml(path: str) -> dict[str, Any]:
 
 
 def from_dict(values: dict[str, Any]) -> Config:
-    """Build and validate a Config from a dict of field values (unknown keys are an error)."""
+    """Build and validate a Config from a dict of field values (unknown keys are an error). Keys
+    not given take the chosen model's reference defaults (``MODEL_DEFAULTS``), then Config's."""
     unknown = sorted(set(values) - set(_FIELDS))
     if unknown:
         raise ConfigError(f"unknown settings: {', '.join(unknown)}")
+    model = str(values.get("model", _FIELDS["model"].default)).strip().lower()
+    if model not in MODELS:
+        raise ConfigError(f"model must be one of {', '.join(MODELS)}; got {values['model']!r}")
+    values = {**MODEL_DEFAULTS[model], **values, "model": model}
     return validate(Config(**{k: _coerce(k, v) for k, v in values.items()}))
 
 
@@ -226,18 +287,25 @@ class OneLineParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def default_text(name: str) -> str:
-    """A flag's default as the user would type it."""
-    value = _FIELDS[name].default
+def _typed(value: Any) -> str:
     if isinstance(value, tuple):
         return ",".join(map(str, value))
     return repr(value) if value == "" else str(value)
 
 
+def default_text(name: str) -> str:
+    """A flag's default as the user would type it, then the models whose reference differs."""
+    base = _FIELDS[name].default
+    others = [f"{model} {_typed(d[name])}" for model, d in MODEL_DEFAULTS.items()
+              if name in d and d[name] != base]
+    text = _typed(base)
+    return f"{text}; {'; '.join(others)}" if others else text
+
+
 def build_parser() -> OneLineParser:
     """Flags of ``python -m jaxgan.train``, generated from the Config declarations."""
     p = OneLineParser(prog="python -m jaxgan.train", argument_default=argparse.SUPPRESS,
-                      description="Train the original GAN (MLP G and D) in JAX/Flax.")
+                      description="Train the original GAN (MLP G and D), DCGAN or WGAN in JAX/Flax.")
     p.add_argument("--config", help="YAML file of flag: value (see configs/); flags on the command line win")
     for name, f in _FIELDS.items():
         meta = f.metadata
@@ -284,4 +352,11 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     ns = vars(build_parser().parse_args(argv))
     values = load_yaml(ns.pop("config")) if "config" in ns else {}
     values.update(ns)
-    return from_dict(values)
+    cfg = from_dict(values)
+    # A run-length flag of the other kind of loop would be silently ignored: say so instead.
+    if cfg.model == "wgan" and "num_epochs" in values:
+        raise ConfigError("--model wgan runs for --gen_iters generator iterations; --num_epochs does not apply")
+    for name in ("gen_iters", "clip_limit"):
+        if cfg.model != "wgan" and name in values:
+            raise ConfigError(f"--{name} applies to --model wgan only")
+    return cfg

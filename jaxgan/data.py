@@ -104,13 +104,40 @@ def _torchvision_load(dataset: str, data_dir: str, train: bool, download: bool,
     return images, labels
 
 
+def _cache_tag(split: str, size: int | None) -> str:
+    return split if size is None else f"{split}-{size}px"
+
+
+def _resize(images: np.ndarray, size: int) -> np.ndarray:
+    """uint8 (N, H, W, 1) -> (N, size, size, 1) through the reference's own transform: the
+    dataset hands ``transforms.Resize(size)`` a PIL image of mode L (torchvision's MNIST does),
+    whose uint8 result ``ToTensor`` then divides by 255; so caching that uint8 result and
+    normalising it later is the reference's pipeline by construction."""
+    from PIL import Image
+    from torchvision import transforms
+
+    resize = transforms.Resize(size)
+    out = np.empty((len(images), size, size, 1), np.uint8)
+    for i, img in enumerate(images):
+        out[i, ..., 0] = np.asarray(resize(Image.fromarray(img[..., 0], mode="L")), dtype=np.uint8)
+    return out
+
+
 def load_numpy(dataset: str, data_dir: str = "data", *, train: bool = True, download: bool = True,
-               skip_checksums: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(images, labels)``: uint8 (N, H, W, C) and int64 (N,), cached after the first read."""
+               skip_checksums: bool = False, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(images, labels)``: uint8 (N, H, W, C) and int64 (N,), cached after the first read.
+    ``size``: square images of that side, by torchvision's ``Resize(size)`` as the DCGAN and WGAN
+    references prepare MNIST and FashionMNIST (cached separately from the native size)."""
     folder = dataset_folder(dataset, data_dir)
     split = "train" if train else "test"
+    _, native_h, native_w = DATASETS[dataset][1]
+    if size == native_h == native_w:
+        size = None
+    if size is not None and dataset == "cifar10":
+        raise ConfigError(f"CIFAR-10 is {native_h}x{native_w}; resizing it to {size} is not supported")
+    tag = _cache_tag(split, size)
     if os.path.isdir(folder):
-        cache = os.path.join(folder, f"jaxgan-{split}-{_fingerprint(folder)}.npz")
+        cache = os.path.join(folder, f"jaxgan-{tag}-{_fingerprint(folder)}.npz")
         if os.path.isfile(cache):
             try:
                 with np.load(cache) as z:
@@ -118,10 +145,14 @@ def load_numpy(dataset: str, data_dir: str = "data", *, train: bool = True, down
             except (OSError, ValueError, KeyError, EOFError):
                 pass  # damaged cache: rebuild it from the source files below
     images, labels = _torchvision_load(dataset, data_dir, train, download, skip_checksums)
-    cache = os.path.join(folder, f"jaxgan-{split}-{_fingerprint(folder)}.npz")
-    for old in glob.glob(os.path.join(folder, f"jaxgan-{split}-*.npz")):
-        with contextlib.suppress(OSError):
-            os.remove(old)
+    if size is not None:
+        images = _resize(images, size)
+    cache = os.path.join(folder, f"jaxgan-{tag}-{_fingerprint(folder)}.npz")
+    for old in glob.glob(os.path.join(folder, f"jaxgan-{tag}-*.npz")):
+        # Only this split's caches at this size (jaxgan-train-<16 hex>.npz is not jaxgan-train-32px-...).
+        if len(os.path.basename(old)) == len(os.path.basename(cache)):
+            with contextlib.suppress(OSError):
+                os.remove(old)
     tmp = f"{cache}.{os.getpid()}.tmp"
     try:  # written to a temporary name, then renamed: a killed run never leaves half a cache
         with open(tmp, "wb") as f:

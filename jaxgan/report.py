@@ -41,61 +41,74 @@ def save_png(grid: np.ndarray, path: str) -> None:
 
 
 class Reporter:
-    """TensorBoard events (tensorboardX) plus a tqdm bar and one summary line per epoch."""
+    """TensorBoard events (tensorboardX) plus a tqdm bar and one summary line per reporting period
+    (an epoch; for WGAN ``interval`` generator iterations)."""
 
-    def __init__(self, logdir: str | None, total_epochs: int, steps_per_epoch: int, progress: bool,
-                 quiet: bool = False):
+    def __init__(self, logdir: str | None, progress: bool, quiet: bool = False, critic: bool = False):
         self.writer = None
         if logdir is not None:
             from tensorboardX import SummaryWriter  # imported lazily: slow to import
 
             self.writer = SummaryWriter(logdir)
-        self.total_epochs, self.steps_per_epoch = total_epochs, steps_per_epoch
         self.progress = progress and sys.stderr.isatty()
         self.quiet = quiet  # processes other than 0 of a multi-process run say nothing
+        self.critic = critic  # WGAN: D is a critic, d_real/d_fake are its raw mean scores
         self.bar = None
 
-    def start_epoch(self, epoch: int, done_steps: int) -> None:
+    def start_period(self, name: str, total_steps: int, done_steps: int) -> None:
+        """A period named ``name`` (e.g. ``epoch 3/100``) of ``total_steps`` steps, ``done_steps``
+        of them already done (a resumed run)."""
         if self.progress:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=self.steps_per_epoch, initial=done_steps, leave=False, unit="step",
-                            desc=f"epoch {epoch + 1}/{self.total_epochs}", dynamic_ncols=True)
+            self.bar = tqdm(total=total_steps, initial=done_steps, leave=False, unit="step",
+                            desc=name, dynamic_ncols=True)
 
     def advance(self, steps: int, d_loss: float, g_loss: float, img_per_s: float) -> None:
         if self.bar is not None:
             self.bar.set_postfix_str(f"D {d_loss:.4f}  G {g_loss:.4f}  {img_per_s:,.0f} img/s")
             self.bar.update(steps)
 
-    def end_epoch(self, epoch: int, scalars: dict[str, float], grid: np.ndarray | None) -> None:
+    def end_period(self, name: str, scalars: dict[str, float], grid: np.ndarray | None, scalar_step: int,
+                   image_step: int) -> None:
+        """The period's summary line and events: scalars at ``scalar_step`` (the epoch; WGAN: the
+        generator iteration), the grid at ``image_step`` (WGAN: the grid's number), as the
+        references number them."""
         if self.bar is not None:
             self.bar.close()
             self.bar = None
         if self.quiet:
             return
-        print(f"epoch {epoch + 1}/{self.total_epochs}  D loss {scalars['d_loss']:.4f}  "
-              f"G loss {scalars['g_loss']:.4f}  D(x) {scalars['d_real']:.3f}  "
-              f"D(G(z)) {scalars['d_fake']:.3f}  {scalars['img_per_s']:,.0f} img/s", flush=True)
+        if self.critic:
+            print(f"{name}  critic loss {scalars['d_loss']:.4f}  G loss {scalars['g_loss']:.4f}  "
+                  f"critic(x) {scalars['d_real']:.4f}  critic(G(z)) {scalars['d_fake']:.4f}  "
+                  f"{scalars['img_per_s']:,.0f} img/s", flush=True)
+        else:
+            print(f"{name}  D loss {scalars['d_loss']:.4f}  "
+                  f"G loss {scalars['g_loss']:.4f}  D(x) {scalars['d_real']:.3f}  "
+                  f"D(G(z)) {scalars['d_fake']:.3f}  {scalars['img_per_s']:,.0f} img/s", flush=True)
         if self.writer is not None:
             # The reference's tags (tensorboardX turns spaces into underscores) plus jaxgan's.
+            # WGAN: D_real_mean / D_fake_mean are the critic's raw mean scores.
             names = {"d_loss": "Discriminator_Loss", "g_loss": "Generator_Loss", "d_real": "D_real_mean",
                      "d_fake": "D_fake_mean", "img_per_s": "images_per_second"}
             for key, tag in names.items():
-                self.writer.add_scalar(tag, scalars[key], epoch + 1)
+                self.writer.add_scalar(tag, scalars[key], scalar_step)
             if grid is not None:
-                self.writer.add_image("Fake_Images", grid, epoch + 1, dataformats="HWC")
+                self.writer.add_image("Fake_Images", grid, image_step, dataformats="HWC")
             self.writer.flush()
 
-    def log_eval(self, epoch: int, result: dict[str, Any]) -> None:
-        """Sample-quality metrics (``jaxgan.evaluate.score_set``) as ``eval/*`` scalars."""
+    def log_eval(self, name: str, step: int, result: dict[str, Any]) -> None:
+        """Sample-quality metrics (``jaxgan.evaluate.score_set``) as ``eval/*`` scalars at ``step``
+        (the period's scalar step), after period ``name``."""
         if self.quiet:
             return
         keys = ("frechet_distance", "classifier_score", "classes_covered", "kl_to_real", "precision", "recall")
-        print(f"  eval at epoch {epoch + 1} (n={result['n']}): " +
+        print(f"  eval at {name} (n={result['n']}): " +
               "  ".join(f"{k} {result[k]:.4g}" for k in keys), flush=True)
         if self.writer is not None:
             for k in keys:
-                self.writer.add_scalar(f"eval/{k}", float(result[k]), epoch + 1)
+                self.writer.add_scalar(f"eval/{k}", float(result[k]), step)
             self.writer.flush()
 
     def close(self) -> None:
@@ -142,8 +155,9 @@ class Throughput:
 
 
 class EpochMeans:
-    """Running sums of per-step metrics within one epoch; saved in checkpoints so that a run
-    resumed mid-epoch reports the same epoch means as an uninterrupted one."""
+    """Running sums of per-step metrics within one reporting period (an epoch; WGAN: ``interval``
+    generator iterations); saved in checkpoints so that a run resumed mid-period reports the same
+    means as an uninterrupted one."""
 
     KEYS = ("d_loss", "g_loss", "d_real", "d_fake", "g_updated")
 

@@ -1,11 +1,21 @@
 """What the training loop runs next: pure arithmetic over step numbers, no JAX, no I/O.
 
-A run is ``total`` steps; epoch ``e`` covers steps ``e * S .. (e + 1) * S - 1`` (``S`` = steps per
-epoch: the full batches, then the optional short tail batch). The loop dispatches *chunks*: runs
-of consecutive full batches fused into one compiled call, or the tail batch alone. A chunk never
-crosses the end of an epoch (the next epoch has another permutation) nor a checkpoint boundary,
-and holds at most ``steps_per_call`` steps. Because every step's randomness comes from its step
-number, where a chunk starts (a fresh run, a resume from any checkpoint) never changes the result.
+A run is ``total`` steps (D updates). Two clocks divide it:
+
+- **data epochs** of ``S`` steps (``S`` = steps per epoch: the full batches, then the optional
+  short tail batch); epoch ``e`` covers steps ``e * S .. (e + 1) * S - 1`` and has its own
+  permutation of the images;
+- **reporting periods** of ``period`` steps, after each of which the loop does its periodic work
+  (the grid, the scalars, by default a checkpoint). For the MLP GAN and DCGAN a period is an
+  epoch, as in their references; for WGAN it is ``interval`` generator iterations, i.e.
+  ``interval * n_critic`` steps, independent of the data epochs (wgan/train.py draws batches
+  endlessly); a run whose total is no multiple of the period ends with a shorter last period.
+
+The loop dispatches *chunks*: runs of consecutive full batches fused into one compiled call, or
+the tail batch alone. A chunk never crosses the end of an epoch (the next one has another
+permutation), a period, a checkpoint boundary or the run, and holds at most ``steps_per_call``
+steps. Because every step's randomness comes from its step number, where a chunk starts (a fresh
+run, a resume from any checkpoint) never changes the result.
 """
 
 from __future__ import annotations
@@ -13,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from jaxgan.config import Config
 from jaxgan.data import Layout
 
 
@@ -22,11 +33,14 @@ class Chunk:
 
     step: int  # global step of the chunk's first batch
     length: int  # steps in the chunk
-    epoch: int  # 0-based epoch it belongs to
+    epoch: int  # 0-based data epoch it belongs to
     pos: int  # index of its first batch within the epoch
     tail: bool  # the epoch's short last batch (then length == 1)
-    ends_epoch: bool  # the epoch's last step is in this chunk: end-of-epoch work follows
-    save: bool  # a checkpoint is written after this chunk (and after end-of-epoch work)
+    ends_epoch: bool  # the epoch's last step is in this chunk: the next chunk takes a new permutation
+    save: bool  # a checkpoint is written after this chunk (and after end-of-period work)
+    period: int = 0  # 0-based reporting period it belongs to
+    period_pos: int = 0  # steps of its period done before the chunk
+    ends_period: bool = False  # the period's (or the run's) last step is in it: periodic work follows
 
     @property
     def end(self) -> int:
@@ -34,30 +48,44 @@ class Chunk:
         return self.step + self.length
 
 
-def next_chunk(step: int, layout: Layout, total: int, steps_per_call: int, ckpt_every: int = 0) -> Chunk:
-    """The chunk that starts at global ``step`` (< ``total``). ``ckpt_every`` 0 checkpoints once
-    per epoch; otherwise every ``ckpt_every`` steps, counted from step 0 (so a resumed run saves
-    where the uninterrupted one would), plus at the end of the run."""
+def run_length(cfg: Config, layout: Layout) -> tuple[int, int]:
+    """``(total steps, steps per reporting period)`` of a run: ``num_epochs`` epochs reported per
+    epoch (mlp, dcgan), or ``gen_iters`` generator iterations of ``d_steps`` critic steps each,
+    reported every ``interval`` generator iterations (wgan)."""
+    if cfg.model == "wgan":
+        return cfg.gen_iters * cfg.d_steps, cfg.interval * cfg.d_steps
+    return cfg.num_epochs * layout.steps_per_epoch, layout.steps_per_epoch
+
+
+def next_chunk(step: int, layout: Layout, total: int, steps_per_call: int, ckpt_every: int = 0,
+               period: int | None = None) -> Chunk:
+    """The chunk that starts at global ``step`` (< ``total``). ``period``: steps per reporting
+    period (default: an epoch). ``ckpt_every`` 0 checkpoints once per period; otherwise every
+    ``ckpt_every`` steps, counted from step 0 (so a resumed run saves where the uninterrupted one
+    would); both also at the end of the run."""
     if not 0 <= step < total:
         raise ValueError(f"step {step} is outside the run's 0..{total - 1}")
+    period = period or layout.steps_per_epoch
     epoch, pos = divmod(step, layout.steps_per_epoch)
-    stop = layout.steps_per_epoch  # exclusive, within the epoch
+    period_index, period_pos = divmod(step, period)
+    limit = min(step - pos + layout.steps_per_epoch, step - period_pos + period, total)  # exclusive
     if ckpt_every:
-        stop = min(stop, pos + ckpt_every - step % ckpt_every)
+        limit = min(limit, step + ckpt_every - step % ckpt_every)
     if pos < layout.full:
-        length, tail = min(stop, layout.full) - pos, False
-        length = min(length, steps_per_call)
+        length, tail = min(limit - step, layout.full - pos, steps_per_call), False
     else:
         length, tail = 1, True
     end = step + length
     ends_epoch = pos + length == layout.steps_per_epoch
-    save = bool(ckpt_every and end % ckpt_every == 0) or (ends_epoch and (not ckpt_every or end == total))
-    return Chunk(step, length, epoch, pos, tail, ends_epoch, save)
+    ends_period = period_pos + length == period or end == total
+    save = bool(ckpt_every and end % ckpt_every == 0) or end == total or (ends_period and not ckpt_every)
+    return Chunk(step, length, epoch, pos, tail, ends_epoch, save, period_index, period_pos, ends_period)
 
 
-def chunks(step: int, layout: Layout, total: int, steps_per_call: int, ckpt_every: int = 0) -> Iterator[Chunk]:
+def chunks(step: int, layout: Layout, total: int, steps_per_call: int, ckpt_every: int = 0,
+           period: int | None = None) -> Iterator[Chunk]:
     """Every chunk from ``step`` to the end of the run, in order."""
     while step < total:
-        chunk = next_chunk(step, layout, total, steps_per_call, ckpt_every)
+        chunk = next_chunk(step, layout, total, steps_per_call, ckpt_every, period)
         yield chunk
         step = chunk.end

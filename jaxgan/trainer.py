@@ -1,9 +1,11 @@
-"""The training loop: restore or start, dispatch chunks of fused steps, end each epoch, save.
+"""The training loop: restore or start, dispatch chunks of fused steps, end each period, save.
 
 The device runs whole chunks of steps per compiled call (``steps.GAN.train_chunk``); the host
 only talks to it between chunks: to read metrics, update the bar, write grids and checkpoints.
 Chunk k+1 is dispatched before chunk k's metrics are read, so the device never waits for the
-host. What runs next is decided by the pure ``schedule.next_chunk``.
+host. What runs next is decided by the pure ``schedule.next_chunk``. The periodic work (grid,
+scalars, checkpoint) follows each reporting period: an epoch for the MLP GAN and DCGAN,
+``interval`` generator iterations for WGAN, as their references do it.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class Stopped(Exception):
 
 class Signals:
     """SIGINT/SIGTERM only set a flag; the loop finishes the chunk in flight (and, when that chunk
-    ends an epoch, the epoch's grid pass, scalars and grid), checkpoints, and exits."""
+    ends a period, the period's grid pass, scalars and grid), checkpoints, and exits."""
 
     CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
@@ -87,9 +89,10 @@ def run_dirs(cfg: Config) -> dict[str, str]:
 
 
 def train_and_evaluate(cfg: Config) -> steps.TrainState:
-    """Train for ``cfg.num_epochs`` epochs (counting those already in a resumed checkpoint)."""
+    """Train for ``cfg.num_epochs`` epochs (WGAN: ``cfg.gen_iters`` generator iterations), counting
+    those already in a resumed checkpoint."""
     images, _ = data_lib.load_numpy(cfg.dataset, cfg.data_dir, download=cfg.download,
-                                    skip_checksums=cfg.skip_checksums)
+                                    skip_checksums=cfg.skip_checksums, size=cfg.image_shape[1])
     layout = data_lib.epoch_layout(len(images), cfg.batch_size, cfg.last_batch)
     mesh = parallel.data_mesh()
     parallel.check_batch(cfg.batch_size, mesh)
@@ -118,6 +121,7 @@ class Trainer:
         self.primary = parallel.is_primary()
         self.data_facts = {"n": len(images), "fingerprint": data_lib.fingerprint(images)}
         self.data = data_lib.put_dataset(images, mesh)
+        self.total, self.period = schedule.run_length(cfg, layout)
         self.gan, self.initial_state = steps.build(cfg, mesh)
         self.keys = steps.run_keys(cfg.seed)
         rep = parallel.replicated(mesh)
@@ -141,7 +145,7 @@ class Trainer:
 
     # -- restore or refuse ---------------------------------------------------------------------
     def restore_or_start(self) -> tuple[steps.TrainState, dict | None]:
-        """The state to start from, and the running sums of a part-done epoch (None: none)."""
+        """The state to start from, and the running sums of a part-done period (None: none)."""
         cfg, state = self.cfg, parallel.put_replicated(self.initial_state, self.mesh)
         if not cfg.resume:
             if self.checkpoints.steps():
@@ -172,33 +176,34 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> steps.TrainState:
-        cfg, layout = self.cfg, self.layout
-        state, epoch_record = self.restore_or_start()
+        cfg, layout, total, period = self.cfg, self.layout, self.total, self.period
+        state, period_record = self.restore_or_start()
         self.announce()
-        self.reporter = report.Reporter(self.dirs["logs"] if self.primary else None, cfg.num_epochs,
-                                        layout.steps_per_epoch, cfg.progress and self.primary,
-                                        quiet=not self.primary)
-        total = cfg.num_epochs * layout.steps_per_epoch
+        self.reporter = report.Reporter(self.dirs["logs"] if self.primary else None, cfg.progress and self.primary,
+                                        quiet=not self.primary, critic=cfg.model == "wgan")
         pending, perm, means = Pending(), None, None
         try:
             with Signals() as signals:
-                for chunk in schedule.chunks(int(state.step), layout, total, cfg.steps_per_call, cfg.ckpt_every):
+                for chunk in schedule.chunks(int(state.step), layout, total, cfg.steps_per_call, cfg.ckpt_every,
+                                             period):
                     if perm is None or chunk.pos == 0:  # a new epoch (or the first chunk after a resume)
                         perm = self.perm_fn(self.keys["shuffle"], chunk.epoch, layout.n)
-                        means = report.EpochMeans.from_record(epoch_record if chunk.pos else None)
-                        epoch_record = None
-                        self.reporter.start_epoch(chunk.epoch, chunk.pos)
-                        speed, t_epoch, step0 = report.Throughput(), time.perf_counter(), chunk.step
+                    if means is None or chunk.period_pos == 0:  # a new period (or the first after a resume)
+                        means = report.EpochMeans.from_record(period_record if chunk.period_pos else None)
+                        period_record = None
+                        length = min(period, total - chunk.step + chunk.period_pos)
+                        self.reporter.start_period(self.period_name(chunk)[0], length, chunk.period_pos)
+                        speed, t_period, step0 = report.Throughput(), time.perf_counter(), chunk.step
                     state, metrics = self.dispatch(state, chunk, perm)
                     pending.push(chunk, metrics)
                     self.read(pending, means, speed, keep=1)
-                    if chunk.ends_epoch:
+                    if chunk.ends_period:
                         self.read(pending, means, speed)
-                        img_per_s = (chunk.end - step0) * cfg.batch_size / max(time.perf_counter() - t_epoch, 1e-9)
-                        state = self.end_epoch(state, chunk, means, img_per_s)
+                        img_per_s = (chunk.end - step0) * cfg.batch_size / max(time.perf_counter() - t_period, 1e-9)
+                        state = self.end_period(state, chunk, means, img_per_s)
                     if chunk.save or signals.received is not None:
                         self.read(pending, means, speed)
-                        path = self.save(state, chunk.end, None if chunk.ends_epoch else means)
+                        path = self.save(state, chunk.end, None if chunk.ends_period else means)
                     if signals.received is not None:
                         name = signal.Signals(signals.received).name
                         raise Stopped(f"{name}: stopped at step {chunk.end}; checkpoint written to {path}; "
@@ -215,8 +220,11 @@ class Trainer:
         if not self.primary:
             return
         devices, cfg = jax.devices(), self.cfg
-        print(f"jaxgan: {cfg.dataset} {self.layout.n:,} images, batch {cfg.batch_size}, "
-              f"{self.layout.steps_per_epoch} steps/epoch, on {len(devices)} {devices[0].platform} "
+        _, h, w = cfg.image_shape
+        run = (f"{cfg.gen_iters:,} generator iterations of {cfg.d_steps} critic steps" if cfg.model == "wgan"
+               else f"{cfg.num_epochs} epochs")
+        print(f"jaxgan: {cfg.model} on {cfg.dataset} {self.layout.n:,} images {h}x{w}, batch {cfg.batch_size}, "
+              f"{self.layout.steps_per_epoch} steps/epoch, {run}, on {len(devices)} {devices[0].platform} "
               f"device{'s' if len(devices) > 1 else ''} ({devices[0].device_kind}) in "
               f"{jax.process_count()} process{'es' if jax.process_count() > 1 else ''}", flush=True)
 
@@ -235,30 +243,52 @@ class Trainer:
             d_loss, g_loss = means.last(metrics)
             self.reporter.advance(chunk.length, d_loss, g_loss, speed.add(chunk.length * self.cfg.batch_size))
 
-    def end_epoch(self, state: steps.TrainState, chunk: schedule.Chunk, means: report.EpochMeans,
-                  img_per_s: float) -> steps.TrainState:
-        """The reference's per-epoch work: G(fixed noise) in training mode (its BatchNorm averages
-        move, as in PyTorch), the grid, the epoch's scalars; then jaxgan's evaluation."""
-        cfg, epoch = self.cfg, chunk.epoch
-        state, fake = self.grid_fn(state, self.fixed)
+    def period_name(self, chunk: schedule.Chunk) -> tuple[str, str, int]:
+        """(progress/summary name, short name, scalar step) of the chunk's period: ``epoch 3/100``,
+        ``epoch 3``, 3; WGAN: ``gen iter 2000/100000``, ``gen iter 2000``, 2000 (at its end)."""
+        cfg, k = self.cfg, chunk.period + 1
+        if cfg.model == "wgan":
+            it = min(k * cfg.interval, cfg.gen_iters)
+            return f"gen iter {it}/{cfg.gen_iters}", f"gen iter {it}", it
+        return f"epoch {k}/{cfg.num_epochs}", f"epoch {k}", k
+
+    def end_period(self, state: steps.TrainState, chunk: schedule.Chunk, means: report.EpochMeans,
+                   img_per_s: float) -> steps.TrainState:
+        """The reference's periodic work: G(fixed noise) in training mode (its BatchNorm averages
+        move, as in PyTorch), the grid, the period's scalars; then jaxgan's evaluation.
+        MLP/DCGAN: every epoch, the grid saved every ``interval`` epochs as fake_images_<epoch>.png.
+        WGAN: every ``interval`` generator iterations i, the grid saved as fake_images_<i//interval>.png
+        (wgan/train.py passes G over the fixed noise only then; a shorter last period gets its
+        scalars and checkpoint but no grid, as there)."""
+        cfg = self.cfg
+        name, short, scalar_step = self.period_name(chunk)
+        if cfg.model == "wgan":
+            number = chunk.end // self.period
+            do_grid = save_png = chunk.end % self.period == 0
+        else:
+            number, do_grid = chunk.period + 1, True
+            save_png = number % cfg.interval == 0
+        grid = None
+        if do_grid:
+            state, fake = self.grid_fn(state, self.fixed)
+            grid = report.make_grid(data_lib.to_images(parallel.to_host(fake), cfg.image_shape))
+            if save_png and self.primary:
+                report.save_png(grid, os.path.join(self.dirs["samples"], f"fake_images_{number}.png"))
         scalars = means.means()
         scalars["img_per_s"] = img_per_s
-        grid = report.make_grid(data_lib.to_images(parallel.to_host(fake), cfg.image_shape))
-        if (epoch + 1) % cfg.interval == 0 and self.primary:
-            report.save_png(grid, os.path.join(self.dirs["samples"], f"fake_images_{epoch + 1}.png"))
-        self.reporter.end_epoch(epoch, scalars, grid)
-        if self.evaluator is not None and (epoch + 1) % cfg.eval_every == 0:
-            self.evaluate(state, epoch, chunk.end)
+        self.reporter.end_period(name, scalars, grid, scalar_step, number)
+        if self.evaluator is not None and (chunk.period + 1) % cfg.eval_every == 0:
+            self.evaluate(state, chunk.period, chunk.end, short, scalar_step)
         return state
 
-    def evaluate(self, state: steps.TrainState, epoch: int, step: int) -> None:
+    def evaluate(self, state: steps.TrainState, epoch: int, step: int, name: str, scalar_step: int) -> None:
         """Score 2,000 samples; with --keep_best, keep the checkpoint when it is the best so far."""
         g_state = state
         if state.g_ema is not None:
             g_state = generate.recalibrate_stats(self.gan, state.replace(g_params=state.g_ema), self.cfg.batch_size)
         fake = generate.draw(self.gan, g_state, EVAL_SAMPLES, seed=0, bn="batch", batch=self.cfg.batch_size)
         result = self.evaluator.score(fake)
-        self.reporter.log_eval(epoch, result)
+        self.reporter.log_eval(name, scalar_step, result)
         if not self.cfg.keep_best:
             return
         key, sign = BEST[self.cfg.keep_best]
@@ -271,17 +301,17 @@ class Trainer:
             finally:
                 best_dir.close()
             if self.primary:
-                print(f"  best so far by {key}: {value:.4g} at epoch {epoch + 1}; kept in "
+                print(f"  best so far by {key}: {value:.4g} at {name}; kept in "
                       f"{best_dir.directory}", flush=True)
 
     def record(self, step: int, means: report.EpochMeans | None) -> dict[str, Any]:
         """The JSON saved beside the arrays: what a resume, ``sample`` and ``evaluate`` need."""
-        return {"config": self.cfg.to_dict(), "steps_per_epoch": self.layout.steps_per_epoch, "step": step,
-                "data": self.data_facts, "best": self.best,
+        return {"config": self.cfg.to_dict(), "steps_per_epoch": self.layout.steps_per_epoch,
+                "steps_per_period": self.period, "step": step, "data": self.data_facts, "best": self.best,
                 "epoch_means": means.to_record() if means else None}
 
     def save(self, state: steps.TrainState, step: int, means: report.EpochMeans | None) -> str:
-        """A checkpoint at ``step``; ``means``: the sums of a part-done epoch (None at its end)."""
+        """A checkpoint at ``step``; ``means``: the sums of a part-done period (None at its end)."""
         if step == self.last_saved:  # e.g. a signal right after a scheduled save
             return os.path.join(self.checkpoints.directory, str(step))
         path = self.checkpoints.save(step, state, self.record(step, means))

@@ -76,3 +76,62 @@ def test_hyphenated_spellings_still_work():
 @pytest.mark.parametrize("path", sorted(os.listdir(os.path.join(REPO, "configs"))))
 def test_every_shipped_config_holds_only_declared_flags(path):
     parse_args(["--config", os.path.join(REPO, "configs", path)])  # unknown keys would be refused
+
+
+# -- --model dcgan | wgan: each reference's defaults for the flags a user does not give ------------
+DCGAN_REFERENCE = dict(lr=0.0002, beta1=0.5, beta2=0.999, batch_size=128, num_epochs=200, latent_dim=100,
+                       interval=1, seed=10213, d_steps=1, g_hidden=(1024, 512, 256, 128),
+                       d_hidden=(128, 256, 512, 1024), image_shape=(1, 32, 32))
+WGAN_REFERENCE = dict(lr=0.00005, batch_size=64, gen_iters=100000, d_steps=5, clip_limit=0.01, interval=1000,
+                      latent_dim=100, seed=10213, last_batch="drop", g_hidden=(1024, 512, 256, 128),
+                      d_hidden=(128, 256, 512, 1024), image_shape=(1, 32, 32))
+
+
+def assert_fields(cfg, want):
+    for name, value in want.items():
+        assert getattr(cfg, name) == value, name
+
+
+def test_default_model_is_the_mlp_on_the_datasets_own_size():
+    cfg = parse_args([])
+    assert (cfg.model, cfg.image_shape, cfg.g_hidden, cfg.d_hidden) == \
+        ("mlp", (1, 28, 28), (128, 256, 512, 1024), (512, 256, 128))
+
+
+@pytest.mark.parametrize("model,want", [("dcgan", DCGAN_REFERENCE), ("wgan", WGAN_REFERENCE)])
+def test_conv_models_take_their_references_defaults(model, want):
+    assert_fields(parse_args(["--model", model]), want)
+    assert parse_args(["--model", model.upper(), "--dataset", "cifar10"]).image_shape == (3, 32, 32)
+
+
+def test_flags_and_yaml_beat_the_model_defaults(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model: wgan\nbatch_size: 16\nn_critic: 2\n")
+    cfg = parse_args(["--config", str(path), "--lr", "0.001", "--g_hidden", "8,8,8,8"])
+    assert (cfg.batch_size, cfg.d_steps, cfg.lr, cfg.g_hidden) == (16, 2, 0.001, (8, 8, 8, 8))
+    assert (cfg.interval, cfg.d_hidden) == (1000, (128, 256, 512, 1024))  # not given: wgan's
+    assert parse_args(["--model", "wgan", "--n_critic", "3"]).d_steps == 3  # --n_critic is --d_steps
+
+
+@pytest.mark.parametrize("model,want", [("dcgan", DCGAN_REFERENCE), ("wgan", WGAN_REFERENCE)])
+@pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist", "cifar10"])
+def test_shipped_model_configs_hold_each_references_defaults(model, dataset, want):
+    cfg = parse_args(["--config", os.path.join(REPO, "configs", f"{model}_{dataset}.yaml")])
+    assert (cfg.model, cfg.dataset) == (model, dataset)
+    assert_fields(cfg, {k: v for k, v in want.items() if k != "image_shape"})
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--model", "dcgan", "--g_hidden", "1,2"], "--g_hidden needs exactly 4 channel widths for --model dcgan"),
+    (["--model", "wgan", "--d_hidden", "8,16,32,64,128"], "--d_hidden needs exactly 4 channel widths"),
+    (["--model", "wgan", "--n_critic", "0"], r"d_steps \(--n_critic\) must be positive, got 0"),
+    (["--model", "wgan", "--clip_limit", "0"], "clip_limit must be positive"),
+    (["--model", "wgan", "--num_epochs", "3"], "--num_epochs does not apply"),
+    (["--model", "dcgan", "--gen_iters", "3"], "--gen_iters applies to --model wgan only"),
+    (["--model", "wgan", "--last_batch", "partial"], "full batches only"),
+    (["--model", "gan"], "model must be one of mlp, dcgan, wgan"),
+])
+def test_bad_model_settings_are_one_line_errors(argv, message):
+    with pytest.raises(ConfigError, match=message) as e:
+        parse_args(argv)
+    assert "\n" not in str(e.value)
