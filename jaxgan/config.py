@@ -76,7 +76,8 @@ class Config:
                       "G and D, BCE losses, Adam (dcgan/); wgan: the same networks as a weight-clipped WGAN "
                       "critic and generator, RMSprop (wgan/). Conv models train on 32x32 images (MNIST and "
                       "FashionMNIST resized by torchvision's Resize(32)); flags not given take the chosen "
-                      "reference's defaults", resume=REFUSE, choices=MODELS)
+                      "reference's defaults. D(x), D(G(z)) are mean probabilities, for wgan the critic's raw "
+                      "mean scores", resume=REFUSE, choices=MODELS)
     data_dir: str = flag("data", "torchvision dataset root")
     download: bool = flag(True, "never download; fail with a message saying which files to put where",
                           cli="--no_download", aliases=("--no-download",))
