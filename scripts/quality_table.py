@@ -120,7 +120,9 @@ def markdown(out: str) -> str:
              f"digits, test accuracy {judge['test_accuracy']:.3f} on {judge['test_images']:,} held out). Every "
              f"row: n = {ceiling['n']:,} images, compared with {results[0][1]['reference_images']:,} real "
              f"training digits; generated with `--bn batch` in batches of the training size, noise `--seed "
-             f"{EVAL_SEED}`.", "",
+             f"{EVAL_SEED}`. The best-checkpoint row is chosen by the trainer during training (`--eval_every 20 "
+             "--keep_best fd`: lowest Fréchet distance on its 2,000 samples of noise seed 0), not after the fact, "
+             f"and scored here on other samples (seed {EVAL_SEED}).", "",
              "| row | epoch (step) | n | Fréchet dist. ↓ | classifier score ↑ (× ceiling) | classes | KL to real ↓ "
              "| precision | recall | JSON |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -136,11 +138,17 @@ def markdown(out: str) -> str:
         (generated,) = [v for v in r["rows"].values() if v["set"] == "generated" and v["comparable_with_ceiling"]]
         assert generated["n"] == ceiling["n"], f"{row.name}: not a matched-size row"
         lines.append(cells(row.label, fmt_epoch(r["generator"]), generated, f"`docs/quality/{row.name}.json`"))
+    shown = [(row, r) for row, r in results if os.path.isfile(os.path.join(out, row.name + ".png"))]
+    if shown:  # 64 samples of each row's generator (jaxgan.sample, the same flags and seed)
+        lines += ["", "| " + " | ".join(row.label for row, _ in shown) + " |", "|" + "---|" * len(shown),
+                  "| " + " | ".join(f"![](docs/quality/{row.name}.png)" for row, _ in shown) + " |"]
     lines += ["", "Commands (in a folder holding the offline digits in `data/`; each run in its own folder):", "",
               "```bash", "python scripts/offline_mnist.py --data_dir data"]
     seen = set()
     for row, r in results:
-        for c in r["table"]["commands"]:
+        sample = " ".join(["python -m jaxgan.sample --dataset mnist", *row.flags, "--seed", str(EVAL_SEED),
+                           "--num_samples 64 --out", row.name + ".png"])
+        for c in [*r["table"]["commands"], sample]:
             if c not in seen:
                 seen.add(c)
                 lines.append(c)
