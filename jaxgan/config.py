@@ -339,8 +339,12 @@ def check_resume_config(saved: dict, cfg: Config) -> None:
     which of the other settings changed."""
     new = cfg.to_dict()
     for name in MODEL_FIELDS:
-        if name in saved and saved[name] != new[name]:
-            raise ConfigError(f"--resume: the checkpoint was trained with {name}={saved[name]!r}, "
+        # A record written before a flag existed was trained with what is now its default (e.g.
+        # model=mlp): a run asking for another value is refused, not restored into the wrong shapes.
+        was = saved.get(name, _FIELDS[name].default) if saved else new[name]
+        was = list(was) if isinstance(was, tuple) else was
+        if was != new[name]:
+            raise ConfigError(f"--resume: the checkpoint was trained with {name}={was!r}, "
                               f"this run asks for {name}={new[name]!r}; drop the flag or use another --ckpt_dir")
     changed = [f"{k} {saved[k]!r} -> {new[k]!r}" for k in sorted(saved)
                if k in new and k not in MODEL_FIELDS and k != "resume" and saved[k] != new[k]]

@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from jaxgan.config import MODEL_FIELDS, Config, ConfigError, build_parser, canonical_dataset, flag_table, parse_args
+from jaxgan.config import (MODEL_FIELDS, Config, ConfigError, build_parser, canonical_dataset, check_resume_config,
+                           flag_table, parse_args)
 from tests.conftest import REPO
 
 
@@ -135,3 +136,11 @@ def test_bad_model_settings_are_one_line_errors(argv, message):
     with pytest.raises(ConfigError, match=message) as e:
         parse_args(argv)
     assert "\n" not in str(e.value)
+
+
+def test_a_checkpoint_from_before_model_existed_resumes_only_as_the_mlp():
+    # Records written before --model (and its wgan flags) existed hold an MLP run.
+    saved = {k: v for k, v in parse_args([]).to_dict().items() if k not in ("model", "gen_iters", "clip_limit")}
+    check_resume_config(saved, parse_args([]))
+    with pytest.raises(ConfigError, match="trained with model='mlp', this run asks for model='dcgan'"):
+        check_resume_config(saved, parse_args(["--model", "dcgan"]))
