@@ -251,6 +251,30 @@ def is_finite(state: TrainState) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
+def optimizers(cfg: Config, lr: Any = None, beta1: Any = None, beta2: Any = None
+               ) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
+    """G's and D's optimisers as the chosen reference builds them. ``lr``, ``beta1``, ``beta2``
+    replace the config's (they may be traced arrays, e.g. one per member of a vmapped population)."""
+    lr = cfg.lr if lr is None else lr
+    beta1 = cfg.beta1 if beta1 is None else beta1
+    beta2 = cfg.beta2 if beta2 is None else beta2
+
+    def one() -> optax.GradientTransformation:
+        if cfg.model == "wgan":
+            # torch.optim.RMSprop(lr) with PyTorch's defaults (jaxgan.dcgan.rmsprop says how).
+            tx = dcgan.rmsprop(lr)
+        else:
+            # torch.optim.Adam(lr, betas=(beta1, beta2)), eps 1e-8: the same update rule as optax.adam.
+            tx = optax.adam(lr, beta1, beta2, eps=1e-8)
+        if cfg.skip_nonfinite:
+            # Skip an update whose gradients hold NaN/Inf; after 100 in a row let it through, so a
+            # run that cannot recover is stopped by the trainer's non-finite check instead.
+            tx = optax.apply_if_finite(tx, max_consecutive_errors=100)
+        return tx
+
+    return one(), one()
+
+
 def build(cfg: Config, mesh: Any = None, abstract: bool = False) -> tuple[GAN, TrainState]:
     """Create the models (reference initialisation) and optimisers; return (GAN, initial state).
     With a ``mesh``, batches are split over its devices (the state stays where the caller puts it).
@@ -277,18 +301,7 @@ def build(cfg: Config, mesh: Any = None, abstract: bool = False) -> tuple[GAN, T
     g, d = nnx.eval_shape(make_models) if abstract else make_models()
     g_graph, g_params, g_stats = models.split(g)
     d_graph, d_params, d_stats = models.split(d)
-    if cfg.model == "wgan":
-        # torch.optim.RMSprop(lr) with PyTorch's defaults (jaxgan.dcgan.rmsprop says how).
-        g_tx, d_tx = dcgan.rmsprop(cfg.lr), dcgan.rmsprop(cfg.lr)
-    else:
-        # torch.optim.Adam(lr, betas=(beta1, beta2)), eps 1e-8: the same update rule as optax.adam.
-        g_tx = optax.adam(cfg.lr, cfg.beta1, cfg.beta2, eps=1e-8)
-        d_tx = optax.adam(cfg.lr, cfg.beta1, cfg.beta2, eps=1e-8)
-    if cfg.skip_nonfinite:
-        # Skip an update whose gradients hold NaN/Inf; after 100 in a row let it through, so a
-        # run that cannot recover is stopped by the trainer's non-finite check instead.
-        g_tx = optax.apply_if_finite(g_tx, max_consecutive_errors=100)
-        d_tx = optax.apply_if_finite(d_tx, max_consecutive_errors=100)
+    g_tx, d_tx = optimizers(cfg)
     gan = GAN(g_graph=g_graph, d_graph=d_graph, g_tx=g_tx, d_tx=d_tx, latent_dim=cfg.latent_dim,
               image_shape=cfg.image_shape, loss=cfg.loss, noise=cfg.noise, d_steps=cfg.d_steps,
               batch_size=cfg.batch_size, step_key=keys["step"], mesh=mesh, g_ema_decay=cfg.g_ema,
