@@ -162,6 +162,11 @@ class Trainer:
         self.best = record.get("best")
         self.last_saved = at
         print(f"resumed from {os.path.join(self.checkpoints.directory, str(at))} (step {at})", flush=True)
+        if record.get("steps_per_period", self.period) != self.period:
+            # WGAN's --interval changed: the saved sums belong to a period of another length.
+            print(f"--interval changed: the reporting period is now {self.period} steps; the part-done "
+                  "period's means restart here", flush=True)
+            return state, None
         return state, record.get("epoch_means")
 
     def check_resume(self, record: dict) -> None:

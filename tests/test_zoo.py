@@ -287,3 +287,17 @@ def test_bad_conv_settings_are_one_line_errors(tmp_path, argv, message):
     proc = run_cli("jaxgan.train", *argv, "--no_download", cwd=str(tmp_path))
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_wgan_resume_with_another_interval_restarts_the_part_done_periods_means(mnist_dir, capsys):
+    data = str(mnist_dir / "data")
+    cfg = zoo_config(mnist_dir, "wgan", data_dir=data, d_steps=2, interval=2, gen_iters=2, ckpt_every=3)
+    train_and_evaluate(cfg)  # checkpoints at steps 3 and 4; period 0 is steps 0..3
+    shutil.rmtree(mnist_dir / "ckpt" / "mnist" / "4")
+    shutil.rmtree(mnist_dir / "runs")
+    # Resumed at step 3 with periods of 3 generator iterations (6 steps): the saved sums of 3 steps
+    # belong to a 4-step period, so they are not carried into the new one.
+    train_and_evaluate(zoo_config(mnist_dir, "wgan", data_dir=data, d_steps=2, interval=3, gen_iters=3,
+                                  ckpt_every=3, resume=True))
+    assert "--interval changed" in capsys.readouterr().out
+    assert [s for s, _ in scalars(mnist_dir)["Generator_Loss"]] == [3]
