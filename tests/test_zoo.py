@@ -301,3 +301,34 @@ def test_wgan_resume_with_another_interval_restarts_the_part_done_periods_means(
                                   ckpt_every=3, resume=True))
     assert "--interval changed" in capsys.readouterr().out
     assert [s for s, _ in scalars(mnist_dir)["Generator_Loss"]] == [3]
+
+
+def test_wgan_sigterm_mid_period_then_resume_equals_the_uninterrupted_run(mnist_dir, monkeypatch):
+    import signal
+
+    from jaxgan.trainer import Stopped
+
+    data = str(mnist_dir / "data")
+
+    def cfg(root, **kw):
+        return zoo_config(root, "wgan", data_dir=data, d_steps=2, interval=2, gen_iters=4, steps_per_call=1, **kw)
+
+    straight = train_and_evaluate(cfg(mnist_dir / "a"))
+    real_advance, seen = report.Reporter.advance, {"steps": 0}
+
+    def advance_then_signal(self, steps_done, *args):
+        seen["steps"] += steps_done
+        if seen["steps"] == 5:  # inside the second period (steps 4..7)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_advance(self, steps_done, *args)
+
+    monkeypatch.setattr(report.Reporter, "advance", advance_then_signal)
+    with pytest.raises(Stopped, match="SIGTERM: stopped at step [67];") as stopped:
+        train_and_evaluate(cfg(mnist_dir / "b"))
+    monkeypatch.setattr(report.Reporter, "advance", real_advance)
+    assert stopped.value.code == 143
+    resumed = train_and_evaluate(cfg(mnist_dir / "b", resume=True))
+    assert leaves_equal(resumed, straight)
+    assert trained_files(mnist_dir / "b") == trained_files(mnist_dir / "a")
+    for tag in ("Discriminator_Loss", "Generator_Loss"):
+        assert scalars(mnist_dir / "b")[tag] == scalars(mnist_dir / "a")[tag], tag
