@@ -96,6 +96,11 @@ class Config:
     logdir: str = flag("runs", "TensorBoard events go to <logdir>/<dataset>/")
     ckpt_dir: str = flag("checkpoints", "checkpoints go to <ckpt_dir>/<dataset>/")
     seed: int = flag(10213, "one seed for everything: init, shuffling, noise, dropout", resume=REFUSE)
+    population: int = flag(1, "train this many independent runs of the model as one compiled program "
+                           "(vmap); member i has seed seed+i (or --seeds); --lr/--beta1/--beta2 take one "
+                           "value or one per member", resume=REFUSE)
+    seeds: tuple[int, ...] = flag((), "with --population: the members' seeds, e.g. 1,2,3 (empty = seed, "
+                                  "seed+1, ...)", resume=REFUSE)
     resume: bool = flag(False, "continue from the newest checkpoint in <ckpt_dir>/<dataset>/")
     ckpt_every: int = flag(0, "steps (D updates) between checkpoints; 0 = once per epoch (wgan: per "
                            "interval)")
@@ -146,13 +151,23 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        d["g_hidden"], d["d_hidden"] = list(self.g_hidden), list(self.d_hidden)
+        for name, value in d.items():
+            if isinstance(value, tuple):
+                d[name] = list(value)
         return d
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 # Fields that define the model, the data or the objective: a resumed run must agree on them.
 MODEL_FIELDS = tuple(name for name, f in _FIELDS.items() if f.metadata["resume"] == REFUSE)
+
+
+PER_MEMBER = ("lr", "beta1", "beta2")  # may hold one value per member of a population
+
+
+def per_member(value: Any) -> tuple:
+    """A per-member setting as a tuple (one value means: the same for every member)."""
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -175,6 +190,10 @@ def _coerce(name: str, value: Any) -> Any:
                 raise ValueError
             return int(str(value).strip()) if isinstance(value, str) else int(value)
         if isinstance(default, float):
+            if name in PER_MEMBER and (isinstance(value, (list, tuple)) or "," in str(value)):
+                parts = value if isinstance(value, (list, tuple)) else [v for v in str(value).split(",") if v.strip()]
+                values = tuple(float(v) for v in parts)
+                return values[0] if len(values) == 1 else values
             if isinstance(value, bool):
                 raise ValueError
             return float(value)
@@ -203,11 +222,24 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"eval_every must be >= 0 (0 = never), got {cfg.eval_every}")
     if cfg.ckpt_every < 0:
         raise ConfigError(f"ckpt_every must be >= 0 (0 = once per epoch), got {cfg.ckpt_every}")
-    if not cfg.lr > 0:
-        raise ConfigError(f"lr must be positive, got {cfg.lr}")
-    for name in ("beta1", "beta2"):
-        if not 0.0 <= getattr(cfg, name) < 1.0:
-            raise ConfigError(f"{name} must be in [0, 1), got {getattr(cfg, name)}")
+    if cfg.population < 1:
+        raise ConfigError(f"population must be positive, got {cfg.population}")
+    if cfg.seeds and len(cfg.seeds) != cfg.population:
+        raise ConfigError(f"--seeds needs {cfg.population} values (one per member of --population "
+                          f"{cfg.population}), got {len(cfg.seeds)}")
+    if cfg.population > 1 and cfg.eval_every:
+        raise ConfigError("--eval_every scores one run; with --population, score the members afterwards "
+                          "with `python -m jaxgan.evaluate` (all of them, or --member i)")
+    for name in PER_MEMBER:
+        values = per_member(getattr(cfg, name))
+        if len(values) not in (1, cfg.population):
+            raise ConfigError(f"{name}: give one value or one per member (--population {cfg.population}), "
+                              f"got {len(values)}")
+        for v in values:
+            if name == "lr" and not v > 0:
+                raise ConfigError(f"lr must be positive, got {v}")
+            if name != "lr" and not 0.0 <= v < 1.0:
+                raise ConfigError(f"{name} must be in [0, 1), got {v}")
     if not 0.0 <= cfg.g_ema < 1.0:
         raise ConfigError(f"g_ema must be in [0, 1) (0 = off), got {cfg.g_ema}")
     if not 0.0 <= cfg.d_dropout < 1.0:

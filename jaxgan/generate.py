@@ -21,17 +21,18 @@ import numpy as np
 
 from jaxgan import checkpoint as ckpt_lib
 from jaxgan import data as data_lib
-from jaxgan import steps
-from jaxgan.config import from_dict
+from jaxgan import population, steps
+from jaxgan.config import ConfigError, from_dict
 
 RECALIBRATION_BATCHES = 100  # batches of noise whose statistics replace the EMA weights' running ones
 
 
 def load_generator(dataset: str, ckpt_dir: str, step: int | None = None, best: bool = False,
-                   ) -> tuple[steps.GAN, steps.TrainState, dict]:
+                   member: int | None = None) -> tuple[steps.GAN, steps.TrainState, dict]:
     """Rebuild the run's models from the configuration stored in its checkpoint and restore it.
-    ``best``: the checkpoint kept by ``--keep_best`` (``<ckpt_dir>/<dataset>/best``). A run trained
-    with ``--g_ema`` comes back with the averaged weights in ``g_params`` and statistics
+    ``best``: the checkpoint kept by ``--keep_best`` (``<ckpt_dir>/<dataset>/best``). ``member``:
+    which member of a population (default 0; the record says which in ``record["member"]``). A run
+    trained with ``--g_ema`` comes back with the averaged weights in ``g_params`` and statistics
     recalibrated for them."""
     folder = os.path.join(ckpt_dir, dataset, *(["best"] if best else []))
     if not os.path.isdir(folder):
@@ -46,14 +47,39 @@ def load_generator(dataset: str, ckpt_dir: str, step: int | None = None, best: b
             raise ckpt_lib.CheckpointError(f"no checkpoint at step {step} in {folder} (have {available})")
         record = checkpoints.read_record(step if step is not None else available[-1])
         cfg = from_dict({k: v for k, v in record["config"].items() if k != "resume"})
-        gan, template = steps.build(cfg, abstract=True)
+        size = cfg.population
+        if member is not None and not 0 <= member < size:
+            raise ConfigError(f"--member {member}: the run has {size} member{'s' if size > 1 else ''} "
+                              f"(0..{size - 1})")
+        if size > 1:
+            _, template = population.build(cfg, abstract=True)
+        else:
+            _, template = steps.build(cfg, abstract=True)
         state, record, _ = checkpoints.restore(template, step)
     finally:
         checkpoints.close()
+    record["member"] = member or 0
+    if size > 1:  # one member, as the solo run it is
+        cfg = population.member_config(cfg, record["member"])
+        state = population.member(state, record["member"])
+    gan, _ = steps.build(cfg, abstract=True)
     if state.g_ema is not None:  # trained with --g_ema: sample from the averaged weights
         state = state.replace(g_params=state.g_ema)
         state = recalibrate_stats(gan, state, cfg.batch_size)
     return gan, state, record
+
+
+def population_size(dataset: str, ckpt_dir: str, best: bool = False) -> int:
+    """How many members the newest checkpoint of a run holds (1: a solo run)."""
+    folder = os.path.join(ckpt_dir, dataset, *(["best"] if best else []))
+    if not os.path.isdir(folder):
+        return 1
+    checkpoints = ckpt_lib.Checkpoints(folder)
+    try:
+        available = checkpoints.steps()
+        return int(checkpoints.read_record(available[-1])["config"].get("population", 1)) if available else 1
+    finally:
+        checkpoints.close()
 
 
 @functools.partial(jax.jit, static_argnums=(0, 3))

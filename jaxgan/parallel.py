@@ -68,13 +68,18 @@ def constrain_batch(x: jax.Array, mesh: Mesh | None) -> jax.Array:
 
 def put_replicated(tree: Any, mesh: Mesh) -> Any:
     """Host values (identical on every process) -> global arrays replicated over the mesh."""
-    sharding = replicated(mesh)
+    return put(tree, replicated(mesh))
 
-    def put(x):
+
+def put(tree: Any, sharding: NamedSharding) -> Any:
+    """Host values (identical on every process) -> global arrays laid out by ``sharding``; each
+    device takes its own slice."""
+
+    def one(x):
         x = np.asarray(x)
         return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
 
-    return jax.tree_util.tree_map(put, tree)
+    return jax.tree_util.tree_map(one, tree)
 
 
 def to_host(tree: Any) -> Any:

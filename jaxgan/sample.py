@@ -36,6 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="G's BatchNorm statistics: of the drawn batch (reference) or running averages "
                    "(default %(default)s)")
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the newest)")
+    p.add_argument("--member", type=int, default=None,
+                   help="which member of a --population run to draw from (default 0)")
     p.add_argument("--best", action="store_true",
                    help="the checkpoint kept by training's --keep_best (default: off)")
     args = p.parse_args(argv)
@@ -54,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out_dir = os.path.dirname(os.path.abspath(args.out))
         if not os.path.isdir(out_dir):
             raise ConfigError(f"--out: folder {out_dir!r} does not exist")
-        gan, state, record = generate.load_generator(dataset, args.ckpt_dir, args.step, best=args.best)
+        gan, state, record = generate.load_generator(dataset, args.ckpt_dir, args.step, best=args.best, member=args.member)
         images = generate.draw(gan, state, args.num_samples, args.seed, args.bn)
         if ext == ".npy":
             tmp = f"{args.out}.tmp.npy"
@@ -68,7 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:
         print(f"error: cannot write {args.out!r}: {e.strerror}", file=sys.stderr)
         return 2
-    print(f"wrote {args.num_samples} samples (step {record['step']}, --bn {args.bn}) to {args.out}")
+    who = f", member {record['member']}" if args.member is not None or record["config"].get("population", 1) > 1 else ""
+    print(f"wrote {args.num_samples} samples (step {record['step']}{who}, --bn {args.bn}) to {args.out}")
     return 0
 
 

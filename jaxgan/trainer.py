@@ -22,7 +22,7 @@ import numpy as np
 
 from jaxgan import checkpoint as ckpt_lib
 from jaxgan import data as data_lib
-from jaxgan import generate, parallel, report, schedule, steps
+from jaxgan import generate, parallel, population, report, schedule, steps
 from jaxgan.config import Config, ConfigError, check_resume_config
 
 EVAL_SAMPLES = 2000  # per --eval_every evaluation: enough for stable trends, cheap on a CPU
@@ -111,6 +111,11 @@ def train_and_evaluate(cfg: Config) -> steps.TrainState:
         lock.release()
 
 
+def steps_done(state: steps.TrainState) -> int:
+    """The state's step (a population's members all share it)."""
+    return int(np.asarray(parallel.to_host(state.step)).reshape(-1)[0])
+
+
 class Trainer:
     """One run's fixed context (configuration, compiled functions, outputs) and its pieces of work.
     The state itself is passed through, never stored."""
@@ -122,18 +127,34 @@ class Trainer:
         self.data_facts = {"n": len(images), "fingerprint": data_lib.fingerprint(images)}
         self.data = data_lib.put_dataset(images, mesh)
         self.total, self.period = schedule.run_length(cfg, layout)
-        self.gan, self.initial_state = steps.build(cfg, mesh)
-        self.keys = steps.run_keys(cfg.seed)
+        self.members = cfg.population
         rep = parallel.replicated(mesh)
-        self.fixed = jax.jit(steps.fixed_noise, static_argnums=(0, 1), out_shardings=rep)(self.gan, cfg.seed)
-        # Explicit shardings: everything replicated except what the steps split themselves.
-        # (With in_shardings jit takes no keyword arguments, so the static ones go by position.)
-        self.chunk_fn = jax.jit(self.gan.train_chunk, static_argnums=4, donate_argnums=0,
-                                in_shardings=rep, out_shardings=rep)
-        self.tail_fn = jax.jit(self.gan.train_tail, static_argnums=3, donate_argnums=0,
-                               in_shardings=rep, out_shardings=rep)
-        self.grid_fn = jax.jit(self.gan.grid, donate_argnums=0, in_shardings=rep, out_shardings=rep)
-        self.perm_fn = jax.jit(data_lib.epoch_permutation, static_argnums=2, out_shardings=rep)
+        if self.members > 1:  # a population: the same steps under vmap (jaxgan.population)
+            pop, self.initial_state = population.build(cfg)
+            self.gan, run = pop.gan, pop
+            # Whole members per device when they divide evenly; else every device runs them all.
+            self.state_sharding = population.member_sharding(mesh, self.members) or rep
+            shard = self.state_sharding
+            self.fixed = jax.jit(pop.fixed_noise, out_shardings=shard)()
+            self.perm_fn = jax.jit(pop.permutations, static_argnums=1, out_shardings=shard)
+            ins = (shard, rep, shard)
+        else:
+            self.gan, self.initial_state = steps.build(cfg, mesh)
+            run, shard = self.gan, rep
+            self.state_sharding = rep
+            self.fixed = jax.jit(steps.fixed_noise, static_argnums=(0, 1), out_shardings=rep)(self.gan, cfg.seed)
+            shuffle = steps.run_keys(cfg.seed)["shuffle"]
+            self.perm_fn = jax.jit(lambda epoch, n: data_lib.epoch_permutation(shuffle, epoch, n),
+                                   static_argnums=1, out_shardings=rep)
+            ins = (rep, rep, rep)
+        # Explicit shardings: everything replicated except what the steps split themselves (a
+        # population: its members). With in_shardings jit takes no keyword arguments, so the
+        # static ones go by position.
+        self.chunk_fn = jax.jit(run.train_chunk, static_argnums=4, donate_argnums=0,
+                                in_shardings=(*ins, rep), out_shardings=shard)
+        self.tail_fn = jax.jit(run.train_tail, static_argnums=3, donate_argnums=0,
+                               in_shardings=ins, out_shardings=shard)
+        self.grid_fn = jax.jit(run.grid, donate_argnums=0, in_shardings=(shard, shard), out_shardings=shard)
         self.evaluator = None
         if cfg.eval_every:
             from jaxgan import quality  # the judge and its reference features: only runs that evaluate pay
@@ -146,7 +167,7 @@ class Trainer:
     # -- restore or refuse ---------------------------------------------------------------------
     def restore_or_start(self) -> tuple[steps.TrainState, dict | None]:
         """The state to start from, and the running sums of a part-done period (None: none)."""
-        cfg, state = self.cfg, parallel.put_replicated(self.initial_state, self.mesh)
+        cfg, state = self.cfg, parallel.put(self.initial_state, self.state_sharding)
         if not cfg.resume:
             if self.checkpoints.steps():
                 raise ConfigError(f"{self.checkpoints.directory} already holds checkpoints; pass --resume "
@@ -189,10 +210,10 @@ class Trainer:
         pending, perm, means = Pending(), None, None
         try:
             with Signals() as signals:
-                for chunk in schedule.chunks(int(state.step), layout, total, cfg.steps_per_call, cfg.ckpt_every,
+                for chunk in schedule.chunks(steps_done(state), layout, total, cfg.steps_per_call, cfg.ckpt_every,
                                              period):
                     if perm is None or chunk.pos == 0:  # a new epoch (or the first chunk after a resume)
-                        perm = self.perm_fn(self.keys["shuffle"], chunk.epoch, layout.n)
+                        perm = self.perm_fn(chunk.epoch, layout.n)
                     if means is None or chunk.period_pos == 0:  # a new period (or the first after a resume)
                         means = report.EpochMeans.from_record(period_record if chunk.period_pos else None)
                         period_record = None
@@ -204,7 +225,8 @@ class Trainer:
                     self.read(pending, means, speed, keep=1)
                     if chunk.ends_period:
                         self.read(pending, means, speed)
-                        img_per_s = (chunk.end - step0) * cfg.batch_size / max(time.perf_counter() - t_period, 1e-9)
+                        img_per_s = ((chunk.end - step0) * cfg.batch_size * self.members
+                                     / max(time.perf_counter() - t_period, 1e-9))
                         state = self.end_period(state, chunk, means, img_per_s)
                     if chunk.save or signals.received is not None:
                         self.read(pending, means, speed)
@@ -228,7 +250,10 @@ class Trainer:
         _, h, w = cfg.image_shape
         run = (f"{cfg.gen_iters:,} generator iterations of {cfg.d_steps} critic steps" if cfg.model == "wgan"
                else f"{cfg.num_epochs} epochs")
-        print(f"jaxgan: {cfg.model} on {cfg.dataset} {self.layout.n:,} images {h}x{w}, batch {cfg.batch_size}, "
+        split = len(self.state_sharding.spec) > 0  # members split over the devices, or all on each
+        where = "" if len(devices) == 1 else (" split over the devices" if split else " on every device")
+        who = f"a population of {self.members}{where}: " if self.members > 1 else ""
+        print(f"jaxgan: {who}{cfg.model} on {cfg.dataset} {self.layout.n:,} images {h}x{w}, batch {cfg.batch_size}, "
               f"{self.layout.steps_per_epoch} steps/epoch, {run}, on {len(devices)} {devices[0].platform} "
               f"device{'s' if len(devices) > 1 else ''} ({devices[0].device_kind}) in "
               f"{jax.process_count()} process{'es' if jax.process_count() > 1 else ''}", flush=True)
@@ -242,11 +267,12 @@ class Trainer:
     def read(self, pending: Pending, means: report.EpochMeans, speed: report.Throughput, keep: int = 0) -> None:
         """Bring finished chunks' metrics to the host: epoch sums, progress bar, finiteness."""
         for chunk, metrics in pending.pop(keep):
-            if not bool(metrics["finite"]):
-                raise self.non_finite(chunk.end)
+            if not bool(np.all(metrics["finite"])):
+                raise self.non_finite(chunk.end, metrics["finite"])
             means.add(metrics)
             d_loss, g_loss = means.last(metrics)
-            self.reporter.advance(chunk.length, d_loss, g_loss, speed.add(chunk.length * self.cfg.batch_size))
+            images = chunk.length * self.cfg.batch_size * self.members  # all members together
+            self.reporter.advance(chunk.length, d_loss, g_loss, speed.add(images))
 
     def period_name(self, chunk: schedule.Chunk) -> tuple[str, str, int]:
         """(progress/summary name, short name, scalar step) of the chunk's period: ``epoch 3/100``,
@@ -276,9 +302,15 @@ class Trainer:
         grid = None
         if do_grid:
             state, fake = self.grid_fn(state, self.fixed)
-            grid = report.make_grid(data_lib.to_images(parallel.to_host(fake), cfg.image_shape))
-            if save_png and self.primary:
-                report.save_png(grid, os.path.join(self.dirs["samples"], f"fake_images_{number}.png"))
+            fake = parallel.to_host(fake)
+            # A population's grids: one folder per member; TensorBoard shows member 0's.
+            for i, member_fake in enumerate(fake if self.members > 1 else [fake]):
+                member_grid = report.make_grid(data_lib.to_images(member_fake, cfg.image_shape))
+                grid = member_grid if grid is None else grid
+                if save_png and self.primary:
+                    folder = os.path.join(self.dirs["samples"], f"member_{i}") if self.members > 1 else self.dirs["samples"]
+                    os.makedirs(folder, exist_ok=True)
+                    report.save_png(member_grid, os.path.join(folder, f"fake_images_{number}.png"))
         scalars = means.means()
         scalars["img_per_s"] = img_per_s
         self.reporter.end_period(name, scalars, grid, scalar_step, number)
@@ -323,9 +355,11 @@ class Trainer:
         self.last_saved = step
         return path
 
-    def non_finite(self, step: int) -> Stopped:
+    def non_finite(self, step: int, finite: Any = True) -> Stopped:
+        bad = np.flatnonzero(~np.atleast_1d(np.asarray(finite, bool)))
+        who = f" in member{'s' if len(bad) > 1 else ''} {', '.join(map(str, bad))}" if self.members > 1 else ""
         good = self.last_saved if self.last_saved is not None else (self.checkpoints.steps() or [None])[-1]
         where = f"checkpoint {good} in {self.checkpoints.directory} is the last good state" if good is not None \
             else "no checkpoint was written"
-        return Stopped(f"non-finite loss or parameters by step {step}; stopped without saving them: {where}. "
+        return Stopped(f"non-finite loss or parameters{who} by step {step}; stopped without saving them: {where}. "
                        "Try a smaller --lr, or --skip_nonfinite", 1)

@@ -1,0 +1,127 @@
+"""Populations: K runs as one vmapped program. Member i is the solo run of its seed and settings
+(to float tolerance, compared within the first steps: chaos), and a population trains, checkpoints
+and resumes like a solo run."""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxgan import checkpoint as ckpt_lib
+from jaxgan import data as data_lib
+from jaxgan import population, report, steps
+from jaxgan.config import ConfigError, parse_args
+from jaxgan.trainer import train_and_evaluate
+from tests.conftest import TRAIN_FLAGS, leaves_equal, replace, run_cli, small_config
+
+
+def assert_close(a, b, atol=1e-5, rtol=1e-4):
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=rtol)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return jnp.asarray(np.random.default_rng(0).integers(0, 256, (200, 784), dtype=np.uint8))
+
+
+def assert_member_is_solo(gan, member, solo):
+    """Equal to float tolerance, except where exactly-zero true gradients meet Adam: the biases of
+    G's Linear layers that feed a BatchNorm (BatchNorm subtracts them again, so their true gradient
+    is 0 and Adam's g / (|g| + eps) turns rounding noise into steps of up to lr), and the running
+    means that record them. Those cannot change G's output, which is compared instead."""
+    def strip(state):
+        g_params = {**state.g_params, "linears": {i: {"kernel": l["kernel"]} for i, l in state.g_params["linears"].items()}}
+        g_stats = {"norms": {i: {"var": n["var"]} for i, n in state.g_stats["norms"].items()}}
+        return state.replace(g_params=g_params, g_stats=g_stats, g_opt=None)
+    assert_close(strip(member), strip(solo), atol=1e-6, rtol=1e-5)
+    # G in training mode (the reference's sampling mode): the drifting biases cancel in BatchNorm.
+    # (With running statistics they would not: the averages lag behind the biases' drift.)
+    z = gan.sample_noise(jax.random.key(99), 64)
+    np.testing.assert_allclose(np.asarray(gan.generate(member, z, True)[0]),
+                               np.asarray(gan.generate(solo, z, True)[0]), atol=2e-5)
+
+
+def test_member_i_equals_the_solo_run_of_its_seed_and_learning_rate(tmp_path, data):
+    cfg = small_config(tmp_path, population=3, seed=5, lr=(1e-4, 2e-4, 5e-4), steps_per_call=10)
+    pop, state = population.build(cfg)
+    assert pop.seeds == (5, 6, 7)
+    perms = pop.permutations(0, 200)
+    state, metrics = jax.jit(pop.train_chunk, static_argnums=4)(state, data, perms, 0, 8)
+    assert metrics["d_loss"].shape == (3, 8)
+    z = jax.random.uniform(jax.random.key(99), (64, 8))
+    for i, lr in enumerate((1e-4, 2e-4, 5e-4)):
+        gan, solo = steps.build(small_config(tmp_path, seed=5 + i, lr=lr))
+        perm = data_lib.epoch_permutation(steps.run_keys(5 + i)["shuffle"], 0, 200)
+        solo, solo_metrics = jax.jit(gan.train_chunk, static_argnums=4)(solo, data, perm, 0, 8)
+        assert_member_is_solo(gan, population.member(state, i), solo)
+        for key in ("d_loss", "g_loss", "d_real", "d_fake"):
+            np.testing.assert_allclose(np.asarray(metrics[key][i]), np.asarray(solo_metrics[key]), rtol=1e-5)
+        if i:  # not trivially equal: member i is far from the previous member's solo run
+            other = np.asarray(gan.generate(population.member(state, i - 1), z, True)[0])
+            assert np.max(np.abs(other - np.asarray(gan.generate(solo, z, True)[0]))) > 0.05
+
+
+def test_population_flags_parse_and_bad_ones_are_refused():
+    cfg = parse_args(["--population", "4", "--lr", "1e-4,2e-4,3e-4,4e-4"])
+    assert cfg.lr == (1e-4, 2e-4, 3e-4, 4e-4) and population.member_values(cfg)["seed"] == (10213, 10214, 10215, 10216)
+    assert population.member_values(parse_args(["--population", "2", "--seeds", "3,9"]))["seed"] == (3, 9)
+    for args, needle in ((["--population", "2", "--lr", "1e-4,2e-4,3e-4"], "one value or one per member"),
+                         (["--population", "2", "--seeds", "1,2,3"], "--seeds needs 2 values"),
+                         (["--population", "0"], "population must be positive"),
+                         (["--lr", "1e-4,2e-4"], "one value or one per member")):
+        with pytest.raises(ConfigError, match=needle):
+            parse_args(args)
+
+
+def test_population_cli_trains_members_writes_their_grids_and_one_checkpoint(workdir):
+    run = run_cli("jaxgan.train", *TRAIN_FLAGS, "--population", "4", "--num_epochs", "2", "--ckpt_every", "10",
+                  cwd=str(workdir))
+    assert run.returncode == 0, run.stderr
+    assert "a population of 4" in run.stdout and "(mean of 4 members)" in run.stdout
+    for i in range(4):
+        assert (workdir / "samples" / "mnist" / f"member_{i}" / "fake_images_2.png").exists()
+    assert sorted(p for p in os.listdir(workdir / "checkpoints" / "mnist") if p.isdigit()) == ["10", "14"]
+    scalars = report.read_scalars(str(workdir / "runs" / "mnist"))
+    for tag in ("member_0/Generator_Loss", "member_3/Generator_Loss", "Generator_Loss/mean",
+                "Generator_Loss/min", "Generator_Loss/max"):
+        assert [s for s, _ in scalars[tag]] == [1, 2], tag
+    values = {i: scalars[f"member_{i}/Generator_Loss"][-1][1] for i in range(4)}
+    assert scalars["Generator_Loss/min"][-1][1] == pytest.approx(min(values.values()))
+    assert scalars["Generator_Loss/max"][-1][1] == pytest.approx(max(values.values()))
+    # Member 2 at step 10 is the solo run with seed + 2, to float tolerance.
+    solo = run_cli("jaxgan.train", *TRAIN_FLAGS, "--seed", str(10213 + 2), "--num_epochs", "2", "--ckpt_every", "10",
+                   "--ckpt_dir", "solo", "--sample_dir", "s2", "--logdir", "r2", cwd=str(workdir))
+    assert solo.returncode == 0, solo.stderr
+    cfg = small_config(workdir, data_dir=str(workdir / "data"), population=4)
+    member_cfg = population.member_config(cfg, 2)
+    pop_ck = ckpt_lib.Checkpoints(str(workdir / "checkpoints" / "mnist"))
+    solo_ck = ckpt_lib.Checkpoints(str(workdir / "solo" / "mnist"))
+    try:
+        pop_state, _, _ = pop_ck.restore(population.build(cfg, abstract=True)[1], 10)
+        solo_state, _, _ = solo_ck.restore(steps.build(member_cfg, abstract=True)[1], 10)
+    finally:
+        pop_ck.close()
+        solo_ck.close()
+    gan, _ = steps.build(member_cfg)
+    assert_member_is_solo(gan, population.member(pop_state, 2), solo_state)
+    # sample --member 2 draws from that member.
+    drawn = run_cli("jaxgan.sample", "--member", "2", "--num_samples", "8", "--out", "m2.npy", cwd=str(workdir))
+    assert drawn.returncode == 0 and "member 2" in drawn.stdout, drawn.stderr
+    assert np.load(workdir / "m2.npy").shape == (8, 28, 28, 1)
+    bad = run_cli("jaxgan.sample", "--member", "4", "--out", "m.npy", cwd=str(workdir))
+    assert bad.returncode == 2 and "the run has 4 members (0..3)" in bad.stderr
+
+
+def test_a_population_resumes_bit_exactly(workdir):
+    cfg = small_config(workdir, data_dir=str(workdir / "data"), population=3, lr=(1e-4, 2e-4, 3e-4),
+                       num_epochs=1, steps_per_call=3)
+    train_and_evaluate(cfg)
+    resumed = train_and_evaluate(replace(cfg, num_epochs=2, resume=True))
+    straight = train_and_evaluate(small_config(workdir / "straight", data_dir=str(workdir / "data"), population=3,
+                                               lr=(1e-4, 2e-4, 3e-4), num_epochs=2, steps_per_call=3))
+    assert leaves_equal(resumed, straight)
+    with pytest.raises(ConfigError, match="population=3.*population=2"):
+        train_and_evaluate(replace(cfg, num_epochs=3, resume=True, population=2, lr=1e-4))
