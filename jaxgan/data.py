@@ -242,3 +242,17 @@ def put_dataset(images: np.ndarray, mesh) -> jax.Array:
     steps gather batches from, replicated on every device of the mesh (each device gathers only
     its own rows of each batch; normalisation happens inside the compiled step)."""
     return parallel.put_replicated(flatten_chw(images), mesh)
+
+
+def resize_images(images: np.ndarray, size: int) -> np.ndarray:
+    """uint8 (N, H, W, C) -> uint8 (N, size, size, C) with PIL's bilinear (antialiased) filter, the
+    one torchvision's ``Resize`` applies to PIL images; used to score 32x32 conv-model samples with
+    a judge trained on 28x28 digits."""
+    from PIL import Image
+
+    out = np.empty((len(images), size, size, images.shape[-1]), np.uint8)
+    for i, img in enumerate(images):
+        channels = [np.asarray(Image.fromarray(img[..., c]).resize((size, size), Image.BILINEAR))
+                    for c in range(img.shape[-1])]
+        out[i] = np.stack(channels, axis=-1)
+    return out

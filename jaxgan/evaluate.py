@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from jaxgan import checkpoint as ckpt_lib
 from jaxgan import classifier as clf_lib
 from jaxgan import data as data_lib
-from jaxgan import generate, quality
+from jaxgan import generate, quality, runtime
 from jaxgan.config import DATASETS, ConfigError, OneLineParser, canonical_dataset
 
 
@@ -40,6 +40,12 @@ def build_parser() -> OneLineParser:
     p.add_argument("--bn", choices=("batch", "running"), default="batch",
                    help="G's BatchNorm statistics when sampling, see jaxgan.sample (default batch)")
     p.add_argument("--step", type=int, default=None, help="generator checkpoint step (default the newest)")
+    p.add_argument("--member", type=int, default=None,
+                   help="score one member of a --population run (default: every member, then their mean "
+                        "+- std and the best by --best_by)")
+    p.add_argument("--best_by", choices=("fd", "score"), default="fd",
+                   help="with several members: which is best, by lowest Frechet distance (fd) or highest "
+                        "classifier score (default fd)")
     p.add_argument("--best", action="store_true",
                    help="score the checkpoint kept by the trainer's --keep_best (default off: the newest)")
     p.add_argument("--judge", choices=quality.JUDGES, default="auto",
@@ -62,6 +68,8 @@ def _check(args) -> str:
     dataset = canonical_dataset(args.dataset)
     if args.num_samples is not None and args.num_samples < 2:
         raise ConfigError(f"--num_samples must be >= 2, got {args.num_samples}")
+    if args.member is not None and args.member < 0:
+        raise ConfigError(f"--member must be >= 0, got {args.member}")
     if args.classifier_epochs < 1 or args.seed < 0:
         raise ConfigError("--classifier_epochs must be >= 1 and --seed >= 0")
     if args.json and (not args.json.endswith(".json") or os.path.isdir(args.json)
@@ -85,27 +93,40 @@ def train_own_judge(args, dataset: str) -> dict:
 
 
 def evaluate(args, dataset: str) -> dict:
-    """Score the generator's samples and the held-out real images at matched sizes."""
+    """Score the generator's samples and the held-out real images at matched sizes; a population's
+    members one by one (or ``--member i``), with their mean +- std and the best by a rule."""
     ev = quality.Evaluator(dataset, args.data_dir, args.ckpt_dir, args.download, args.skip_checksums, args.judge)
-    gan, state, record = generate.load_generator(dataset, args.ckpt_dir, args.step, best=args.best)
-    num = args.num_samples or ev.matched_n
-    # With --bn batch, G sees batches of the training size, as during training and in its grids.
-    batch = record["config"]["batch_size"] if args.bn == "batch" else 1000
-    fake = generate.draw(gan, state, num, args.seed, args.bn, batch=batch)
-    best = record.get("best") or {}
-    which = (f"best by {best.get('metric', '?')} at epoch {best.get('epoch', '?')}, " if args.best else "") \
-        + f"step {record['step']}"
-    rows = ev.matched_rows({f"generated ({which}, --bn {args.bn})": fake})
+    size = generate.population_size(dataset, args.ckpt_dir, args.best)
+    members = [args.member] if args.member is not None or size == 1 else list(range(size))
+    generated, per_member = {}, {}
+    for i in members:
+        gan, state, record = generate.load_generator(dataset, args.ckpt_dir, args.step, best=args.best, member=i)
+        num = args.num_samples or ev.matched_n
+        # With --bn batch, G sees batches of the training size, as during training and in its grids.
+        batch = record["config"]["batch_size"] if args.bn == "batch" else 1000
+        best = record.get("best") or {}
+        which = (f"best by {best.get('metric', '?')} at epoch {best.get('epoch', '?')}, " if args.best else "") \
+            + f"step {record['step']}" + (f", member {i}" if size > 1 else "")
+        name = f"generated ({which}, --bn {args.bn})"
+        generated[name] = generate.draw(gan, state, num, args.seed, args.bn, batch=batch)
+        per_member[name] = i
+    rows = ev.matched_rows(generated)
+    for name, i in per_member.items():
+        rows[name]["member"] = i
     epoch = record["step"] / record["steps_per_epoch"] if record.get("steps_per_epoch") else None
     generator = {"ckpt_dir": args.ckpt_dir, "step": int(record["step"]), "epoch": epoch, "best": args.best,
                  "kept_by": (best or None) if args.best else None, "bn": args.bn, "seed": args.seed,
-                 "num_samples": num, "training_config": record["config"]}
-    return {"dataset": dataset, "judge": ev.judge.to_dict(), "reference_images": len(ev.ref_feats),
-            "held_out_images": ev.matched_n, "generator": generator, "rows": rows}
+                 "num_samples": num, "training_config": record["config"], "members": members}
+    out = {"dataset": dataset, "judge": ev.judge.to_dict(), "reference_images": len(ev.ref_feats),
+           "held_out_images": ev.matched_n, "generator": generator, "rows": rows}
+    if len(members) > 1:
+        out["population"] = quality.summarize([rows[name] for name in per_member], args.best_by)
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    runtime.setup()
     try:
         dataset = _check(args)
         result = train_own_judge(args, dataset) if args.train_classifier else evaluate(args, dataset)
@@ -118,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"reference: {result['reference_images']} real training images; ceiling: "
               f"{result['held_out_images']} held-out real images")
         print(quality.table(result["rows"]))
+        if "population" in result:
+            print(quality.population_table(result["population"]))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)

@@ -107,7 +107,12 @@ class Evaluator:
         return len(self.test_x)
 
     def score(self, images: np.ndarray) -> dict:
-        """Metrics of one uint8 (N, H, W, C) set (see :func:`score_set`)."""
+        """Metrics of one uint8 (N, H, W, C) set (see :func:`score_set`). Images of another size
+        than the judge's (a DCGAN's 32x32 for the 28x28 MNIST judge) are first resized to it by
+        ``data.resize_images`` (PIL's bilinear filter, what torchvision's ``Resize`` applies)."""
+        size = self.test_x.shape[1]
+        if images.shape[1] != size:
+            images = data_lib.resize_images(images, size)
         return score_set(self.clf, images, self.ref_feats, self.ref_labels)
 
     def held_out(self, n: int) -> np.ndarray:
@@ -142,4 +147,36 @@ def table(rows: dict[str, dict]) -> str:
     for name, r in rows.items():
         lines.append(f"| {name} | {r['n']} | {r['frechet_distance']:.3f} | {r['classifier_score']:.3f} | "
                      f"{r['classes_covered']}/10 | {r['kl_to_real']:.4f} | {r['precision']:.3f} | {r['recall']:.3f} |")
+    return "\n".join(lines)
+
+
+SUMMARY = ("frechet_distance", "classifier_score", "classes_covered", "kl_to_real", "precision", "recall")
+BEST_BY = {"fd": ("frechet_distance", -1.0), "score": ("classifier_score", 1.0)}
+
+
+def summarize(rows: list[dict], best_by: str = "fd") -> dict:
+    """A population's member rows (in member order): each metric's mean and standard deviation
+    across members (ddof 1), and the best member by ``best_by`` (fd: lowest Fréchet distance;
+    score: highest classifier score; ties: the lower member index)."""
+    out = {"members": len(rows), "best_by": best_by}
+    for key in SUMMARY:
+        values = np.asarray([r[key] for r in rows], np.float64)
+        out[key] = {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+                    "min": float(values.min()), "max": float(values.max())}
+    key, sign = BEST_BY[best_by]
+    scores = [sign * r[key] for r in rows]
+    best = int(np.argmax(scores))  # the first of equals
+    out["best"] = {"member": int(rows[best].get("member", best)), key: float(rows[best][key])}
+    return out
+
+
+def population_table(summary: dict) -> str:
+    """Markdown of a population summary: mean +- std (min..max) per metric, and the best member."""
+    lines = [f"| {summary['members']} members | mean ± std | min | max |", "|---|---:|---:|---:|"]
+    for key in SUMMARY:
+        s = summary[key]
+        lines.append(f"| {key} | {s['mean']:.4g} ± {s['std']:.2g} | {s['min']:.4g} | {s['max']:.4g} |")
+    best = summary["best"]
+    metric = [k for k in best if k != "member"][0]
+    lines.append(f"\nbest member by {summary['best_by']} ({metric}): member {best['member']} ({best[metric]:.4g})")
     return "\n".join(lines)
