@@ -332,3 +332,13 @@ def test_wgan_sigterm_mid_period_then_resume_equals_the_uninterrupted_run(mnist_
     assert trained_files(mnist_dir / "b") == trained_files(mnist_dir / "a")
     for tag in ("Discriminator_Loss", "Generator_Loss"):
         assert scalars(mnist_dir / "b")[tag] == scalars(mnist_dir / "a")[tag], tag
+
+
+def test_event_files_of_runs_started_within_one_second_are_all_kept(tmp_path):
+    # A resume right after a signal starts a second writer in the same folder at once; tensorboardX
+    # alone names files by the second and the host, so the second would overwrite the first.
+    for step in (1, 2):
+        reporter = report.Reporter(str(tmp_path), progress=False)
+        reporter.writer.add_scalar("Generator_Loss", float(step), step)
+        reporter.close()
+    assert [s for s, _ in report.read_scalars(str(tmp_path))["Generator_Loss"]] == [1, 2]
