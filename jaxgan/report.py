@@ -81,27 +81,38 @@ class Reporter:
             self.bar = None
         if self.quiet:
             return
+        members = np.size(scalars["d_loss"])
+        shown = {k: float(np.mean(v)) for k, v in scalars.items()}  # a population: its members' mean
+        tail = f"  (mean of {members} members)" if members > 1 else ""
         if self.critic:
-            print(f"{name}  critic loss {scalars['d_loss']:.4f}  G loss {scalars['g_loss']:.4f}  "
-                  f"critic(x) {scalars['d_real']:.4f}  critic(G(z)) {scalars['d_fake']:.4f}  "
-                  f"{scalars['img_per_s']:,.0f} img/s", flush=True)
+            print(f"{name}  critic loss {shown['d_loss']:.4f}  G loss {shown['g_loss']:.4f}  "
+                  f"critic(x) {shown['d_real']:.4f}  critic(G(z)) {shown['d_fake']:.4f}  "
+                  f"{shown['img_per_s']:,.0f} img/s{tail}", flush=True)
         else:
-            print(f"{name}  D loss {scalars['d_loss']:.4f}  "
-                  f"G loss {scalars['g_loss']:.4f}  D(x) {scalars['d_real']:.3f}  "
-                  f"D(G(z)) {scalars['d_fake']:.3f}  {scalars['img_per_s']:,.0f} img/s", flush=True)
+            print(f"{name}  D loss {shown['d_loss']:.4f}  "
+                  f"G loss {shown['g_loss']:.4f}  D(x) {shown['d_real']:.3f}  "
+                  f"D(G(z)) {shown['d_fake']:.3f}  {shown['img_per_s']:,.0f} img/s{tail}", flush=True)
         if self.writer is not None:
             # The reference's tags (tensorboardX turns spaces into underscores) plus jaxgan's.
-            # WGAN: D_real_mean / D_fake_mean are the critic's raw mean scores.
+            # WGAN: D_real_mean / D_fake_mean are the critic's raw mean scores. A population: each
+            # member's under member_<i>/, and mean/min/max across members under <tag>/.
             names = {"d_loss": "Discriminator_Loss", "g_loss": "Generator_Loss", "d_real": "D_real_mean",
                      "d_fake": "D_fake_mean", "img_per_s": "images_per_second"}
             for key, tag in names.items():
-                self.writer.add_scalar(tag, scalars[key], scalar_step)
+                values = np.atleast_1d(scalars[key])
+                if members == 1 or key == "img_per_s":
+                    self.writer.add_scalar(tag, float(np.mean(values)), scalar_step)
+                    continue
+                for i, v in enumerate(values):
+                    self.writer.add_scalar(f"member_{i}/{tag}", float(v), scalar_step)
+                for stat in ("mean", "min", "max"):
+                    self.writer.add_scalar(f"{tag}/{stat}", float(getattr(np, stat)(values)), scalar_step)
             if grid is not None:
                 self.writer.add_image("Fake_Images", grid, image_step, dataformats="HWC")
             self.writer.flush()
 
     def log_eval(self, name: str, step: int, result: dict[str, Any]) -> None:
-        """Sample-quality metrics (``jaxgan.evaluate.score_set``) as ``eval/*`` scalars at ``step``
+        """Sample-quality metrics (``jaxgan.quality.score_set``) as ``eval/*`` scalars at ``step``
         (the period's scalar step), after period ``name``."""
         if self.quiet:
             return
@@ -159,34 +170,43 @@ class Throughput:
 class EpochMeans:
     """Running sums of per-step metrics within one reporting period (an epoch; WGAN: ``interval``
     generator iterations); saved in checkpoints so that a run resumed mid-period reports the same
-    means as an uninterrupted one."""
+    means as an uninterrupted one. A population's metrics carry a leading member axis; its sums
+    and means are then arrays with one value per member."""
 
     KEYS = ("d_loss", "g_loss", "d_real", "d_fake", "g_updated")
 
-    def __init__(self, sums: dict[str, float] | None = None, steps: int = 0):
-        self.sums = {k: 0.0 for k in self.KEYS} if sums is None else {k: float(sums[k]) for k in self.KEYS}
+    def __init__(self, sums: dict[str, Any] | None = None, steps: int = 0):
+        self.sums = {k: 0.0 for k in self.KEYS} if sums is None else {k: _number(sums[k]) for k in self.KEYS}
         self.steps = steps
 
     def add(self, metrics: dict[str, Any]) -> None:
-        """Add one chunk's per-step metrics."""
+        """Add one chunk's per-step metrics: shape (steps,) (a single step: ()), or (members, steps)."""
         for k in self.KEYS:
-            self.sums[k] += float(np.sum(np.asarray(metrics[k], dtype=np.float64)))
-        self.steps += int(np.size(metrics["d_loss"]))
+            self.sums[k] = self.sums[k] + _number(np.sum(np.atleast_1d(np.asarray(metrics[k], np.float64)), axis=-1))
+        self.steps += int(np.shape(np.atleast_1d(metrics["d_loss"]))[-1])
 
     def last(self, metrics: dict[str, Any]) -> tuple[float, float]:
-        """D and G loss of the latest step that updated G, for the progress bar."""
-        d = np.atleast_1d(metrics["d_loss"])
-        g = np.atleast_1d(metrics["g_loss"])[np.atleast_1d(metrics["g_updated"]) > 0]
-        return float(d[-1]), float(g[-1]) if g.size else float("nan")
+        """D and G loss of the latest step that updated G, for the progress bar (a population's:
+        the mean over its members)."""
+        d = np.atleast_2d(metrics["d_loss"])
+        g = np.atleast_2d(metrics["g_loss"])[:, np.atleast_2d(metrics["g_updated"])[0] > 0]
+        return float(d[:, -1].mean()), float(g[:, -1].mean()) if g.size else float("nan")
 
-    def means(self) -> dict[str, float]:
+    def means(self) -> dict[str, Any]:
         n = max(self.steps, 1)
-        return {"d_loss": self.sums["d_loss"] / n, "g_loss": self.sums["g_loss"] / max(self.sums["g_updated"], 1.0),
+        return {"d_loss": self.sums["d_loss"] / n,
+                "g_loss": self.sums["g_loss"] / np.maximum(self.sums["g_updated"], 1.0),
                 "d_real": self.sums["d_real"] / n, "d_fake": self.sums["d_fake"] / n}
 
     def to_record(self) -> dict[str, Any]:
-        return {"sums": dict(self.sums), "steps": self.steps}
+        return {"sums": {k: np.asarray(v).tolist() for k, v in self.sums.items()}, "steps": self.steps}
 
     @classmethod
     def from_record(cls, record: dict[str, Any] | None) -> "EpochMeans":
         return cls(record["sums"], int(record["steps"])) if record else cls()
+
+
+def _number(x: Any) -> Any:
+    """A float for one run, a float64 array (one per member) for a population."""
+    x = np.asarray(x, dtype=np.float64)
+    return float(x) if x.ndim == 0 else x
