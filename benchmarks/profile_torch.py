@@ -136,16 +136,20 @@ def render(doc: dict) -> str:
     def f(x, fmt):
         return "—" if x is None else format(x, fmt)
 
+    def busy(x):
+        return "—" if x is None else f"{100 * x:.1f}%"
+
     for p in doc["profiles"]:
         if "error" in p:
             out.append(f"| {p['impl']} | {p['batch_size']} | failed: {p['error']} |" + " |" * 10)
             continue
         out.append(f"| {p['impl']} | {p['batch_size']} | {p['ms_per_iter_unprofiled']:.2f} | "
                    f"{p['ms_per_iter_profiled']:.2f} | {p['host_op_ms_per_iter']:.2f} | "
-                   f"{p['outside_ops_ms_per_iter']:.2f} | {p['aten_ops_per_iter']:.0f} | {p['launches_per_iter']:.0f} | "
+                   f"{p['outside_ops_ms_per_iter']:.2f} | {p['aten_ops_per_iter']:.0f} | "
+                   f"{p['launches_per_iter']:.0f} | "
                    f"{p['sync_calls_per_iter']:.1f} ({p['sync_ms_per_iter']:.2f}) | {p['host_reads_per_iter']:.1f} | "
                    f"{f(p['kernels_per_iter'], '.0f')} | {f(p['device_kernel_ms_per_iter'], '.3f')} | "
-                   f"{'—' if p['device_busy_fraction'] is None else format(100 * p['device_busy_fraction'], '.1f') + '%'} |")
+                   f"{busy(p['device_busy_fraction'])} |")
     for p in doc["profiles"]:
         if "error" in p:
             continue

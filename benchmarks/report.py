@@ -195,7 +195,8 @@ def render_throughput(doc: dict) -> str:
             "row with the most img/s at that precision; jaxgan's training path at the same precision "
             "is compared with it, and with the reference as written.", "",
             "| batch | precision | fastest PyTorch | its img/s | jaxgan | jaxgan img/s | ÷ fastest PyTorch "
-            "| ÷ reference as written | % of peak (PyTorch / jaxgan) | roofline ms/step | of roofline (PyTorch / jaxgan) |",
+            "| ÷ reference as written | % of peak (PyTorch / jaxgan) | roofline ms/step "
+            "| of roofline (PyTorch / jaxgan) |",
             "|---:|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
     for e in doc.get("summary", []):
         out.append(f"| {e['batch_size']} | {e['precision']} | {e['fastest_torch_label']} {e['fastest_torch']} | "
@@ -267,7 +268,8 @@ def render_legacy_gpu(rows: list[dict], path: str) -> str:
     get = {(r["impl"], r["batch_size"]): r for r in rows}
     out = ["| impl | " + " | ".join(str(b) for b in sizes) + " |", "|---|" + "---:|" * len(sizes)]
     for impl in impls:
-        out.append(f"| {impl} | " + " | ".join(_f(get.get((impl, b), {}).get("img_per_s"), ",.0f") for b in sizes) + " |")
+        cells = (_f(get.get((impl, b), {}).get("img_per_s"), ",.0f") for b in sizes)
+        out.append(f"| {impl} | " + " | ".join(cells) + " |")
     ms = [get[(i, b)]["step_ms"] for i in ("torch_tuned", "torch_compile") for b in sizes if (i, b) in get]
     b0 = sizes[0]
     flops = {r.get("flops_per_img") for r in rows}
@@ -317,8 +319,33 @@ def selection_note(doc: dict) -> str:
             f"(lowest mean load average; the runs' means: {loads}).")
 
 
+def cpu_truth_table(doc: dict) -> list[str]:
+    out = ["| batch | fastest PyTorch (rule: most img/s among the torch rows) | jaxgan ÷ fastest PyTorch "
+           "| jaxgan ÷ reference as written | precision (both) | % of float32 peak: PyTorch / jaxgan "
+           "| roofline ms/step | of roofline: PyTorch / jaxgan |",
+           "|---:|---|---:|---:|---|---:|---:|---:|"]
+    for e in doc["summary"]:
+        out.append(f"| {e['batch_size']} | {e['fastest_torch_label']} `{e['fastest_torch']}` | "
+                   f"**{e['ratio']:.2f}×** | {_x(e['ratio_vs_reference'])} | {e['precision']} (true) | "
+                   f"{_pct(e.get('torch_peak_fraction'))} / {_pct(e.get('jax_peak_fraction'))} | "
+                   f"{_f(e.get('jax_roofline_step_ms'), '.2f')} | "
+                   f"{_pct(e.get('torch_roofline_fraction'))} / {_pct(e.get('jax_roofline_fraction'))} |")
+    return out
+
+
+def one_thread_section(doc: dict) -> list[str]:
+    """The same comparison with one thread per framework (a second run, its own file)."""
+    s = doc["settings"]
+    f32 = doc["peak_by_precision"]["float32"]
+    return ["", f"The same comparison with {s['threads']} thread for each framework (each process held to "
+            f"{s['threads']} CPU; `{doc['command']}`, {doc['created_utc'][:10]}; float32 matmul peak "
+            f"{f32['flops_per_s'] / 1e9:,.0f} GFLOP/s on that CPU; mean load average "
+            f"{doc['load']['mean_1min']:.2f}, max {doc['load']['max_1min']:.2f}):", "", *cpu_truth_table(doc)]
+
+
 # -- the README section ---------------------------------------------------------------------------------
-def render_readme(cpu: dict, startup: dict | None, profile: dict | None, gpu_legacy: str | None) -> str:
+def render_readme(cpu: dict, startup: dict | None, profile: dict | None, gpu_legacy: str | None,
+                  cpu_1thread: dict | None = None) -> str:
     s = cpu["settings"]
     f32 = cpu["peak_by_precision"]["float32"]
     out = ["## Benchmarks", "",
@@ -355,16 +382,7 @@ def render_readme(cpu: dict, startup: dict | None, profile: dict | None, gpu_leg
            + (f" **The mean load average exceeded the {s['threads']} threads: other jobs competed for the CPUs "
               "during that run, so its ratios are not those of a quiet machine.**"
               if cpu["load"]["mean_1min"] > s["threads"] else ""), "",
-           "| batch | fastest PyTorch (rule: most img/s among the torch rows) | jaxgan ÷ fastest PyTorch "
-           "| jaxgan ÷ reference as written | precision (both) | % of float32 peak: PyTorch / jaxgan "
-           "| roofline ms/step | of roofline: PyTorch / jaxgan |",
-           "|---:|---|---:|---:|---|---:|---:|---:|"]
-    for e in cpu["summary"]:
-        out.append(f"| {e['batch_size']} | {e['fastest_torch_label']} `{e['fastest_torch']}` | **{e['ratio']:.2f}×** | "
-                   f"{_x(e['ratio_vs_reference'])} | {e['precision']} (true) | "
-                   f"{_pct(e.get('torch_peak_fraction'))} / {_pct(e.get('jax_peak_fraction'))} | "
-                   f"{_f(e.get('jax_roofline_step_ms'), '.2f')} | "
-                   f"{_pct(e.get('torch_roofline_fraction'))} / {_pct(e.get('jax_roofline_fraction'))} |")
+           *cpu_truth_table(cpu)]
     rows = _ok(cpu["rows"])
     by = {(r["impl"], r["batch_size"]): r for r in rows}
     out += ["", "Every row as a ratio to the reference as written at the same batch size, with its precision "
@@ -388,6 +406,8 @@ def render_readme(cpu: dict, startup: dict | None, profile: dict | None, gpu_leg
             "written) at the measured bandwidth; \"of roofline\" is that time divided by the measured step "
             "time (100% would be the machine's limit for this step). The peak and bandwidth are the fastest "
             "seen in the run, so the roofline is a lower bound on the step's time."]
+    if cpu_1thread:
+        out += one_thread_section(cpu_1thread)
     if startup:
         out += ["", "**Start-up and short runs** — " + render_startup(startup)]
     out += ["", "**GPU** — not re-measured since the change to one process per row: no GPU was lent to "
@@ -399,7 +419,8 @@ def render_readme(cpu: dict, startup: dict | None, profile: dict | None, gpu_leg
             "the one prepared command (its time budget is set in the script to fit a lent GPU's few minutes), "
             "will measure, when a GPU is lent: a `torch.profiler` profile of the tuned PyTorch loop at the "
             "smallest and largest batch (host time per operator, kernel launches, kernel time, synchronising "
-            "calls beyond the one the profiled loop makes per iteration, how much of the iteration the GPU is busy), which decides whether that time is launch "
+            "calls beyond the one the profiled loop makes per iteration, how much of the iteration the GPU is "
+            "busy), which decides whether that time is launch "
             "overhead, synchronisation, or something in the environment; every throughput row, each in its own "
             "process, including (g) fused Adam and (h) CUDA graphs; the TF32 pair ((i) against (j)) beside the "
             "true-float32 pair (the fastest of (a)-(h) against (e)); the matmul peak per precision (float32, "
@@ -436,6 +457,8 @@ def main() -> int:
                    help="(default results/startup_cpu.json; skipped if missing)")
     r.add_argument("--profile", default=os.path.join(RESULTS, "profile_torch_cpu.json"),
                    help="(default results/profile_torch_cpu.json; skipped if missing)")
+    r.add_argument("--cpu_1thread", default=os.path.join(RESULTS, "cpu_quick_1thread.json"),
+                   help="(default results/cpu_quick_1thread.json; skipped if missing)")
     r.add_argument("--gpu_legacy", default=os.path.join(RESULTS, "h200.json"), help="(default results/h200.json)")
     q = sub.add_parser("quietest", help="keep the run with the lowest mean load average")
     q.add_argument("json", nargs="+")
@@ -444,9 +467,10 @@ def main() -> int:
     if a.cmd == "throughput":
         print(render_throughput(load(a.json)))
     elif a.cmd == "readme":
-        opt = {k: load(v) if os.path.isfile(v) else None for k, v in (("startup", a.startup), ("profile", a.profile))}
+        opt = {k: load(v) if os.path.isfile(v) else None
+               for k, v in (("startup", a.startup), ("profile", a.profile), ("cpu_1thread", a.cpu_1thread))}
         legacy = render_legacy_gpu(load(a.gpu_legacy), a.gpu_legacy) if os.path.isfile(a.gpu_legacy) else None
-        print(render_readme(load(a.cpu), opt["startup"], opt["profile"], legacy))
+        print(render_readme(load(a.cpu), opt["startup"], opt["profile"], legacy, opt["cpu_1thread"]))
     else:
         best, means = quietest(a.json)
         for path, m in means.items():

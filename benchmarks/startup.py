@@ -114,8 +114,9 @@ def main() -> int:
                     else:
                         child_env["JAX_COMPILATION_CACHE_DIR"] = cache
                 r = timed(cmd, child_env, out, os.path.join(out, "log.txt"), a.timeout)
-                r.update(kind=kind, round=rnd, command=" ".join(os.path.basename(c) if c == sys.executable else
-                                                                 c.replace(tmp, "$TMP").replace(REPO + os.sep, "") for c in cmd))
+                shown = [os.path.basename(c) if c == sys.executable else
+                         c.replace(tmp, "$TMP").replace(REPO + os.sep, "") for c in cmd]
+                r.update(kind=kind, round=rnd, command=" ".join(shown))
                 if kind != "torch":
                     r["cache_files_after"] = sum(len(f) for _, _, f in os.walk(cache))
                 doc["runs"].append(r)

@@ -94,7 +94,8 @@ def child_env(device: str, threads: int, scratch: str) -> dict[str, str]:
 
 def run_child(spec: dict, workdir: str, name: str, device: str, threads: int, timeout: float) -> dict:
     """Run one measurement in a fresh interpreter and return what it wrote (or why it wrote nothing)."""
-    scratch = tempfile.mkdtemp(prefix=name.replace(" ", "_") + "-", dir=workdir)  # no spaces: Inductor runs g++ unquoted
+    # No spaces in the folder's name: Inductor runs g++ with the path unquoted.
+    scratch = tempfile.mkdtemp(prefix=name.replace(" ", "_") + "-", dir=workdir)
     spec_path, out_path, log_path = (os.path.join(scratch, f) for f in ("spec.json", "out.json", "log.txt"))
     with open(spec_path, "w") as f:
         json.dump(spec, f)
