@@ -85,7 +85,10 @@ class Checkpoints:
             raise CheckpointError(f"no checkpoint in {self.directory}")
         step = steps[-1] if step is None else step
         flat_template = _flatten(template)
-        abstract = {k: jax.ShapeDtypeStruct(np.shape(v), v.dtype, sharding=getattr(v, "sharding", None))
+        # A template without shardings (shapes only, e.g. steps.build(abstract=True)) restores onto
+        # this process's first device, whatever topology wrote the checkpoint.
+        here = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        abstract = {k: jax.ShapeDtypeStruct(np.shape(v), v.dtype, sharding=getattr(v, "sharding", None) or here)
                     for k, v in flat_template.items()}
         out = self._manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract), record=ocp.args.JsonRestore()))

@@ -124,9 +124,12 @@ def restore_newest(ckpt_dir: str, cfg: Config):
     from jaxgan import checkpoint as ckpt_lib
     from jaxgan import steps
 
+    from jaxgan import population
+
+    template = population.build(cfg, abstract=True)[1] if cfg.population > 1 else steps.build(cfg, abstract=True)[1]
     cks = ckpt_lib.Checkpoints(os.path.join(ckpt_dir, cfg.dataset))
     try:
-        return cks.restore(steps.build(cfg)[1])
+        return cks.restore(template)
     finally:
         cks.close()
 

@@ -87,3 +87,27 @@ def test_two_processes_train_one_run(workdir):
     outs = [finish(p) for p in procs]
     assert "resumed from" in outs[0] and "epoch 3/3" in outs[0]
     assert max(int(p) for p in os.listdir(workdir / "checkpoints" / "mnist") if p.isdigit()) == 21
+
+
+def test_a_population_splits_its_members_over_devices_and_processes(workdir):
+    # 4 members on 4 simulated devices: each device trains one whole member.
+    out = finish(launch(str(workdir), "--population", "4", "--num_epochs", "1"))
+    assert "a population of 4 split over the devices" in out
+    cfg = small_config(workdir / "one", data_dir=str(workdir / "data"), num_epochs=1, population=4)
+    one = train_and_evaluate(cfg)  # the same population on one device
+    four, _, step = restore_newest(str(workdir / "checkpoints"), cfg)
+    assert step == 7
+    assert_close(four.g_params, one.g_params)
+    assert_close(four.d_params, one.d_params)
+    # Two processes of two devices each, one checkpoint between them.
+    address = f"127.0.0.1:{_free_port()}"
+    procs = [launch(str(workdir), "--population", "4", "--num_epochs", "1", "--ckpt_dir", "two",
+                    "--coordinator_address", address, "--num_processes", "2", "--process_id", str(i), devices=2)
+             for i in range(2)]
+    outs = [finish(p) for p in procs]
+    assert "a population of 4 split over the devices" in outs[0] and "in 2 processes" in outs[0]
+    two, _, _ = restore_newest(str(workdir / "two"), cfg)
+    assert_close(two.g_params, one.g_params)
+    # 3 members do not divide by 4 devices: every device runs all three.
+    out = finish(launch(str(workdir), "--population", "3", "--num_epochs", "1", "--ckpt_dir", "three"))
+    assert "a population of 3 on every device" in out
