@@ -265,9 +265,6 @@ def validate(cfg: Config) -> Config:
                               "short last batch); --last_batch partial does not apply")
         if cfg.loss != "nonsaturating":
             raise ConfigError("--loss applies to the BCE models (mlp, dcgan); wgan's losses are the critic's")
-    if cfg.eval_every and cfg.image_shape != DATASETS[cfg.dataset][1]:
-        raise ConfigError(f"--eval_every: the {cfg.dataset} judge scores {DATASETS[cfg.dataset][1][1]}px images and "
-                          f"--model {cfg.model} draws {cfg.image_shape[1]}px ones; evaluating them is not supported yet")
     if cfg.keep_best and not cfg.eval_every:
         raise ConfigError("--keep_best needs --eval_every N (the epochs between evaluations)")
     for name in ("data_dir", "sample_dir", "logdir", "ckpt_dir"):

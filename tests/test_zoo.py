@@ -342,3 +342,11 @@ def test_event_files_of_runs_started_within_one_second_are_all_kept(tmp_path):
         reporter.writer.add_scalar("Generator_Loss", float(step), step)
         reporter.close()
     assert [s for s, _ in report.read_scalars(str(tmp_path))["Generator_Loss"]] == [1, 2]
+
+
+def test_eval_every_scores_a_conv_models_32px_samples_with_the_28px_judge(mnist_dir):
+    cfg = zoo_config(mnist_dir, "dcgan", batch_size=64, num_epochs=1, eval_every=1)
+    train_and_evaluate(cfg)
+    logged = scalars(mnist_dir)
+    assert [s for s, _ in logged["eval/frechet_distance"]] == [1]
+    assert np.isfinite(logged["eval/classifier_score"][0][1])
