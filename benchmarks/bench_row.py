@@ -112,6 +112,36 @@ def os_threads() -> int | None:
         return None
 
 
+def run_process_group(cmd: list[str], env: dict[str, str], cwd: str, log, timeout: float) -> int | str:
+    """Run ``cmd`` in its own process group, output to ``log``; return its exit code, or why it was
+    stopped. On a timeout or an interruption of this process the whole group is killed, so no
+    DataLoader worker or compiler outlives it."""
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return f"timed out after {timeout:.0f} s"
+    finally:
+        try:  # the group may outlive its leader (e.g. DataLoader workers): end them all
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        proc.wait()
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so ``run_process_group``'s cleanup runs."""
+    import signal
+
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 # -- timing ------------------------------------------------------------------------------------
 def timed_blocks(run_block: Callable[[int], None], sync: Callable[[], None], min_time: float
                  ) -> dict[str, Any]:

@@ -31,7 +31,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 
-from benchmarks.bench_row import command_line, cpu_model, env_settings  # noqa: E402
+from benchmarks.bench_row import (command_line, cpu_model, env_settings, exit_on_sigterm,  # noqa: E402
+                                  run_process_group)
 
 
 def fail(message: str) -> None:
@@ -43,11 +44,7 @@ def timed(cmd: list[str], env: dict[str, str], cwd: str, log_path: str, timeout:
     load_before = os.getloadavg()
     t0 = time.perf_counter()
     with open(log_path, "w") as log:
-        try:
-            code: int | str = subprocess.run(cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                                             timeout=timeout).returncode
-        except subprocess.TimeoutExpired:
-            code = f"timed out after {timeout:.0f} s"
+        code = run_process_group(cmd, env, cwd, log, timeout)
     wall = time.perf_counter() - t0
     with open(log_path, errors="replace") as f:
         lines = [ln.rstrip() for ln in f if ln.strip()]
@@ -67,6 +64,7 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=1, help="rounds of (torch, jax_cold, jax_warm) (default 1)")
     p.add_argument("--timeout", type=float, default=1800, help="seconds before one process is stopped (default 1800)")
     a = p.parse_args()
+    exit_on_sigterm()
     if a.images < a.batch_size or a.batch_size < 2 or a.epochs < 1 or a.workers < 0 or a.rounds < 1:
         fail("--images >= --batch_size >= 2, --epochs >= 1, --workers >= 0, --rounds >= 1 are required")
     if a.json and (not a.json.endswith(".json") or not os.path.isdir(os.path.dirname(os.path.abspath(a.json)))):

@@ -29,7 +29,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +39,8 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from benchmarks.bench_row import IMPLS, command_line, env_settings  # noqa: E402  (numpy only)
+from benchmarks.bench_row import (IMPLS, command_line, env_settings, exit_on_sigterm,  # noqa: E402
+                                  run_process_group)
 
 SCHEMA = "jaxgan-throughput/2"
 
@@ -102,13 +102,8 @@ def run_child(spec: dict, workdir: str, name: str, device: str, threads: int, ti
     t0 = time.perf_counter()
     load_before = os.getloadavg()
     with open(log_path, "w") as log:
-        try:
-            proc = subprocess.run([sys.executable, os.path.join(HERE, "bench_row.py"), spec_path, out_path],
-                                  env=child_env(device, threads, scratch), stdout=log, stderr=subprocess.STDOUT,
-                                  timeout=timeout, cwd=scratch)
-            code: int | str = proc.returncode
-        except subprocess.TimeoutExpired:
-            code = f"timed out after {timeout:.0f} s"
+        code = run_process_group([sys.executable, os.path.join(HERE, "bench_row.py"), spec_path, out_path],
+                                 child_env(device, threads, scratch), scratch, log, timeout)
     if os.path.isfile(out_path):
         with open(out_path) as f:
             result = json.load(f)
@@ -165,6 +160,7 @@ def parse_args():
 
 def main() -> int:
     args = parse_args()
+    exit_on_sigterm()
     names = [s.strip() for s in (args.impls or ",".join(default_impls(args.device))).split(",") if s.strip()]
     if not names or any(i not in IMPLS for i in names):
         fail(f"--impls must name some of {', '.join(IMPLS)}")
