@@ -1,0 +1,57 @@
+"""How a population's memory grows with K: XLA's own memory analysis of the compiled training
+chunk (arguments = the state, the dataset and the permutations; temporaries = activations and
+gradients of one step), for K = 1, 2, 4, ... members of the reference MLP GAN at one batch size.
+
+    python benchmarks/population_memory.py --json benchmarks/results/population_memory_cpu.json
+
+Compiled for this machine's backend (the CPU here); nothing is trained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from jaxgan import population  # noqa: E402
+from jaxgan.config import Config, validate  # noqa: E402
+
+
+def analyse(k: int, batch: int, n: int = 60000, length: int = 10) -> dict:
+    cfg = validate(Config(population=k, batch_size=batch, progress=False))
+    pop, state = population.build(cfg, abstract=True)
+    data = jax.ShapeDtypeStruct((n, 784), jnp.uint8)
+    perms = jax.ShapeDtypeStruct((k, n), jnp.int32)
+    compiled = jax.jit(pop.train_chunk, static_argnums=4).lower(state, data, perms, 0, length).compile()
+    mem = compiled.memory_analysis()
+    state_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(state))
+    return {"members": k, "batch": batch, "state_bytes": int(state_bytes),
+            "argument_bytes": int(mem.argument_size_in_bytes), "output_bytes": int(mem.output_size_in_bytes),
+            "temp_bytes": int(mem.temp_size_in_bytes)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--members", default="1,2,4,8,16,32,64", help="population sizes (default %(default)s)")
+    p.add_argument("--batch", type=int, default=64, help="per-member batch size (default %(default)s)")
+    p.add_argument("--json", default=None, help="write the rows here (default: print only)")
+    args = p.parse_args()
+    rows = [analyse(int(k), args.batch) for k in args.members.split(",")]
+    out = {"backend": jax.default_backend(), "jax": jax.__version__, "rows": rows}
+    print("| K | state MB | XLA arguments MB | temporaries MB |\n|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['members']} | {r['state_bytes'] / 1e6:.1f} | {r['argument_bytes'] / 1e6:.1f} | "
+              f"{r['temp_bytes'] / 1e6:.1f} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
