@@ -121,3 +121,21 @@ def test_gpu_only_rows_are_refused_on_the_cpu(tmp_path):
 @pytest.mark.skipif(shutil.which("bash") is None, reason="no bash")
 def test_gpu_run_script_parses():
     assert subprocess.run(["bash", "-n", os.path.join(REPO, "benchmarks", "gpu_run.sh")]).returncode == 0
+
+
+def test_reference_run_as_a_process_writes_a_grid_per_epoch_and_its_losses(tmp_path):
+    throughput.write_dataset(str(tmp_path / "data"), 130)  # two full batches and a short one
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "torch_reference.py"),
+                           "--data_dir", "data", "--no-download", "--num_epochs", "2", "--workers", "0"],
+                          capture_output=True, text=True, cwd=str(tmp_path), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "samples_torch").iterdir()) == ["fake_images_1.png", "fake_images_2.png"]
+    assert list((tmp_path / "runs_torch" / "mnist").glob("events.out.tfevents.*"))
+    assert [ln.split()[1] for ln in proc.stdout.splitlines() if ln.startswith("epoch")] == ["1/2", "2/2"]
+
+
+def test_reference_run_refuses_bad_input_in_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "torch_reference.py"),
+                           "--data_dir", "nowhere", "--no-download"], capture_output=True, text=True,
+                          cwd=str(tmp_path), timeout=120)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
