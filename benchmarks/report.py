@@ -345,7 +345,7 @@ def one_thread_section(doc: dict) -> list[str]:
 
 # -- the README section ---------------------------------------------------------------------------------
 def render_readme(cpu: dict, startup: dict | None, profile: dict | None, gpu_legacy: str | None,
-                  cpu_1thread: dict | None = None) -> str:
+                  cpu_1thread: dict | None = None, gpu: dict | None = None, gpu_profile: dict | None = None) -> str:
     s = cpu["settings"]
     f32 = cpu["peak_by_precision"]["float32"]
     out = ["## Benchmarks", "",
@@ -410,21 +410,43 @@ def render_readme(cpu: dict, startup: dict | None, profile: dict | None, gpu_leg
         out += one_thread_section(cpu_1thread)
     if startup:
         out += ["", "**Start-up and short runs** — " + render_startup(startup)]
-    out += ["", "**GPU** — not re-measured since the change to one process per row: no GPU was lent to "
-            "the session that made it. The last GPU table, kept as it was:"]
+    if gpu:
+        out += ["", f"**GPU** — {gpu['device_name']}, `bash benchmarks/gpu_run.sh` ({gpu['created_utc'][:10]}; "
+                f"`{gpu['command']}`); {versions(gpu)}. Matmul peak measured in that run: " + "; ".join(
+                    f"{pr} {v['flops_per_s'] / 1e12:,.0f} TFLOP/s ({v['framework']})"
+                    for pr, v in gpu["peak_by_precision"].items()) + ". Absolute images/s; each pair at one "
+                "precision (true float32: PyTorch's fp32_precision ieee against `--matmul_dtype float32`; TF32: "
+                "PyTorch's tf32 against `--matmul_dtype tf32`):", "",
+                "| batch | precision | fastest PyTorch | its img/s | jaxgan | jaxgan img/s | ÷ fastest PyTorch "
+                "| ÷ reference as written | % of peak: PyTorch / jaxgan |", "|---:|---|---|---:|---|---:|---:|---:|---:|"]
+        for e in gpu["summary"]:
+            out.append(f"| {e['batch_size']} | {e['precision']} | {e['fastest_torch_label']} `{e['fastest_torch']}` "
+                       f"| {e['fastest_torch_img_per_s']:,.0f} | `{e['jax']}` | {e['jax_img_per_s']:,.0f} | "
+                       f"**{e['ratio']:.1f}×** | {_x(e['ratio_vs_reference'])} | "
+                       f"{_pct(e.get('torch_peak_fraction'))} / {_pct(e.get('jax_peak_fraction'))} |")
+        if gpu.get("skipped"):
+            out += ["", "Rows not run within the script's time budget: " + ", ".join(
+                f"{k['impl']} at {k['batch_size']}" for k in gpu["skipped"]) + "."]
+        if gpu_profile:
+            out += ["", profile_torch.render(gpu_profile)]
+        out += ["", "The GPU table before this change (one process for every row), kept as it was:"]
+    else:
+        out += ["", "**GPU** — not re-measured since the change to one process per row: no GPU was lent to "
+                "the session that made it. The last GPU table, kept as it was:"]
     if gpu_legacy:
         out += ["", gpu_legacy]
-    out += ["", "What the old PyTorch GPU rows leave open: that run had JAX and PyTorch in one process and took "
-            "no profile, so where PyTorch's time per iteration went is not known. `bash benchmarks/gpu_run.sh`, "
-            "the one prepared command (its time budget is set in the script to fit a lent GPU's few minutes), "
-            "will measure, when a GPU is lent: a `torch.profiler` profile of the tuned PyTorch loop at the "
-            "smallest and largest batch (host time per operator, kernel launches, kernel time, synchronising "
-            "calls beyond the one the profiled loop makes per iteration, how much of the iteration the GPU is "
-            "busy), which decides whether that time is launch "
-            "overhead, synchronisation, or something in the environment; every throughput row, each in its own "
-            "process, including (g) fused Adam and (h) CUDA graphs; the TF32 pair ((i) against (j)) beside the "
-            "true-float32 pair (the fastest of (a)-(h) against (e)); the matmul peak per precision (float32, "
-            "TF32, bf16) in both frameworks; and the trainer itself on the same MNIST-format data."]
+    if not gpu:
+        out += ["", "What the old PyTorch GPU rows leave open: that run had JAX and PyTorch in one process and took "
+                "no profile, so where PyTorch's time per iteration went is not known. `bash benchmarks/gpu_run.sh`, "
+                "the one prepared command (its time budget is set in the script to fit a lent GPU's few minutes), "
+                "will measure, when a GPU is lent: a `torch.profiler` profile of the tuned PyTorch loop at the "
+                "smallest and largest batch (host time per operator, kernel launches, kernel time, synchronising "
+                "calls beyond the one the profiled loop makes per iteration, how much of the iteration the GPU is "
+                "busy), which decides whether that time is launch "
+                "overhead, synchronisation, or something in the environment; every throughput row, each in its own "
+                "process, including (g) fused Adam and (h) CUDA graphs; the TF32 pair ((i) against (j)) beside the "
+                "true-float32 pair (the fastest of (a)-(h) against (e)); the matmul peak per precision (float32, "
+                "TF32, bf16) in both frameworks; and the trainer itself on the same MNIST-format data."]
     if profile:
         out += ["", "Profile of the tuned PyTorch loop on this CPU (`benchmarks/profile_torch.py`; on a GPU the "
                 "same script adds kernel time and synchronising calls):", "", profile_torch.render(profile)]
@@ -459,6 +481,10 @@ def main() -> int:
                    help="(default results/profile_torch_cpu.json; skipped if missing)")
     r.add_argument("--cpu_1thread", default=os.path.join(RESULTS, "cpu_quick_1thread.json"),
                    help="(default results/cpu_quick_1thread.json; skipped if missing)")
+    r.add_argument("--gpu", default=os.path.join(RESULTS, "gpu_throughput.json"),
+                   help="(default results/gpu_throughput.json, from gpu_run.sh; skipped if missing)")
+    r.add_argument("--gpu_profile", default=os.path.join(RESULTS, "profile_torch_gpu.json"),
+                   help="(default results/profile_torch_gpu.json, from gpu_run.sh; skipped if missing)")
     r.add_argument("--gpu_legacy", default=os.path.join(RESULTS, "h200.json"), help="(default results/h200.json)")
     q = sub.add_parser("quietest", help="keep the run with the lowest mean load average")
     q.add_argument("json", nargs="+")
@@ -468,9 +494,11 @@ def main() -> int:
         print(render_throughput(load(a.json)))
     elif a.cmd == "readme":
         opt = {k: load(v) if os.path.isfile(v) else None
-               for k, v in (("startup", a.startup), ("profile", a.profile), ("cpu_1thread", a.cpu_1thread))}
+               for k, v in (("startup", a.startup), ("profile", a.profile), ("cpu_1thread", a.cpu_1thread),
+                            ("gpu", a.gpu), ("gpu_profile", a.gpu_profile))}
         legacy = render_legacy_gpu(load(a.gpu_legacy), a.gpu_legacy) if os.path.isfile(a.gpu_legacy) else None
-        print(render_readme(load(a.cpu), opt["startup"], opt["profile"], legacy, opt["cpu_1thread"]))
+        print(render_readme(load(a.cpu), opt["startup"], opt["profile"], legacy, opt["cpu_1thread"], opt["gpu"],
+                            opt["gpu_profile"]))
     else:
         best, means = quietest(a.json)
         for path, m in means.items():
