@@ -418,7 +418,8 @@ def render_readme(cpu: dict, startup: dict | None, profile: dict | None, gpu_leg
                 "precision (true float32: PyTorch's fp32_precision ieee against `--matmul_dtype float32`; TF32: "
                 "PyTorch's tf32 against `--matmul_dtype tf32`):", "",
                 "| batch | precision | fastest PyTorch | its img/s | jaxgan | jaxgan img/s | ÷ fastest PyTorch "
-                "| ÷ reference as written | % of peak: PyTorch / jaxgan |", "|---:|---|---|---:|---|---:|---:|---:|---:|"]
+                "| ÷ reference as written | % of peak: PyTorch / jaxgan |",
+                "|---:|---|---|---:|---|---:|---:|---:|---:|"]
         for e in gpu["summary"]:
             out.append(f"| {e['batch_size']} | {e['precision']} | {e['fastest_torch_label']} `{e['fastest_torch']}` "
                        f"| {e['fastest_torch_img_per_s']:,.0f} | `{e['jax']}` | {e['jax_img_per_s']:,.0f} | "
