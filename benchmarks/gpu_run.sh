@@ -10,6 +10,8 @@
 #   pip download --no-deps --only-binary=:all: -d .whl tensorboardX==2.6.5
 # Knobs (environment): GPU_BATCH_SIZES (default 64,4096), GPU_BUDGET_S (seconds after which the
 # throughput run starts no new row; default 240), GPU_MIN_TIME (seconds timed per row; default 1).
+# Afterwards copy gpu_throughput.{json,md,png} and profile_torch_gpu.{json,md} into benchmarks/results/:
+# `python benchmarks/report.py readme` then shows them in the README section.
 # CPU check of the same script (no GPU needed): GPU_RUN_CPU_CHECK=1 bash benchmarks/gpu_run.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu_run_out}
