@@ -46,6 +46,13 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 YAML_ALIASES = {"n_critic": "d_steps"}
 
 
+def run_folder(root: str, model: str, dataset: str) -> str:
+    """Where a run's outputs go under ``root``: ``<root>/<dataset>`` for the MLP GAN (the
+    reference's layout), ``<root>/<model>/<dataset>`` for dcgan and wgan, so that runs of
+    different models never share a checkpoint folder."""
+    return os.path.join(root, dataset) if model == "mlp" else os.path.join(root, model, dataset)
+
+
 def canonical_dataset(name: str) -> str:
     """Map a user-typed dataset name (any case, common aliases) to its canonical name."""
     key = str(name).strip().lower()

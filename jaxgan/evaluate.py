@@ -24,7 +24,7 @@ from jaxgan import checkpoint as ckpt_lib
 from jaxgan import classifier as clf_lib
 from jaxgan import data as data_lib
 from jaxgan import generate, quality, runtime
-from jaxgan.config import DATASETS, ConfigError, OneLineParser, canonical_dataset
+from jaxgan.config import MODELS, DATASETS, ConfigError, OneLineParser, canonical_dataset
 
 
 def build_parser() -> OneLineParser:
@@ -40,6 +40,8 @@ def build_parser() -> OneLineParser:
     p.add_argument("--bn", choices=("batch", "running"), default="batch",
                    help="G's BatchNorm statistics when sampling, see jaxgan.sample (default batch)")
     p.add_argument("--step", type=int, default=None, help="generator checkpoint step (default the newest)")
+    p.add_argument("--model", choices=MODELS, default="mlp",
+                   help="the run's --model: where its checkpoints are (default mlp)")
     p.add_argument("--member", type=int, default=None,
                    help="score one member of a --population run (default: every member, then their mean "
                         "+- std and the best by --best_by)")
@@ -96,11 +98,11 @@ def evaluate(args, dataset: str) -> dict:
     """Score the generator's samples and the held-out real images at matched sizes; a population's
     members one by one (or ``--member i``), with their mean +- std and the best by a rule."""
     ev = quality.Evaluator(dataset, args.data_dir, args.ckpt_dir, args.download, args.skip_checksums, args.judge)
-    size = generate.population_size(dataset, args.ckpt_dir, args.best)
+    size = generate.population_size(dataset, args.ckpt_dir, args.best, args.model)
     members = [args.member] if args.member is not None or size == 1 else list(range(size))
     generated, per_member = {}, {}
     for i in members:
-        gan, state, record = generate.load_generator(dataset, args.ckpt_dir, args.step, best=args.best, member=i)
+        gan, state, record = generate.load_generator(dataset, args.ckpt_dir, args.step, best=args.best, member=i, model=args.model)
         num = args.num_samples or ev.matched_n
         # With --bn batch, G sees batches of the training size, as during training and in its grids.
         batch = record["config"]["batch_size"] if args.bn == "batch" else 1000

@@ -22,19 +22,20 @@ import numpy as np
 from jaxgan import checkpoint as ckpt_lib
 from jaxgan import data as data_lib
 from jaxgan import population, steps
-from jaxgan.config import ConfigError, from_dict
+from jaxgan.config import ConfigError, from_dict, run_folder
 
 RECALIBRATION_BATCHES = 100  # batches of noise whose statistics replace the EMA weights' running ones
 
 
 def load_generator(dataset: str, ckpt_dir: str, step: int | None = None, best: bool = False,
-                   member: int | None = None) -> tuple[steps.GAN, steps.TrainState, dict]:
+                   member: int | None = None, model: str = "mlp") -> tuple[steps.GAN, steps.TrainState, dict]:
     """Rebuild the run's models from the configuration stored in its checkpoint and restore it.
-    ``best``: the checkpoint kept by ``--keep_best`` (``<ckpt_dir>/<dataset>/best``). ``member``:
+    ``model``: the run's ``--model`` (its folder: ``config.run_folder``). ``best``: the checkpoint
+    kept by ``--keep_best`` (``<run folder>/best``). ``member``:
     which member of a population (default 0; the record says which in ``record["member"]``). A run
     trained with ``--g_ema`` comes back with the averaged weights in ``g_params`` and statistics
     recalibrated for them."""
-    folder = os.path.join(ckpt_dir, dataset, *(["best"] if best else []))
+    folder = os.path.join(run_folder(ckpt_dir, model, dataset), *(["best"] if best else []))
     if not os.path.isdir(folder):
         what = "no best checkpoint (train with --keep_best)" if best else "no checkpoints"
         raise ckpt_lib.CheckpointError(f"{what} for {dataset} in {folder}")
@@ -69,9 +70,9 @@ def load_generator(dataset: str, ckpt_dir: str, step: int | None = None, best: b
     return gan, state, record
 
 
-def population_size(dataset: str, ckpt_dir: str, best: bool = False) -> int:
+def population_size(dataset: str, ckpt_dir: str, best: bool = False, model: str = "mlp") -> int:
     """How many members the newest checkpoint of a run holds (1: a solo run)."""
-    folder = os.path.join(ckpt_dir, dataset, *(["best"] if best else []))
+    folder = os.path.join(run_folder(ckpt_dir, model, dataset), *(["best"] if best else []))
     if not os.path.isdir(folder):
         return 1
     checkpoints = ckpt_lib.Checkpoints(folder)

@@ -21,7 +21,7 @@ import numpy as np
 
 from jaxgan import checkpoint as ckpt_lib
 from jaxgan import generate, report, runtime
-from jaxgan.config import ConfigError, OneLineParser, canonical_dataset, from_dict
+from jaxgan.config import MODELS, ConfigError, OneLineParser, canonical_dataset, from_dict
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,6 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="G's BatchNorm statistics: of the drawn batch (reference) or running averages "
                    "(default %(default)s)")
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the newest)")
+    p.add_argument("--model", choices=MODELS, default="mlp",
+                   help="the run's --model: where its checkpoints are (default mlp)")
     p.add_argument("--member", type=int, default=None,
                    help="which member of a --population run to draw from (default 0)")
     p.add_argument("--best", action="store_true",
@@ -56,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out_dir = os.path.dirname(os.path.abspath(args.out))
         if not os.path.isdir(out_dir):
             raise ConfigError(f"--out: folder {out_dir!r} does not exist")
-        gan, state, record = generate.load_generator(dataset, args.ckpt_dir, args.step, best=args.best, member=args.member)
+        gan, state, record = generate.load_generator(dataset, args.ckpt_dir, args.step, best=args.best, member=args.member, model=args.model)
         images = generate.draw(gan, state, args.num_samples, args.seed, args.bn)
         if ext == ".npy":
             tmp = f"{args.out}.tmp.npy"

@@ -23,7 +23,7 @@ import numpy as np
 from jaxgan import checkpoint as ckpt_lib
 from jaxgan import data as data_lib
 from jaxgan import generate, parallel, population, report, schedule, steps
-from jaxgan.config import Config, ConfigError, check_resume_config
+from jaxgan.config import Config, ConfigError, check_resume_config, run_folder
 
 EVAL_SAMPLES = 2000  # per --eval_every evaluation: enough for stable trends, cheap on a CPU
 BEST = {"fd": ("frechet_distance", -1.0), "score": ("classifier_score", 1.0)}  # --keep_best: metric, sign
@@ -82,10 +82,10 @@ class Pending:
 
 
 def run_dirs(cfg: Config) -> dict[str, str]:
-    """Per-dataset output folders, as the reference lays them out."""
-    return {"samples": os.path.join(cfg.sample_dir, cfg.dataset),
-            "logs": os.path.join(cfg.logdir, cfg.dataset),
-            "ckpt": os.path.join(cfg.ckpt_dir, cfg.dataset)}
+    """Per-dataset output folders, as the reference lays them out (conv models one level down)."""
+    return {"samples": run_folder(cfg.sample_dir, cfg.model, cfg.dataset),
+            "logs": run_folder(cfg.logdir, cfg.model, cfg.dataset),
+            "ckpt": run_folder(cfg.ckpt_dir, cfg.model, cfg.dataset)}
 
 
 def train_and_evaluate(cfg: Config) -> steps.TrainState:

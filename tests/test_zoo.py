@@ -184,13 +184,14 @@ def test_conv_scan_fused_chunk_equals_single_steps(tmp_path, model, d_steps):
         np.testing.assert_array_equal(np.asarray(metrics["d_loss"]), np.asarray(losses, np.float32))
 
 
-def trained_files(root):
-    grids = sorted(os.listdir(root / "samples" / "mnist"))
-    return grids, {g: (root / "samples" / "mnist" / g).read_bytes() for g in grids}
+def trained_files(root, model):
+    folder = root / "samples" / model / "mnist"  # conv models' outputs: <dir>/<model>/<dataset>
+    grids = sorted(os.listdir(folder))
+    return grids, {g: (folder / g).read_bytes() for g in grids}
 
 
-def scalars(root):
-    return report.read_scalars(str(root / "runs" / "mnist"))
+def scalars(root, model):
+    return report.read_scalars(str(root / "runs" / model / "mnist"))
 
 
 def test_dcgan_resume_after_an_epoch_is_bit_exact(mnist_dir):
@@ -203,9 +204,9 @@ def test_dcgan_resume_after_an_epoch_is_bit_exact(mnist_dir):
                                             resume=True))
     assert int(resumed.step) == int(straight.step) == 8
     assert leaves_equal(resumed, straight)
-    assert trained_files(mnist_dir / "a") == trained_files(mnist_dir / "b")
-    assert trained_files(mnist_dir / "a")[0] == ["fake_images_1.png", "fake_images_2.png"]
-    assert scalars(mnist_dir / "a")["Generator_Loss"] == scalars(mnist_dir / "b")["Generator_Loss"]
+    assert trained_files(mnist_dir / "a", "dcgan") == trained_files(mnist_dir / "b", "dcgan")
+    assert trained_files(mnist_dir / "a", "dcgan")[0] == ["fake_images_1.png", "fake_images_2.png"]
+    assert scalars(mnist_dir / "a", "dcgan")["Generator_Loss"] == scalars(mnist_dir / "b", "dcgan")["Generator_Loss"]
 
 
 def test_wgan_resume_after_a_period_and_mid_period_is_bit_exact(mnist_dir):
@@ -217,21 +218,21 @@ def test_wgan_resume_after_a_period_and_mid_period_is_bit_exact(mnist_dir):
         return zoo_config(root, "wgan", data_dir=data, d_steps=2, interval=2, gen_iters=gen_iters, **kw)
 
     straight = train_and_evaluate(cfg(mnist_dir / "a", 4))
-    assert sorted(int(p) for p in os.listdir(mnist_dir / "a" / "ckpt" / "mnist") if p.isdigit()) == [4, 8]
+    assert sorted(int(p) for p in os.listdir(mnist_dir / "a" / "ckpt" / "wgan" / "mnist") if p.isdigit()) == [4, 8]
     train_and_evaluate(cfg(mnist_dir / "b", 2))  # one period
     resumed = train_and_evaluate(cfg(mnist_dir / "b", 4, resume=True))
     assert int(resumed.step) == int(straight.step) == 8
     assert leaves_equal(resumed, straight)
-    assert trained_files(mnist_dir / "a") == trained_files(mnist_dir / "b")
-    assert trained_files(mnist_dir / "a")[0] == ["fake_images_1.png", "fake_images_2.png"]
+    assert trained_files(mnist_dir / "a", "wgan") == trained_files(mnist_dir / "b", "wgan")
+    assert trained_files(mnist_dir / "a", "wgan")[0] == ["fake_images_1.png", "fake_images_2.png"]
     # Scalars at the generator iteration that ends each period, as wgan/train.py numbers them.
-    want = scalars(mnist_dir / "a")
+    want = scalars(mnist_dir / "a", "wgan")
     assert [s for s, _ in want["Generator_Loss"]] == [2, 4]
     assert [s for s, _ in want["Fake_Images"]] == [1, 2]
-    assert scalars(mnist_dir / "b")["Discriminator_Loss"] == want["Discriminator_Loss"]
+    assert scalars(mnist_dir / "b", "wgan")["Discriminator_Loss"] == want["Discriminator_Loss"]
     # Mid-period: checkpoints every 3 steps (3, 6, and the run's end 8); resume from step 3.
     train_and_evaluate(cfg(mnist_dir / "c", 4, ckpt_every=3))
-    ck = mnist_dir / "c" / "ckpt" / "mnist"
+    ck = mnist_dir / "c" / "ckpt" / "wgan" / "mnist"
     assert sorted(int(p) for p in os.listdir(ck) if p.isdigit()) == [3, 6, 8]
     for later in ("6", "8"):
         shutil.rmtree(ck / later)
@@ -239,18 +240,18 @@ def test_wgan_resume_after_a_period_and_mid_period_is_bit_exact(mnist_dir):
     shutil.rmtree(mnist_dir / "c" / "runs")
     resumed = train_and_evaluate(cfg(mnist_dir / "c", 4, ckpt_every=3, resume=True))
     assert leaves_equal(resumed, straight)
-    assert trained_files(mnist_dir / "c") == trained_files(mnist_dir / "a")
+    assert trained_files(mnist_dir / "c", "wgan") == trained_files(mnist_dir / "a", "wgan")
     # The part-done first period's sums came back from checkpoint 3: the resumed run reports the
     # same means for both periods as the straight run.
-    got = scalars(mnist_dir / "c")
+    got = scalars(mnist_dir / "c", "wgan")
     for tag in ("Discriminator_Loss", "Generator_Loss", "D_real_mean", "D_fake_mean"):
         assert got[tag] == want[tag], tag
     # 5 generator iterations: the last period is half a one. It gets its scalars (at iteration 5)
     # and a checkpoint, but no grid: wgan/train.py passes G over the fixed noise every interval only.
     train_and_evaluate(cfg(mnist_dir / "d", 5))
-    assert sorted(int(p) for p in os.listdir(mnist_dir / "d" / "ckpt" / "mnist") if p.isdigit()) == [4, 8, 10]
-    assert trained_files(mnist_dir / "d") == trained_files(mnist_dir / "a")
-    assert [s for s, _ in scalars(mnist_dir / "d")["Generator_Loss"]] == [2, 4, 5]
+    assert sorted(int(p) for p in os.listdir(mnist_dir / "d" / "ckpt" / "wgan" / "mnist") if p.isdigit()) == [4, 8, 10]
+    assert trained_files(mnist_dir / "d", "wgan") == trained_files(mnist_dir / "a", "wgan")
+    assert [s for s, _ in scalars(mnist_dir / "d", "wgan")["Generator_Loss"]] == [2, 4, 5]
 
 
 # -- the commands ------------------------------------------------------------------------------
@@ -260,9 +261,9 @@ def test_train_and_sample_commands_for_conv_models(mnist_dir, model, flags):
     cwd = str(mnist_dir)
     proc = run_cli("jaxgan.train", "--model", model, "--dataset", "mnist", *SMALL_FLAGS, *flags, cwd=cwd)
     assert proc.returncode == 0, proc.stderr
-    grids = sorted(os.listdir(mnist_dir / "samples" / "mnist"))
-    ckpts = sorted(int(p) for p in os.listdir(mnist_dir / "checkpoints" / "mnist") if p.isdigit())
-    events = [f for f in os.listdir(mnist_dir / "runs" / "mnist") if f.startswith("events.out.tfevents")]
+    grids = sorted(os.listdir(mnist_dir / "samples" / model / "mnist"))
+    ckpts = sorted(int(p) for p in os.listdir(mnist_dir / "checkpoints" / model / "mnist") if p.isdigit())
+    events = [f for f in os.listdir(mnist_dir / "runs" / model / "mnist") if f.startswith("events.out.tfevents")]
     if model == "dcgan":  # batch 128: one full batch and a tail of 72 -> 2 steps, one epoch
         assert grids == ["fake_images_1.png"] and ckpts == [2]
         assert "epoch 1/1  D loss" in proc.stdout
@@ -271,7 +272,8 @@ def test_train_and_sample_commands_for_conv_models(mnist_dir, model, flags):
         assert "gen iter 20/20  critic loss" in proc.stdout
     assert events
     for out in ("s.png", "s.npy"):
-        proc = run_cli("jaxgan.sample", "--dataset", "mnist", "--num_samples", "16", "--out", out, cwd=cwd)
+        proc = run_cli("jaxgan.sample", "--model", model, "--dataset", "mnist", "--num_samples", "16", "--out", out,
+                       cwd=cwd)
         assert proc.returncode == 0, proc.stderr
     images = np.load(mnist_dir / "s.npy")
     assert images.shape == (16, 32, 32, 1) and images.dtype == np.uint8
@@ -293,14 +295,14 @@ def test_wgan_resume_with_another_interval_restarts_the_part_done_periods_means(
     data = str(mnist_dir / "data")
     cfg = zoo_config(mnist_dir, "wgan", data_dir=data, d_steps=2, interval=2, gen_iters=2, ckpt_every=3)
     train_and_evaluate(cfg)  # checkpoints at steps 3 and 4; period 0 is steps 0..3
-    shutil.rmtree(mnist_dir / "ckpt" / "mnist" / "4")
+    shutil.rmtree(mnist_dir / "ckpt" / "wgan" / "mnist" / "4")
     shutil.rmtree(mnist_dir / "runs")
     # Resumed at step 3 with periods of 3 generator iterations (6 steps): the saved sums of 3 steps
     # belong to a 4-step period, so they are not carried into the new one.
     train_and_evaluate(zoo_config(mnist_dir, "wgan", data_dir=data, d_steps=2, interval=3, gen_iters=3,
                                   ckpt_every=3, resume=True))
     assert "--interval changed" in capsys.readouterr().out
-    assert [s for s, _ in scalars(mnist_dir)["Generator_Loss"]] == [3]
+    assert [s for s, _ in scalars(mnist_dir, "wgan")["Generator_Loss"]] == [3]
 
 
 def test_wgan_sigterm_mid_period_then_resume_equals_the_uninterrupted_run(mnist_dir, monkeypatch):
@@ -329,9 +331,9 @@ def test_wgan_sigterm_mid_period_then_resume_equals_the_uninterrupted_run(mnist_
     assert stopped.value.code == 143
     resumed = train_and_evaluate(cfg(mnist_dir / "b", resume=True))
     assert leaves_equal(resumed, straight)
-    assert trained_files(mnist_dir / "b") == trained_files(mnist_dir / "a")
+    assert trained_files(mnist_dir / "b", "wgan") == trained_files(mnist_dir / "a", "wgan")
     for tag in ("Discriminator_Loss", "Generator_Loss"):
-        assert scalars(mnist_dir / "b")[tag] == scalars(mnist_dir / "a")[tag], tag
+        assert scalars(mnist_dir / "b", "wgan")[tag] == scalars(mnist_dir / "a", "wgan")[tag], tag
 
 
 def test_event_files_of_runs_started_within_one_second_are_all_kept(tmp_path):
@@ -347,6 +349,6 @@ def test_event_files_of_runs_started_within_one_second_are_all_kept(tmp_path):
 def test_eval_every_scores_a_conv_models_32px_samples_with_the_28px_judge(mnist_dir):
     cfg = zoo_config(mnist_dir, "dcgan", batch_size=64, num_epochs=1, eval_every=1)
     train_and_evaluate(cfg)
-    logged = scalars(mnist_dir)
+    logged = scalars(mnist_dir, "dcgan")
     assert [s for s, _ in logged["eval/frechet_distance"]] == [1]
     assert np.isfinite(logged["eval/classifier_score"][0][1])
