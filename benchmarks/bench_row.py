@@ -42,6 +42,7 @@ class Impl:
     precision: str = "float32"  # "float32" (true fp32) | "tf32" | "bfloat16"
     steps_per_call: bool = True  # jax: fuse --steps_per_call steps per call (else 1)
     gpu_only: bool = False
+    omp_wait: str | None = None  # OMP_WAIT_POLICY for this row; None: the run's --omp_wait_policy
 
 
 IMPLS: dict[str, Impl] = {
@@ -49,6 +50,9 @@ IMPLS: dict[str, Impl] = {
                             "ToTensor+Normalize, DataLoader(shuffle, --workers), its loop", pipeline="loader"),
     "torch_tuned": Impl("(b)", "torch", "(a)'s loop on the dataset held on the device as one uint8 "
                         "tensor, shuffled and normalised there"),
+    "torch_tuned_spin": Impl("(b2)", "torch", "(b) with libgomp's default waiting (OMP_WAIT_POLICY unset: "
+                             "idle threads spin before they sleep) instead of the run's --omp_wait_policy",
+                             omp_wait="default"),
     "torch_compile": Impl("(c)", "torch", "(b) with G and D under torch.compile (default mode)",
                           compile="default"),
     "torch_fused_adam": Impl("(g)", "torch", "(b) with a multi-tensor Adam: foreach=True on CPU, "

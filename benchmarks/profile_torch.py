@@ -127,7 +127,8 @@ def profile_one(spec: dict, impl_name: str, iters: int, trace_dir: str) -> dict[
 def render(doc: dict) -> str:
     out = [f"### Where the PyTorch loop's time goes ({doc['device_name']}, {doc['created_utc']})", "",
            f"`{doc['command']}`; torch {doc['torch']}, {doc['threads']} threads; "
-           f"CUDA_LAUNCH_BLOCKING={doc['env'].get('CUDA_LAUNCH_BLOCKING')}; load average "
+           f"CUDA_LAUNCH_BLOCKING={doc['env'].get('CUDA_LAUNCH_BLOCKING')}, "
+           f"OMP_WAIT_POLICY={doc['env'].get('OMP_WAIT_POLICY')}; load average "
            f"{doc['loadavg_before'][0]:.2f} before, {doc['loadavg_after'][0]:.2f} after.", "",
            "| row | batch | ms/iter (unprofiled) | ms/iter (profiled) | operator self time ms | outside operators ms "
            "| aten op calls (nested) | launches | sync calls (ms) | host reads | kernels | kernel ms | GPU busy |",
@@ -176,6 +177,8 @@ def main() -> int:
     p.add_argument("--iters", type=int, default=20, help="iterations profiled (default 20)")
     p.add_argument("--images", type=int, default=60000, help="dataset size (default 60000)")
     p.add_argument("--threads", type=int, help="torch threads (default: the CPUs this process may use)")
+    p.add_argument("--omp_wait_policy", choices=("passive", "active", "default"), default="passive",
+                   help="OMP_WAIT_POLICY, as in throughput.py (default passive)")
     p.add_argument("--json", help="write the summary here (default: print only); .md beside it")
     p.add_argument("--keep_traces", help="folder for the Chrome traces (default: a temporary folder)")
     a = p.parse_args()
@@ -194,6 +197,12 @@ def main() -> int:
     if a.device == "cpu" and any(IMPLS[i].gpu_only for i in impls):
         fail("a GPU-only row was asked for on --device cpu")
     threads = a.threads or len(os.sched_getaffinity(0))
+    wanted = None if a.omp_wait_policy == "default" else a.omp_wait_policy.upper()
+    if os.environ.get("OMP_WAIT_POLICY") != wanted:  # OpenMP reads it once, at start: start again with it
+        env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+        if wanted:
+            env["OMP_WAIT_POLICY"] = wanted
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
     import torch
 

@@ -149,6 +149,12 @@ def precision_detail(r: dict) -> str:
     return f"{r['precision']} (--matmul_dtype {r.get('jax_matmul_dtype')}, dot precision {r.get('jax_dot_precision')})"
 
 
+def omp_policy(doc: dict) -> str:
+    policy = doc["settings"].get("omp_wait_policy", "not set by the harness")
+    own = [f"{v['label']} {k}: {v['omp_wait']}" for k, v in doc.get("impls", {}).items() if v.get("omp_wait")]
+    return policy + (f" (except {', '.join(own)})" if own else "")
+
+
 def versions(doc: dict) -> str:
     h = doc.get("host", {})
     keys = ("jax", "flax", "optax", "torch", "torchvision", "numpy", "python")
@@ -161,7 +167,8 @@ def render_throughput(doc: dict) -> str:
     out = [f"### Throughput on {doc['device_name']} ({doc['created_utc']})", "",
            f"Command: `{doc['command']}` — every measurement in its own process. {versions(doc)}. "
            f"Threads: {s['threads']} for every framework (torch intra-op {s['threads']}, inter-op "
-           f"{s['interop_threads']}; XLA intra_op_parallelism_threads {s['threads']}; OMP/MKL {s['threads']}). "
+           f"{s['interop_threads']}; XLA intra_op_parallelism_threads {s['threads']}; OMP/MKL {s['threads']}; "
+           f"OMP_WAIT_POLICY {omp_policy(doc)}). "
            f"1-minute load average over the run's measurements: mean {doc['load']['mean_1min']:.2f}, "
            f"max {doc['load']['max_1min']:.2f} (other jobs share this machine). "
            f"CUDA_LAUNCH_BLOCKING={doc['parent_env'].get('CUDA_LAUNCH_BLOCKING')}.", ""]
@@ -370,7 +377,8 @@ def render_readme(cpu: dict, startup: dict | None, profile: dict | None, gpu_leg
            "(i) `torch_fused_adam_tf32` and (j) `jax_scan_tf32`.", "",
            f"**CPU** — {cpu['device_name']}; `{cpu['command']}` ({cpu['created_utc'][:10]}, "
            f"`benchmarks/results/{os.path.basename(cpu.get('_path', 'cpu_quick.json'))}` and `.md`). "
-           f"{versions(cpu)}; {s['threads']} threads for every framework. Matmul peak measured in that run: "
+           f"{versions(cpu)}; {s['threads']} threads for every framework; OMP_WAIT_POLICY {omp_policy(cpu)}. "
+           "Matmul peak measured in that run: "
            f"{f32['flops_per_s'] / 1e9:,.0f} GFLOP/s float32 ({f32['framework']})"
            + (f", {cpu['peak_by_precision']['bfloat16']['flops_per_s'] / 1e9:,.0f} GFLOP/s bf16"
               if "bfloat16" in cpu["peak_by_precision"] else "")

@@ -72,11 +72,16 @@ def write_dataset(root: str, n: int) -> None:
 
 
 # -- children ----------------------------------------------------------------------------------------
-def child_env(device: str, threads: int, scratch: str) -> dict[str, str]:
-    """The environment of one child: explicit thread counts, no shared compilation caches."""
+def child_env(device: str, threads: int, scratch: str, omp_wait: str = "passive") -> dict[str, str]:
+    """The environment of one child: explicit thread counts and OpenMP wait policy ("default":
+    unset, libgomp's spin-then-sleep), no shared compilation caches."""
     env = dict(os.environ)
     for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[k] = str(threads)
+    if omp_wait == "default":
+        env.pop("OMP_WAIT_POLICY", None)
+    else:
+        env["OMP_WAIT_POLICY"] = omp_wait.upper()
     flags = env.get("XLA_FLAGS", "")
     if "intra_op_parallelism_threads" not in flags:
         flags += f" --xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={threads}"
@@ -92,7 +97,8 @@ def child_env(device: str, threads: int, scratch: str) -> dict[str, str]:
     return env
 
 
-def run_child(spec: dict, workdir: str, name: str, device: str, threads: int, timeout: float) -> dict:
+def run_child(spec: dict, workdir: str, name: str, device: str, threads: int, timeout: float,
+              omp_wait: str = "passive") -> dict:
     """Run one measurement in a fresh interpreter and return what it wrote (or why it wrote nothing)."""
     # No spaces in the folder's name: Inductor runs g++ with the path unquoted.
     scratch = tempfile.mkdtemp(prefix=name.replace(" ", "_") + "-", dir=workdir)
@@ -103,7 +109,7 @@ def run_child(spec: dict, workdir: str, name: str, device: str, threads: int, ti
     load_before = os.getloadavg()
     with open(log_path, "w") as log:
         code = run_process_group([sys.executable, os.path.join(HERE, "bench_row.py"), spec_path, out_path],
-                                 child_env(device, threads, scratch), scratch, log, timeout)
+                                 child_env(device, threads, scratch, omp_wait), scratch, log, timeout)
     if os.path.isfile(out_path):
         with open(out_path) as f:
             result = json.load(f)
@@ -148,6 +154,10 @@ def parse_args():
     p.add_argument("--threads", type=int, help="CPU threads for every framework (default: the CPUs this "
                    "process may run on)")
     p.add_argument("--interop_threads", type=int, help="torch inter-op threads (default: --threads)")
+    p.add_argument("--omp_wait_policy", choices=("passive", "active", "default"), default="passive",
+                   help="OMP_WAIT_POLICY of every child (a row may set its own); default: unset, libgomp's "
+                   "spin-then-sleep. Spinning threads make eager PyTorch many times slower on a CPU that other "
+                   "jobs share (default passive)")
     p.add_argument("--budget_s", type=float, help="stop starting rows after this many seconds; rows not "
                    "started are listed as skipped (default: no limit)")
     p.add_argument("--order", choices=("batch", "impl"), default="batch", help="batch: every implementation at "
@@ -201,13 +211,15 @@ def main() -> int:
         "command": command_line(), "device": args.device,
         "settings": {"batch_sizes": sizes, "impls": names, "min_time": min_time, "images": args.images,
                      "workers": args.workers, "steps_per_call": args.steps_per_call, "threads": threads,
-                     "interop_threads": interop, "budget_s": args.budget_s, "order": args.order},
+                     "interop_threads": interop, "budget_s": args.budget_s, "order": args.order,
+                     "omp_wait_policy": args.omp_wait_policy},
         "parent_env": env_settings(), "impls": {k: vars(v) for k, v in IMPLS.items() if k in names},
     }
 
     with tempfile.TemporaryDirectory(prefix="jaxgan-bench-") as work:
         def job(spec: dict, name: str) -> dict:
-            r = run_child({**common, **spec}, work, name, args.device, threads, args.job_timeout)
+            omp = (IMPLS[spec["impl"]].omp_wait if "impl" in spec else None) or args.omp_wait_policy
+            r = run_child({**common, **spec}, work, name, args.device, threads, args.job_timeout, omp)
             status = "ok" if r.get("ok") else f"FAILED: {r.get('error')}"
             print(f"  {name:34s} {r['process_wall_s']:6.1f} s  load {r['loadavg_before'][0]:.2f}  {status}",
                   flush=True)

@@ -101,6 +101,7 @@ def test_a_row_runs_in_its_own_process_with_the_threads_it_was_given(tmp_path, i
     assert r["ok"], r.get("log_tail")
     assert r["pid"] != os.getpid() and r["img_per_s"] > 0 and r["precision"] == "float32"
     assert r["env"]["OMP_NUM_THREADS"] == "1" and "intra_op_parallelism_threads=1" in r["env"]["XLA_FLAGS"]
+    assert r["env"]["OMP_WAIT_POLICY"] == "PASSIVE"
     if len(os.sched_getaffinity(0)) > 1:  # fewer threads than CPUs: the child is held to that many CPUs
         assert len(r["cpu_affinity"]) == 1
     if impl.startswith("torch"):
