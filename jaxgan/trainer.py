@@ -157,7 +157,7 @@ class Trainer:
         self.grid_fn = jax.jit(run.grid, donate_argnums=0, in_shardings=(shard, shard), out_shardings=shard)
         self.evaluator = None
         if cfg.eval_every:
-            from jaxgan import quality  # the judge and its reference features: only runs that evaluate pay
+            from jaxgan import quality  # the judge and its reference features: paid only with --eval_every
 
             self.evaluator = quality.Evaluator(cfg.dataset, cfg.data_dir, cfg.ckpt_dir, cfg.download,
                                                cfg.skip_checksums)

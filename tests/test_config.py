@@ -76,7 +76,8 @@ def test_hyphenated_spellings_still_work():
 
 @pytest.mark.parametrize("path", sorted(os.listdir(os.path.join(REPO, "configs"))))
 def test_every_shipped_config_holds_only_declared_flags(path):
-    parse_args(["--config", os.path.join(REPO, "configs", path)])  # unknown keys would be refused
+    cfg = parse_args(["--config", os.path.join(REPO, "configs", path)])  # unknown keys would be refused
+    assert path.startswith(f"{cfg.model}_" if cfg.model != "mlp" else "") and path.endswith(f"{cfg.dataset}.yaml")
 
 
 # -- --model dcgan | wgan: each reference's defaults for the flags a user does not give ------------

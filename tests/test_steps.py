@@ -11,18 +11,8 @@ from benchmarks import torch_reference as ref
 from jaxgan import data as data_lib
 from jaxgan import models, steps
 from jaxgan.data import epoch_layout
-from tests.conftest import small_config, torch_to_flax
+from tests.conftest import leaves_all_differ, leaves_equal, small_config, torch_to_flax
 from tests.test_train_step_parity import assert_state_equals_torch, prebn_bias_gaps
-
-
-def leaves_equal(a, b) -> bool:
-    return all(np.array_equal(np.asarray(x), np.asarray(y))
-               for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
-
-
-def leaves_all_differ(a, b) -> bool:
-    return all(not np.array_equal(np.asarray(x), np.asarray(y))
-               for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
 
 
 @pytest.fixture
