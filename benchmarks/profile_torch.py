@@ -124,7 +124,8 @@ def profile_one(spec: dict, impl_name: str, iters: int, trace_dir: str) -> dict[
             "top_ops": ops[:25], **info}
 
 
-def render(doc: dict) -> str:
+def render(doc: dict, top_ops_for: int | None = None, n_ops: int = 12) -> str:
+    """The summary table, then the top operators of every profile (or of the first ``top_ops_for``)."""
     out = [f"### Where the PyTorch loop's time goes ({doc['device_name']}, {doc['created_utc']})", "",
            f"`{doc['command']}`; torch {doc['torch']}, {doc['threads']} threads; "
            f"CUDA_LAUNCH_BLOCKING={doc['env'].get('CUDA_LAUNCH_BLOCKING')}, "
@@ -151,12 +152,10 @@ def render(doc: dict) -> str:
                    f"{p['sync_calls_per_iter']:.1f} ({p['sync_ms_per_iter']:.2f}) | {p['host_reads_per_iter']:.1f} | "
                    f"{f(p['kernels_per_iter'], '.0f')} | {f(p['device_kernel_ms_per_iter'], '.3f')} | "
                    f"{busy(p['device_busy_fraction'])} |")
-    for p in doc["profiles"]:
-        if "error" in p:
-            continue
+    for p in [p for p in doc["profiles"] if "error" not in p][:top_ops_for]:
         out += ["", f"{p['impl']}, batch {p['batch_size']}: operators by host self time per iteration", "",
                 "| operator | calls/iter | host ms/iter | device ms/iter |", "|---|---:|---:|---:|"]
-        for o in p["top_ops"][:12]:
+        for o in p["top_ops"][:n_ops]:
             out.append(f"| `{o['name']}` | {o['calls_per_iter']:.1f} | {o['host_ms_per_iter']:.3f} | "
                        f"{f(o['device_ms_per_iter'], '.3f')} |")
     out += ["", "Operator self time is host (CPU) time inside profiled operators and CUDA runtime calls; "

@@ -306,10 +306,11 @@ def render_startup(doc: dict) -> str:
            f"`{doc['command']}`; {doc['images']:,} MNIST-format images, {doc['epochs']} epochs, batch "
            f"{doc['batch_size']}. 1-minute load average over the run: mean {doc['load']['mean_1min']:.2f}, "
            f"max {doc['load']['max_1min']:.2f}." + selection_note(doc), "",
-           "| process | wall s (each round) | median s | PyTorch original ÷ this |", "|---|---|---:|---:|"]
+           "| process | wall s (each round) | median s | PyTorch original ÷ this | PyTorch original "
+           "(passive OpenMP) ÷ this |", "|---|---|---:|---:|---:|"]
     for name, e in doc["summary"].items():
         out.append(f"| {e['label']} | {', '.join(f'{t:.1f}' for t in e['wall_s'])} | {e['median_s']:.1f} | "
-                   f"{_x(e.get('speedup_vs_torch'))} |")
+                   f"{_x(e.get('speedup_vs_torch'))} | {_x(e.get('speedup_vs_torch_passive'))} |")
     out += ["", "Commands (as run): " + "; ".join(f"{e['label']}: `{e['command']}`" for e in doc["summary"].values())]
     return "\n".join(out)
 
@@ -367,9 +368,9 @@ def render_readme(cpu: dict, startup: dict | None, profile: dict | None, gpu_leg
            "JAX and in PyTorch (the faster counts); on CPU the memory bandwidth too, for a roofline.", "",
            "```bash",
            "python benchmarks/throughput.py --quick --json out.json   # CPU, a few minutes; also out.md, out.png",
-           "python benchmarks/startup.py --json startup.json          # whole-process start-up + 3 epochs",
+           "python benchmarks/startup.py --json startup.json          # whole processes: a short run, both sides",
            "python benchmarks/profile_torch.py --json profile.json     # where PyTorch's iteration time goes",
-           "bash benchmarks/gpu_run.sh                                 # one GPU: everything above, ~6 minutes",
+           "bash benchmarks/gpu_run.sh                                 # one GPU: all of the above, one command",
            "python benchmarks/report.py readme                         # this section, from the JSON files",
            "```", "",
            "The rows: " + "; ".join(f"{v['label']} `{k}`: {v['what']}" for k, v in cpu["impls"].items()) + ". "
@@ -393,6 +394,10 @@ def render_readme(cpu: dict, startup: dict | None, profile: dict | None, gpu_leg
            *cpu_truth_table(cpu)]
     rows = _ok(cpu["rows"])
     by = {(r["impl"], r["batch_size"]): r for r in rows}
+    plot_path = os.path.splitext(cpu.get("_path", ""))[0] + ".png"
+    if os.path.isfile(plot_path):
+        rel = os.path.relpath(plot_path, os.path.dirname(HERE))
+        out += ["", f"![throughput on this CPU]({rel})"]
     out += ["", "Every row as a ratio to the reference as written at the same batch size, with its precision "
             "and its fraction of the roofline:", "",
             "| row | precision | " + " | ".join(f"batch {b}: ÷ (a)" for b in s["batch_sizes"])
@@ -458,7 +463,9 @@ def render_readme(cpu: dict, startup: dict | None, profile: dict | None, gpu_leg
                 "TF32, bf16) in both frameworks; and the trainer itself on the same MNIST-format data."]
     if profile:
         out += ["", "Profile of the tuned PyTorch loop on this CPU (`benchmarks/profile_torch.py`; on a GPU the "
-                "same script adds kernel time and synchronising calls):", "", profile_torch.render(profile)]
+                "same script adds kernel time and synchronising calls; the operators of every row in "
+                f"`{os.path.relpath(os.path.splitext(profile['_path'])[0] + '.md', os.path.dirname(HERE))}`):",
+                "", profile_torch.render(profile, top_ops_for=1, n_ops=6)]
     return "\n".join(out)
 
 
