@@ -143,6 +143,10 @@ class Config:
                              "tf32: the backend's default precision (TF32 on NVIDIA GPUs); bfloat16: "
                              "bf16 operands, float32 accumulation", resume=REFUSE,
                              choices=("float32", "tf32", "bfloat16"))
+    conv_impl: str = flag("auto", "dcgan/wgan: how convolutions are computed (the same mathematics, other "
+                          "rounding): lax: XLA convolutions; matmul: patches times a kernel matrix, many "
+                          "times faster on XLA's CPU backend; auto: matmul on CPU, lax elsewhere",
+                          choices=("auto", "lax", "matmul"))
     compile_cache: str = flag("", "folder of XLA's persistent compilation cache; empty = "
                               "$JAXGAN_COMPILE_CACHE or ~/.cache/jaxgan/xla; none = off")
     coordinator_address: str = flag("", "multi-process: host:port of process 0 (jax.distributed)")

@@ -12,13 +12,20 @@ activations are NHWC and kernels HWIO, the layouts XLA's convolutions prefer. Ke
 as torch's weights permuted, never flipped (``benchmarks/torch_dcgan.py`` does the copy):
 Conv2d (out, in, kh, kw) -> (kh, kw, in, out); ConvTranspose2d (in, out, kh, kw) -> (kh, kw, in, out).
 As for the MLP, the modules are split once (``split``) and merged inside pure functions.
+
+Each convolution is computed one of two ways (``conv_impl``, the same mathematics): "lax", XLA's
+convolution ops, or "matmul", patches times a kernel matrix. XLA's CPU backend runs the
+convolutions' gradients slowly and, inside ``lax.scan``, 10-60x more slowly still, while it runs
+dots well everywhere; ``--conv_impl auto`` (the trainer's default) picks matmul on CPU.
 """
 
 from __future__ import annotations
 
 import math
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 
@@ -29,6 +36,10 @@ G_HIDDEN = (1024, 512, 256, 128)  # the reference's generator widths
 D_HIDDEN = (128, 256, 512, 1024)  # the reference's discriminator widths
 COMPUTE_DTYPES = ("float32", "tf32", "bfloat16")
 INITS = ("dcgan", "torch")
+# How a convolution is computed (the same mathematics, other rounding): "lax" as XLA convolutions,
+# "matmul" as patches times a kernel matrix (one dot per layer; XLA's CPU backend runs these many
+# times faster than its convolutions, whose gradients are slowest inside lax.scan).
+CONV_IMPLS = ("lax", "matmul")
 # dcgan/train.py applies its init_weight; wgan/train.py applies none (PyTorch's defaults).
 REFERENCE_INIT = {"dcgan": "dcgan", "wgan": "torch"}
 
@@ -55,6 +66,58 @@ def _operands(x: jax.Array, w: jax.Array, compute_dtype: str) -> tuple[jax.Array
     return x, w, {"precision": precision}
 
 
+def _matmul(x: jax.Array, w: jax.Array, compute_dtype: str) -> jax.Array:
+    x, w, kw = _operands(x, w, compute_dtype)
+    return jnp.matmul(x, w, **kw)
+
+
+def conv2d_as_matmul(x: jax.Array, w: jax.Array, compute_dtype: str) -> jax.Array:
+    """Conv2d(k5, s2, p2) on NHWC as im2col: the 25 taps of each output pixel side by side,
+    (N, H/2, W/2, 25 C_in), times the kernel (25 C_in, C_out). Equal to the XLA convolution up
+    to float rounding (``tests/test_dcgan.py``)."""
+    n, h, wd, c = x.shape
+    ho, wo = h // STRIDE, wd // STRIDE
+    xp = jnp.pad(x, ((0, 0), (PADDING, PADDING), (PADDING, PADDING), (0, 0)))
+    taps = [xp[:, i:i + STRIDE * ho:STRIDE, j:j + STRIDE * wo:STRIDE, :]
+            for i in range(KERNEL) for j in range(KERNEL)]
+    return _matmul(jnp.concatenate(taps, axis=-1), w.reshape(KERNEL * KERNEL * c, -1), compute_dtype)
+
+
+def _transpose_taps() -> np.ndarray:
+    """ConvTranspose2d(k5, s2, p2, op1) writes output row 2a + r from input rows a + e, e in
+    {-1, 0, 1}, through kernel row k = r + 2 - 2e (when 0 <= k < 5): taps[r, e + 1] = k or -1."""
+    taps = np.full((STRIDE, 3), -1)
+    for r in range(STRIDE):
+        for e in (-1, 0, 1):
+            k = r + PADDING - STRIDE * e
+            if 0 <= k < KERNEL:
+                taps[r, e + 1] = k
+    return taps
+
+
+TRANSPOSE_TAPS = _transpose_taps()
+
+
+def conv_transpose2d_as_matmul(x: jax.Array, w: jax.Array, compute_dtype: str) -> jax.Array:
+    """ConvTranspose2d(k5, s2, p2, op1) on NHWC (s -> 2s) without dilation: each output 2x2 block
+    depends on the 3x3 input neighbourhood of one pixel, so the 9 neighbours side by side,
+    (N, s, s, 9 C_in), times a (9 C_in, 4 C_out) matrix gathered from the kernel (zeros where a
+    phase skips a tap: 36 products per 25 useful), then the 4 phases interleaved. ``w`` is
+    (5, 5, C_in, C_out), torch's weight permuted (not flipped)."""
+    n, s, _, c = x.shape
+    c_out = w.shape[-1]
+    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    patches = jnp.concatenate([xp[:, i:i + s, j:j + s, :] for i in range(3) for j in range(3)], axis=-1)
+    taps = TRANSPOSE_TAPS
+    rows = np.broadcast_to(taps[:, :, None, None], (2, 3, 2, 3))  # [r, e, c, f] -> kernel row
+    cols = np.broadcast_to(taps[None, None, :, :], (2, 3, 2, 3))  # [r, e, c, f] -> kernel column
+    used = (rows >= 0) & (cols >= 0)
+    big = w[np.where(used, rows, 0), np.where(used, cols, 0)] * used[..., None, None]
+    big = big.transpose(1, 3, 4, 0, 2, 5).reshape(9 * c, 4 * c_out)  # (e, f, C_in) x (r, c, C_out)
+    y = _matmul(patches, big, compute_dtype).reshape(n, s, s, STRIDE, STRIDE, c_out)
+    return y.transpose(0, 1, 3, 2, 4, 5).reshape(n, STRIDE * s, STRIDE * s, c_out)
+
+
 # -- layers ----------------------------------------------------------------------------------
 class TorchLinear(nnx.Module):
     """``torch.nn.Linear``; kernel (in, out) = torch's weight transposed."""
@@ -72,13 +135,16 @@ class TorchLinear(nnx.Module):
 class TorchConv2d(nnx.Module):
     """``torch.nn.Conv2d(in, out, 5, stride=2, padding=2)`` on NHWC; kernel (5, 5, in, out)."""
 
-    def __init__(self, c_in: int, c_out: int, init: str, compute_dtype: str, rngs: nnx.Rngs):
+    def __init__(self, c_in: int, c_out: int, init: str, compute_dtype: str, rngs: nnx.Rngs,
+                 conv_impl: str = "lax"):
         fan_in = c_in * KERNEL * KERNEL
         self.kernel = nnx.Param(_init(init, fan_in, False)(rngs.params(), (KERNEL, KERNEL, c_in, c_out)))
         self.bias = nnx.Param(_init(init, fan_in, True)(rngs.params(), (c_out,)))
-        self.compute_dtype = compute_dtype
+        self.compute_dtype, self.conv_impl = compute_dtype, conv_impl
 
     def __call__(self, x: jax.Array) -> jax.Array:
+        if self.conv_impl == "matmul":
+            return conv2d_as_matmul(x, self.kernel[...], self.compute_dtype) + self.bias[...]
         x, w, kw = _operands(x, self.kernel[...], self.compute_dtype)
         y = jax.lax.conv_general_dilated(x, w, (STRIDE, STRIDE), ((PADDING, PADDING),) * 2,
                                          dimension_numbers=("NHWC", "HWIO", "NHWC"), **kw)
@@ -94,13 +160,16 @@ class TorchConvTranspose2d(nnx.Module):
     kernel flipped in space. PyTorch's default init takes fan_in from the weight's dim 1, which
     for ConvTranspose2d is the *output* channels: bound 1/sqrt(out * 25)."""
 
-    def __init__(self, c_in: int, c_out: int, init: str, compute_dtype: str, rngs: nnx.Rngs):
+    def __init__(self, c_in: int, c_out: int, init: str, compute_dtype: str, rngs: nnx.Rngs,
+                 conv_impl: str = "lax"):
         fan_in = c_out * KERNEL * KERNEL
         self.kernel = nnx.Param(_init(init, fan_in, False)(rngs.params(), (KERNEL, KERNEL, c_in, c_out)))
         self.bias = nnx.Param(_init(init, fan_in, True)(rngs.params(), (c_out,)))
-        self.compute_dtype = compute_dtype
+        self.compute_dtype, self.conv_impl = compute_dtype, conv_impl
 
     def __call__(self, x: jax.Array) -> jax.Array:
+        if self.conv_impl == "matmul":
+            return conv_transpose2d_as_matmul(x, self.kernel[...], self.compute_dtype) + self.bias[...]
         x, w, kw = _operands(x, self.kernel[...][::-1, ::-1], self.compute_dtype)
         lo = KERNEL - 1 - PADDING
         y = jax.lax.conv_general_dilated(x, w, (1, 1), ((lo, lo + OUTPUT_PADDING),) * 2,
@@ -135,7 +204,8 @@ class TorchBatchNorm2d(nnx.Module):
 
 
 # -- models ----------------------------------------------------------------------------------
-def _check(image_shape: tuple[int, int, int], hidden: tuple[int, ...], init: str, compute_dtype: str) -> int:
+def _check(image_shape: tuple[int, int, int], hidden: tuple[int, ...], init: str, compute_dtype: str,
+           conv_impl: str) -> int:
     c, h, w = image_shape
     if h != w or h % 16 or h < 16:
         raise ValueError(f"DCGAN needs square images whose size is a multiple of 16, got {h}x{w}")
@@ -145,6 +215,8 @@ def _check(image_shape: tuple[int, int, int], hidden: tuple[int, ...], init: str
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
     if compute_dtype not in COMPUTE_DTYPES:
         raise ValueError(f"compute_dtype must be one of {COMPUTE_DTYPES}, got {compute_dtype!r}")
+    if conv_impl not in CONV_IMPLS:
+        raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {conv_impl!r}")
     return h // 16
 
 
@@ -154,13 +226,13 @@ class Generator(nnx.Module):
 
     def __init__(self, latent_dim: int, image_shape: tuple[int, int, int],
                  hidden: tuple[int, ...] = G_HIDDEN, *, init: str, compute_dtype: str = "float32",
-                 rngs: nnx.Rngs):
-        q = _check(image_shape, hidden, init, compute_dtype)
+                 conv_impl: str = "lax", rngs: nnx.Rngs):
+        q = _check(image_shape, hidden, init, compute_dtype, conv_impl)
         self.image_shape, self.hidden, self.q = tuple(image_shape), tuple(hidden), q
         self.fc = TorchLinear(latent_dim, hidden[0] * q * q, init, compute_dtype, rngs)
         self.norms = nnx.List([TorchBatchNorm2d(c) for c in hidden])
         widths = tuple(hidden) + (image_shape[0],)
-        self.deconvs = nnx.List([TorchConvTranspose2d(a, b, init, compute_dtype, rngs)
+        self.deconvs = nnx.List([TorchConvTranspose2d(a, b, init, compute_dtype, rngs, conv_impl)
                                  for a, b in zip(widths[:-1], widths[1:])])
 
     def __call__(self, z: jax.Array, use_batch_stats: bool = True) -> jax.Array:
@@ -179,11 +251,11 @@ class Discriminator(nnx.Module):
     DCGAN discriminator's logit (its Sigmoid lives in the loss) or the WGAN critic's score."""
 
     def __init__(self, image_shape: tuple[int, int, int], hidden: tuple[int, ...] = D_HIDDEN, *,
-                 init: str, compute_dtype: str = "float32", rngs: nnx.Rngs):
-        q = _check(image_shape, hidden, init, compute_dtype)
+                 init: str, compute_dtype: str = "float32", conv_impl: str = "lax", rngs: nnx.Rngs):
+        q = _check(image_shape, hidden, init, compute_dtype, conv_impl)
         self.image_shape = tuple(image_shape)
         widths = (image_shape[0],) + tuple(hidden)
-        self.convs = nnx.List([TorchConv2d(a, b, init, compute_dtype, rngs)
+        self.convs = nnx.List([TorchConv2d(a, b, init, compute_dtype, rngs, conv_impl)
                                for a, b in zip(widths[:-1], widths[1:])])
         self.norms = nnx.List([TorchBatchNorm2d(c) for c in hidden[1:]])
         self.out = TorchLinear(hidden[-1] * q * q, 1, init, compute_dtype, rngs)

@@ -275,6 +275,14 @@ def optimizers(cfg: Config, lr: Any = None, beta1: Any = None, beta2: Any = None
     return one(), one()
 
 
+def conv_impl(cfg: Config) -> str:
+    """``--conv_impl``, with auto resolved for the backend JAX runs on: matmul on CPU (XLA:CPU's
+    convolution gradients are slow, and many times slower inside lax.scan), lax elsewhere."""
+    if cfg.conv_impl != "auto":
+        return cfg.conv_impl
+    return "matmul" if jax.default_backend() == "cpu" else "lax"
+
+
 def build(cfg: Config, mesh: Any = None, abstract: bool = False) -> tuple[GAN, TrainState]:
     """Create the models (reference initialisation) and optimisers; return (GAN, initial state).
     With a ``mesh``, batches are split over its devices (the state stays where the caller puts it).
@@ -286,11 +294,11 @@ def build(cfg: Config, mesh: Any = None, abstract: bool = False) -> tuple[GAN, T
         g_key, d_key = jax.random.split(keys["init"])
         if cfg.model != "mlp":
             # dcgan/train.py applies its init_weight; wgan/train.py leaves PyTorch's defaults.
-            init = dcgan.REFERENCE_INIT[cfg.model]
+            init, conv = dcgan.REFERENCE_INIT[cfg.model], conv_impl(cfg)
             g = dcgan.Generator(cfg.latent_dim, cfg.image_shape, cfg.g_hidden, init=init,
-                                compute_dtype=cfg.matmul_dtype, rngs=nnx.Rngs(g_key))
+                                compute_dtype=cfg.matmul_dtype, conv_impl=conv, rngs=nnx.Rngs(g_key))
             d = dcgan.Discriminator(cfg.image_shape, cfg.d_hidden, init=init, compute_dtype=cfg.matmul_dtype,
-                                    rngs=nnx.Rngs(d_key))
+                                    conv_impl=conv, rngs=nnx.Rngs(d_key))
             return g, d
         g = models.Generator(cfg.latent_dim, cfg.image_shape, cfg.g_hidden, compute_dtype=cfg.matmul_dtype,
                              rngs=nnx.Rngs(g_key))

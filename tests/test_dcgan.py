@@ -18,6 +18,8 @@ from jaxgan import dcgan
 
 G_SMALL, D_SMALL = (64, 32, 16, 8), (8, 16, 32, 64)
 LATENT = 100
+# Every parity test runs both ways of computing a convolution (--conv_impl lax | matmul).
+EACH_CONV = pytest.mark.parametrize("conv_impl", dcgan.CONV_IMPLS)
 
 
 def f32(t: torch.Tensor) -> jax.Array:
@@ -28,9 +30,9 @@ def flat(t: torch.Tensor) -> np.ndarray:
     return t.detach().reshape(t.shape[0], -1).numpy()
 
 
-def graphs(shape, g_hidden=G_SMALL, d_hidden=D_SMALL):
-    g = dcgan.Generator(LATENT, shape, g_hidden, init="torch", rngs=nnx.Rngs(0))
-    d = dcgan.Discriminator(shape, d_hidden, init="torch", rngs=nnx.Rngs(1))
+def graphs(shape, conv_impl, g_hidden=G_SMALL, d_hidden=D_SMALL):
+    g = dcgan.Generator(LATENT, shape, g_hidden, init="torch", conv_impl=conv_impl, rngs=nnx.Rngs(0))
+    d = dcgan.Discriminator(shape, d_hidden, init="torch", conv_impl=conv_impl, rngs=nnx.Rngs(1))
     return dcgan.split(g)[0], dcgan.split(d)[0]
 
 
@@ -53,13 +55,14 @@ def assert_trees_close(got, want, **tol):
         np.testing.assert_allclose(np.asarray(x), y, err_msg=jax.tree_util.keystr(path), **tol)
 
 
+@EACH_CONV
 @pytest.mark.parametrize("channels", [1, 3])
-def test_generator_equals_pytorch_in_train_and_eval_mode(channels):
+def test_generator_equals_pytorch_in_train_and_eval_mode(channels, conv_impl):
     torch.manual_seed(0)
     shape = (channels, 32, 32)
     tg = ref.Generator(channels, 32, LATENT, G_SMALL)
     randomise_batchnorm(tg)
-    g_graph, _ = graphs(shape)
+    g_graph, _ = graphs(shape, conv_impl)
     params, stats = ref.generator_to_jaxgan(tg)
     z = torch.rand(16, LATENT)
 
@@ -77,13 +80,14 @@ def test_generator_equals_pytorch_in_train_and_eval_mode(channels):
     assert jax.tree_util.tree_all(jax.tree_util.tree_map(lambda a, b: bool(jnp.all(a == b)), same, new_stats))
 
 
+@EACH_CONV
 @pytest.mark.parametrize("channels", [1, 3])
-def test_discriminator_equals_pytorch_in_train_and_eval_mode(channels):
+def test_discriminator_equals_pytorch_in_train_and_eval_mode(channels, conv_impl):
     torch.manual_seed(1)
     shape = (channels, 32, 32)
     td = ref.Discriminator(channels, 32, D_SMALL, sigmoid=True)
     randomise_batchnorm(td)
-    _, d_graph = graphs(shape)
+    _, d_graph = graphs(shape, conv_impl)
     params, stats = ref.discriminator_to_jaxgan(td)
     x = torch.rand(16, *shape) * 2 - 1
 
@@ -226,14 +230,16 @@ def test_bad_shapes_and_options_are_refused():
         dcgan.Discriminator((1, 32, 32), D_SMALL, init="xavier", rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="compute_dtype"):
         dcgan.Generator(LATENT, (1, 32, 32), G_SMALL, init="dcgan", compute_dtype="float16", rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="conv_impl"):
+        dcgan.Discriminator((1, 32, 32), D_SMALL, init="dcgan", conv_impl="fft", rngs=nnx.Rngs(0))
 
 
-def precisions(compute_dtype):
+def precisions(compute_dtype, conv_impl):
     """Precision and operand dtypes of every convolution and matmul in a G and a D forward pass."""
     shape = (1, 32, 32)
-    g, g_params, g_stats = dcgan.split(dcgan.Generator(LATENT, shape, G_SMALL, init="torch",
+    g, g_params, g_stats = dcgan.split(dcgan.Generator(LATENT, shape, G_SMALL, init="torch", conv_impl=conv_impl,
                                                        compute_dtype=compute_dtype, rngs=nnx.Rngs(0)))
-    d, d_params, d_stats = dcgan.split(dcgan.Discriminator(shape, D_SMALL, init="torch",
+    d, d_params, d_stats = dcgan.split(dcgan.Discriminator(shape, D_SMALL, init="torch", conv_impl=conv_impl,
                                                            compute_dtype=compute_dtype, rngs=nnx.Rngs(1)))
     z = jnp.zeros((4, LATENT))
     x = jnp.zeros((4, 32 * 32))
@@ -241,14 +247,17 @@ def precisions(compute_dtype):
                                    dcgan.discriminator_logits(d, d_params, d_stats, x, True)))().eqns
     ops = [e for e in eqns if e.primitive.name in ("conv_general_dilated", "dot_general")]
     assert len(ops) == 10  # fc, 4 deconvs; 4 convs, out
+    if conv_impl == "matmul":
+        assert all(e.primitive.name == "dot_general" for e in ops)
     return [(str(e.params["precision"]), e.invars[0].aval.dtype, e.outvars[0].aval.dtype) for e in ops]
 
 
-def test_compute_dtypes_set_precision_and_operands():
+@EACH_CONV
+def test_compute_dtypes_set_precision_and_operands(conv_impl):
     # float32 must be true float32 on GPUs too (XLA's default there is TF32): HIGHEST everywhere.
-    assert all("HIGHEST" in p and i == o == jnp.float32 for p, i, o in precisions("float32"))
-    assert all("HIGHEST" not in p and i == o == jnp.float32 for p, i, o in precisions("tf32"))
-    assert all(i == jnp.bfloat16 and o == jnp.float32 for _, i, o in precisions("bfloat16"))
+    assert all("HIGHEST" in p and i == o == jnp.float32 for p, i, o in precisions("float32", conv_impl))
+    assert all("HIGHEST" not in p and i == o == jnp.float32 for p, i, o in precisions("tf32", conv_impl))
+    assert all(i == jnp.bfloat16 and o == jnp.float32 for _, i, o in precisions("bfloat16", conv_impl))
 
 
 def test_bfloat16_compute_stays_close_with_float32_parameters():
@@ -341,12 +350,12 @@ def start_state(tg, td, g_tx, d_tx):
     return {"gp": gp, "gs": gs, "dp": dp, "ds": ds, "go": g_tx.init(gp), "do": d_tx.init(dp)}
 
 
-def assert_same_as_torch(s, tg, td, shape):
+def assert_same_as_torch(s, tg, td, shape, conv_impl):
     want = ref.generator_to_jaxgan(tg, np.float64) + ref.discriminator_to_jaxgan(td, np.float64)
     for got, expected in zip((s["gp"], s["gs"], s["dp"], s["ds"]), want):
         assert_trees_close(got, expected, **F64_TOL)
     # And the models still compute the same thing (training mode, as the loops run them).
-    g_graph, d_graph = graphs(shape)
+    g_graph, d_graph = graphs(shape, conv_impl)
     z = torch.rand(16, LATENT, dtype=torch.float64)
     images, _ = dcgan.apply_generator(g_graph, s["gp"], s["gs"], f64(z), True)
     t_images = tg(z)
@@ -365,7 +374,8 @@ def assert_same_as_torch(s, tg, td, shape):
 F64_TOL = dict(rtol=1e-7, atol=1e-9)
 
 
-def test_dcgan_training_iterations_equal_pytorch_reference():
+@EACH_CONV
+def test_dcgan_training_iterations_equal_pytorch_reference(conv_impl):
     # Same weights, real batches and noise: three iterations of dcgan/train.py's loop and of
     # jaxgan's building blocks leave the same parameters, G's and D's BatchNorm statistics and
     # losses. dcgan/train.py's init_weight, Adam(2e-4, betas (0.5, 0.999)).
@@ -377,7 +387,7 @@ def test_dcgan_training_iterations_equal_pytorch_reference():
     opt_g, opt_d = ref.dcgan_optimizers(tg, td)
     with jax.enable_x64(True):
         g_tx, d_tx = optax.adam(2e-4, 0.5, 0.999, eps=1e-8), optax.adam(2e-4, 0.5, 0.999, eps=1e-8)
-        iteration, _, _ = make_iterations(*graphs(shape), g_tx, d_tx)
+        iteration, _, _ = make_iterations(*graphs(shape, conv_impl), g_tx, d_tx)
         s = start_state(tg, td, g_tx, d_tx)
         for it in range(3):
             images = torch.rand(n, *shape, dtype=torch.float64) * 2 - 1
@@ -386,10 +396,11 @@ def test_dcgan_training_iterations_equal_pytorch_reference():
             s, d_loss, g_loss = iteration(s, f64(images.reshape(n, -1)), f64(z_d), f64(z_g))
             assert float(d_loss) == pytest.approx(float(d_ref), rel=1e-9), it
             assert float(g_loss) == pytest.approx(float(g_ref), rel=1e-9), it
-        assert_same_as_torch(s, tg, td, shape)
+        assert_same_as_torch(s, tg, td, shape, conv_impl)
 
 
-def test_wgan_training_iterations_equal_pytorch_reference():
+@EACH_CONV
+def test_wgan_training_iterations_equal_pytorch_reference(conv_impl):
     # Three generator iterations of wgan/train.py's loop, n_critic 3 (nine critic steps, each
     # clamping D's parameters to +-0.01), PyTorch's default init, RMSprop(5e-5): as above.
     torch.manual_seed(1)
@@ -399,7 +410,7 @@ def test_wgan_training_iterations_equal_pytorch_reference():
     opt_g, opt_d = ref.wgan_optimizers(tg, td)
     with jax.enable_x64(True):
         g_tx, d_tx = dcgan.rmsprop(5e-5), dcgan.rmsprop(5e-5)
-        _, critic_step, g_step = make_iterations(*graphs(shape), g_tx, d_tx)
+        _, critic_step, g_step = make_iterations(*graphs(shape, conv_impl), g_tx, d_tx)
         s = start_state(tg, td, g_tx, d_tx)
         for it in range(3):
             batches = [torch.rand(n, *shape, dtype=torch.float64) * 2 - 1 for _ in range(n_critic)]
@@ -413,4 +424,35 @@ def test_wgan_training_iterations_equal_pytorch_reference():
             s, g_loss = g_step(s, f64(z_g))
             assert np.mean(d_losses) == pytest.approx(float(d_ref), rel=1e-8, abs=1e-12), it
             assert float(g_loss) == pytest.approx(float(g_ref), rel=1e-8, abs=1e-12), it
-        assert_same_as_torch(s, tg, td, shape)
+        assert_same_as_torch(s, tg, td, shape, conv_impl)
+
+
+def test_conv_impl_auto_is_matmul_on_cpu_and_both_train_alike():
+    # --conv_impl changes how XLA computes the convolutions, not the mathematics: three fused
+    # DCGAN steps from the same state leave the same kernels, and G and D compute the same thing
+    # (the biases feeding a BatchNorm are left out: their true gradient is zero, so Adam moves
+    # them on rounding noise alone, see F64_TOL above).
+    from jaxgan import steps
+    from jaxgan.config import Config, validate
+
+    base = dict(model="dcgan", batch_size=8, g_hidden=G_SMALL, d_hidden=D_SMALL)
+    assert jax.default_backend() == "cpu"
+    assert steps.conv_impl(validate(Config(**base))) == "matmul"
+    assert steps.conv_impl(validate(Config(**base, conv_impl="lax"))) == "lax"
+    data = jnp.asarray(np.random.default_rng(0).integers(0, 256, (32, 32 * 32), dtype=np.uint8))
+    perm = jnp.arange(32)
+    z = jax.random.uniform(jax.random.key(5), (16, LATENT))
+    kernels, images, scores = {}, {}, {}
+    for impl in dcgan.CONV_IMPLS:
+        gan, state = steps.build(validate(Config(**base, conv_impl=impl)))
+        state, _ = jax.jit(gan.train_chunk, static_argnums=4)(state, data, perm, 0, 3)
+        kernels[impl] = [x for path, x in jax.tree_util.tree_leaves_with_path((state.g_params, state.d_params))
+                         if "kernel" in jax.tree_util.keystr(path)]
+        images[impl], _ = gan.generate(state, z)
+        scores[impl], _ = gan.d_forward(state.d_params, state.d_stats, images[impl], None)
+    assert len(kernels["lax"]) == 10
+    # Adam moves each weight by up to 3 lr = 6e-4 in three steps; the two runs agree to 1/20 of that.
+    for a, b in zip(kernels["lax"], kernels["matmul"]):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=3e-5)
+    np.testing.assert_allclose(np.asarray(images["lax"]), np.asarray(images["matmul"]), atol=1e-4)
+    np.testing.assert_allclose(np.asarray(scores["lax"]), np.asarray(scores["matmul"]), rtol=1e-3, atol=1e-4)
