@@ -43,11 +43,15 @@ class Impl:
     steps_per_call: bool = True  # jax: fuse --steps_per_call steps per call (else 1)
     gpu_only: bool = False
     omp_wait: str | None = None  # OMP_WAIT_POLICY for this row; None: the run's --omp_wait_policy
+    models: tuple[str, ...] = ("mlp", "dcgan", "wgan")  # the --model values this row kind applies to
+    conv_impl: str = "auto"  # jax, dcgan/wgan: --conv_impl
+    channels_last: bool = False  # torch, dcgan/wgan: channels_last modules and batches
+    population: bool = False  # jax: --population K members under vmap (only with throughput.py --population)
 
 
 IMPLS: dict[str, Impl] = {
     "torch_reference": Impl("(a)", "torch", "the reference as written: torchvision MNIST, per-image "
-                            "ToTensor+Normalize, DataLoader(shuffle, --workers), its loop", pipeline="loader"),
+                            "(dcgan/wgan: Resize(32), then) ToTensor+Normalize, DataLoader(shuffle, --workers), its loop", pipeline="loader"),
     "torch_tuned": Impl("(b)", "torch", "(a)'s loop on the dataset held on the device as one uint8 "
                         "tensor, shuffled and normalised there"),
     "torch_tuned_spin": Impl("(b2)", "torch", "(b) with libgomp's default waiting (OMP_WAIT_POLICY unset: "
@@ -69,7 +73,16 @@ IMPLS: dict[str, Impl] = {
                           "precision)", precision="tf32", gpu_only=True),
     "jax_scan_bf16": Impl("(f)", "jax", "(e) with --matmul_dtype bfloat16 (bf16 operands, fp32 "
                           "accumulation)", precision="bfloat16"),
+    "torch_channels_last": Impl("(k)", "torch", "(b) with modules and batches in channels_last (NHWC), "
+                                "the layout oneDNN and cuDNN prefer for convolutions", channels_last=True,
+                                models=("dcgan", "wgan")),
+    "jax_scan_conv_lax": Impl("(l)", "jax", "(e) with --conv_impl lax: XLA's convolution ops instead of "
+                              "(e)'s choice (auto: patches x kernel matrix on CPU, lax elsewhere)",
+                              conv_impl="lax", models=("dcgan", "wgan")),
+    "jax_population": Impl("(p)", "jax", "(e) for K independent runs (--population K) under vmap in one "
+                           "program; img/s counts the images of all members", population=True),
 }
+N_CRITIC = 5  # wgan/train.py's n_critic: one torch iteration of the WGAN loop consumes 5 batches
 
 # Settings that change how a framework runs and are recorded with every measurement.
 ENV_KEYS = ("CUDA_LAUNCH_BLOCKING", "CUDA_VISIBLE_DEVICES", "CUDA_MODULE_LOADING", "TORCH_USE_CUDA_DSA",
@@ -247,45 +260,104 @@ def adam_kwargs(adam: str, device: str) -> dict[str, bool]:
     return {"fused": True} if device == "gpu" else {"foreach": True}
 
 
+def torch_models(spec: dict, impl: Impl, dev):
+    """G, D, their optimisers and one training iteration of the chosen reference (``spec["model"]``):
+    returns (G, D, n_params, per_iter, iteration) where ``iteration(next_batch)`` runs one
+    iteration of the reference's loop and consumes ``per_iter`` batches (WGAN: n_critic)."""
+    import torch
+
+    model = spec.get("model", "mlp")
+    kw = adam_kwargs(impl.adam, spec["device"])
+    torch.manual_seed(0)
+    if model == "mlp":
+        from benchmarks import torch_reference as ref
+
+        G, D = ref.Generator((1, 28, 28), 100).to(dev), ref.Discriminator((1, 28, 28)).to(dev)
+        opt_g, opt_d = (torch.optim.Adam(G.parameters(), lr=0.0002, betas=(0.5, 0.999), **kw),
+                        torch.optim.Adam(D.parameters(), lr=0.0002, betas=(0.5, 0.999), **kw))
+    else:
+        from benchmarks import torch_dcgan as td
+
+        gh, dh = tuple(spec.get("g_hidden") or td.G_HIDDEN), tuple(spec.get("d_hidden") or td.D_HIDDEN)
+        G = td.Generator(1, 32, 100, gh)
+        D = td.Discriminator(1, 32, dh, sigmoid=model == "dcgan")
+        if model == "dcgan":  # dcgan/train.py's init_weight; wgan/train.py applies none
+            G.apply(td.init_weight), D.apply(td.init_weight)
+        G, D = G.to(dev), D.to(dev)
+        if impl.channels_last:
+            G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+        if model == "dcgan":
+            opt_g, opt_d = (torch.optim.Adam(G.parameters(), lr=0.0002, betas=(0.5, 0.999), **kw),
+                            torch.optim.Adam(D.parameters(), lr=0.0002, betas=(0.5, 0.999), **kw))
+        else:
+            opt_g, opt_d = (torch.optim.RMSprop(G.parameters(), lr=0.00005, **kw),
+                            torch.optim.RMSprop(D.parameters(), lr=0.00005, **kw))
+    n_params = sum(p.numel() for p in G.parameters()) + sum(p.numel() for p in D.parameters())
+    if impl.compile:
+        G, D = torch.compile(G, mode=impl.compile), torch.compile(D, mode=impl.compile)
+    b = spec["batch_size"]
+
+    def noise():
+        return torch.rand(b, 100, device=dev)
+
+    if model == "mlp":
+        def iteration(next_batch):
+            ref.train_iteration(G, D, opt_g, opt_d, next_batch(), 100)
+        return G, D, n_params, 1, iteration
+    if model == "dcgan":
+        def iteration(next_batch):
+            td.dcgan_iteration(G, D, opt_g, opt_d, next_batch(), noise(), noise())
+        return G, D, n_params, 1, iteration
+
+    def iteration(next_batch):
+        td.wgan_iteration(G, D, opt_g, opt_d, [next_batch() for _ in range(N_CRITIC)],
+                          [noise() for _ in range(N_CRITIC)], noise(), N_CRITIC, 0.01)
+    return G, D, n_params, N_CRITIC, iteration
+
+
 def torch_loop(spec: dict, impl: Impl) -> tuple[Callable[[int], None], Callable[[], None], dict[str, Any]]:
     """The PyTorch training loop of one row kind: ``run_block(k)`` runs k iterations, ``sync``
     waits for the device. Used by the throughput rows and by ``profile_torch.py``."""
     import torch
 
     threads = torch_setup(spec, impl.precision)
-    from torchvision import datasets
+    from torchvision import datasets, transforms
 
     from benchmarks import torch_reference as ref
 
-    device, batch_size = spec["device"], spec["batch_size"]
+    device, batch_size, model = spec["device"], spec["batch_size"], spec.get("model", "mlp")
     dev = torch.device("cuda" if device == "gpu" else "cpu")
     if device == "gpu" and not torch.cuda.is_available():
         raise RuntimeError("torch sees no CUDA device")
     sync = torch.cuda.synchronize if device == "gpu" else (lambda: None)
-    torch.manual_seed(0)
-    G, D = ref.Generator((1, 28, 28), 100).to(dev), ref.Discriminator((1, 28, 28)).to(dev)
-    kw = adam_kwargs(impl.adam, device)
-    opt_g, opt_d = (torch.optim.Adam(G.parameters(), lr=0.0002, betas=(0.5, 0.999), **kw),
-                    torch.optim.Adam(D.parameters(), lr=0.0002, betas=(0.5, 0.999), **kw))
-    n_params = sum(p.numel() for p in G.parameters()) + sum(p.numel() for p in D.parameters())
-    if impl.compile:
-        G, D = torch.compile(G, mode=impl.compile), torch.compile(D, mode=impl.compile)
+    G, D, n_params, per_iter, iteration = torch_models(spec, impl, dev)
     # CUDA graphs: tell the compiled graphs where an iteration starts, so outputs of the previous
     # iteration may be overwritten.
     mark_step = (torch.compiler.cudagraph_mark_step_begin if impl.compile == "reduce-overhead"
                  else (lambda: None))
+    layout = torch.channels_last if impl.channels_last else torch.contiguous_format
 
     if impl.pipeline == "loader":
-        ds = datasets.MNIST(root=spec["data_dir"], train=True, download=False,
-                            transform=ref.reference_transform(1))
+        transform = ref.reference_transform(1)
+        if model != "mlp":  # dcgan/ and wgan/train.py: Resize(32) first, per image, in the workers
+            transform = transforms.Compose([transforms.Resize(32), transform])
+        ds = datasets.MNIST(root=spec["data_dir"], train=True, download=False, transform=transform)
         loader = ref.reference_loader(ds, batch_size, num_workers=spec["workers"], pin_memory=device == "gpu")
-        stream = ref.cycle(loader)
+        if model == "wgan":
+            from benchmarks import torch_dcgan as td
+
+            stream = td.full_batches_forever(loader)  # wgan/train.py's generate(): full batches only
+        else:
+            stream = (images for images, _ in ref.cycle(loader))
 
         def next_batch():
-            images, _ = next(stream)
-            return images.to(dev, non_blocking=True)
+            return next(stream).to(dev, non_blocking=True).contiguous(memory_format=layout)
     else:
-        data = datasets.MNIST(root=spec["data_dir"], train=True, download=False).data.to(dev)
+        if model == "mlp":
+            data = datasets.MNIST(root=spec["data_dir"], train=True, download=False).data.to(dev)
+        else:  # the 32x32 uint8 images the parent resized once (torchvision's Resize(32))
+            data = torch.from_numpy(np.load(os.path.join(spec["data_dir"], "images_32.npy"))[..., 0])
+            data = data[:, None].to(dev)
         n = data.shape[0]
         pos = {"perm": torch.randperm(n, device=dev), "i": 0}
 
@@ -294,15 +366,18 @@ def torch_loop(spec: dict, impl: Impl) -> tuple[Callable[[int], None], Callable[
                 pos["perm"], pos["i"] = torch.randperm(n, device=dev), 0
             idx = pos["perm"][pos["i"]:pos["i"] + batch_size]
             pos["i"] += batch_size
-            return (data[idx].float() / 255.0 - 0.5) / 0.5
+            return ((data[idx].float() / 255.0 - 0.5) / 0.5).contiguous(memory_format=layout)
 
     def run_block(k: int) -> None:
         for _ in range(k):
             mark_step()
-            ref.train_iteration(G, D, opt_g, opt_d, next_batch(), 100)
+            iteration(next_batch)
 
+    kw = adam_kwargs(impl.adam, device)
+    opt = "RMSprop" if model == "wgan" else "Adam"
     info = {**threads, **torch_precision_record(), "compile_mode": impl.compile, "n_params": int(n_params),
-            "adam": "torch.optim.Adam defaults" if impl.adam == "default" else f"torch.optim.Adam({kw})",
+            "batches_per_iter": per_iter, "channels_last": impl.channels_last,
+            "adam": f"torch.optim.{opt} defaults" if impl.adam == "default" else f"torch.optim.{opt}({kw})",
             "device_name": torch.cuda.get_device_name(0) if device == "gpu" else cpu_model()}
     return run_block, sync, info
 
@@ -314,7 +389,8 @@ def row_torch(spec: dict, impl: Impl) -> dict[str, Any]:
     sync()
     compile_s = time.perf_counter() - t0
     timing = timed_blocks(run_block, sync, spec["min_time"])
-    return {**timing, "iters": timing["calls"], "compile_s": compile_s, **info}
+    # One "iter" is one batch trained on (a WGAN iteration trains on n_critic), as jaxgan counts steps.
+    return {**timing, "iters": timing["calls"] * info["batches_per_iter"], "compile_s": compile_s, **info}
 
 
 # -- jaxgan ----------------------------------------------------------------------------------------
@@ -341,11 +417,24 @@ def jax_precision_record(matmul_dtype: str) -> dict[str, Any]:
     return rec
 
 
-def jax_config(batch_size: int, matmul_dtype: str, data_dir: str = "unused"):
-    from jaxgan.config import Config, validate
+def jax_config(batch_size: int, matmul_dtype: str, data_dir: str = "unused", spec: dict | None = None,
+               impl: Impl | None = None):
+    """jaxgan's config for a row: the model's reference defaults (``config.from_dict``), the widths,
+    conv implementation and population size the spec and row kind ask for."""
+    from jaxgan.config import from_dict
 
-    return validate(Config(dataset="mnist", data_dir=data_dir, download=False, batch_size=batch_size,
-                           matmul_dtype=matmul_dtype))
+    spec = spec or {}
+    values: dict[str, Any] = {"model": spec.get("model", "mlp"), "dataset": "mnist", "data_dir": data_dir,
+                              "download": False, "batch_size": batch_size, "matmul_dtype": matmul_dtype,
+                              "progress": False}
+    for k in ("g_hidden", "d_hidden"):
+        if spec.get(k):
+            values[k] = tuple(spec[k])
+    if impl is not None:
+        values["conv_impl"] = impl.conv_impl
+        if impl.population:
+            values["population"] = spec["members"]
+    return from_dict(values)
 
 
 def row_jax(spec: dict, impl: Impl) -> dict[str, Any]:
@@ -353,30 +442,39 @@ def row_jax(spec: dict, impl: Impl) -> dict[str, Any]:
     import jax
 
     from jaxgan import data as data_lib
-    from jaxgan import steps
+    from jaxgan import population, steps
 
     if (jax.default_backend() == "gpu") != (spec["device"] == "gpu"):
         raise RuntimeError(f"JAX's backend is {jax.default_backend()}, asked for {spec['device']}")
     batch_size = spec["batch_size"]
-    cfg = jax_config(batch_size, impl.precision, spec["data_dir"])
+    cfg = jax_config(batch_size, impl.precision, spec["data_dir"], spec, impl)
     # The parent saved the same images as .npy: this process never imports torch.
-    images = np.load(os.path.join(spec["data_dir"], "images.npy"))
-    gan, state = steps.build(cfg)
+    name = "images.npy" if cfg.model == "mlp" else "images_32.npy"
+    images = np.load(os.path.join(spec["data_dir"], name))
+    members = cfg.population if impl.population else 1
+    if impl.population:
+        pop, state = population.build(cfg)
+        perm_fn = jax.jit(pop.permutations, static_argnums=1)
+        chunk = jax.jit(pop.train_chunk, static_argnames="length", donate_argnums=0)
+        n_params = sum(x.size for x in jax.tree_util.tree_leaves((state.g_params, state.d_params))) // members
+    else:
+        gan, state = steps.build(cfg)
+        keys = steps.run_keys(cfg.seed)
+        epoch_perm = jax.jit(data_lib.epoch_permutation, static_argnums=2)
+        perm_fn = lambda epoch, n: epoch_perm(keys["shuffle"], epoch, n)  # noqa: E731
+        chunk = jax.jit(gan.train_chunk, static_argnames="length", donate_argnums=0)
+        n_params = sum(x.size for x in jax.tree_util.tree_leaves((state.g_params, state.d_params)))
     data = jax.device_put(data_lib.flatten_chw(images))
     n = len(images)
     full = n // batch_size
-    keys = steps.run_keys(cfg.seed)
-    perm_fn = jax.jit(data_lib.epoch_permutation, static_argnums=2)
-    chunk = jax.jit(gan.train_chunk, static_argnames="length", donate_argnums=0)
     length = max(1, min(spec["steps_per_call"], full)) if impl.steps_per_call else 1
-    pos = {"epoch": 0, "i": 0, "perm": perm_fn(keys["shuffle"], 0, n)}
-    n_params = sum(x.size for x in jax.tree_util.tree_leaves((state.g_params, state.d_params)))
+    pos = {"epoch": 0, "i": 0, "perm": perm_fn(0, n)}
     box = {"state": state}  # donated to each call
 
     def call() -> None:
         if pos["i"] + length > full:
             pos["epoch"] += 1
-            pos["i"], pos["perm"] = 0, perm_fn(keys["shuffle"], pos["epoch"], n)
+            pos["i"], pos["perm"] = 0, perm_fn(pos["epoch"], n)
         box["state"], _ = chunk(box["state"], data, pos["perm"], pos["i"], length=length)
         pos["i"] += length
 
@@ -393,14 +491,16 @@ def row_jax(spec: dict, impl: Impl) -> dict[str, Any]:
     compile_s = time.perf_counter() - t0
     timing = timed_blocks(run_block, sync, spec["min_time"])
     return {**timing, "iters": timing["calls"] * length, "steps_per_call": length, "compile_s": compile_s,
-            **jax_precision_record(impl.precision), "n_params": int(n_params),
+            **jax_precision_record(impl.precision), "n_params": int(n_params), "members": members,
+            "conv_impl": steps.conv_impl(cfg) if cfg.model != "mlp" else None,
             "device_name": jax.devices()[0].device_kind if spec["device"] == "gpu" else cpu_model()}
 
 
 def job_row(spec: dict) -> dict[str, Any]:
     impl = IMPLS[spec["impl"]]
     r = row_torch(spec, impl) if impl.framework == "torch" else row_jax(spec, impl)
-    r["img_per_s"] = r["iters"] * spec["batch_size"] / r["seconds"]
+    # A population row counts every member's images: its aggregate throughput.
+    r["img_per_s"] = r["iters"] * spec["batch_size"] * r.get("members", 1) / r["seconds"]
     r["step_ms"] = 1e3 * r["seconds"] / r["iters"]
     r["precision"] = impl.precision
     return r
@@ -514,31 +614,50 @@ def _cost(lowered) -> dict[str, float]:
 def job_flops(spec: dict) -> dict[str, Any]:
     """FLOPs and bytes of one jaxgan training step (D update then G update) at this batch size,
     from XLA's cost analysis of the step lowered for the CPU. On a GPU the device's own analysis is
-    recorded beside it: XLA:GPU hands matmuls to cuBLAS as custom calls, which it does not count."""
+    recorded beside it: XLA:GPU hands matmuls to cuBLAS as custom calls, which it does not count.
+    Convolutional models are counted with ``--conv_impl lax`` (XLA counts a convolution's products
+    with real inputs, not padding: the multiply-adds PyTorch does too); the matmul form computes
+    more (zeros included). WGAN: a critic step plus 1/n_critic of a G step, per batch."""
     jax_setup(spec)
+    import dataclasses
+
     import jax
 
     from jaxgan import steps
 
     batch_size = spec["batch_size"]
-    cfg = jax_config(batch_size, "float32")
-    try:
-        gan, state = steps.build(cfg, abstract=True)
-    except TypeError:  # an older steps.build without templates
-        gan, state = steps.build(cfg)
+    cfg = dataclasses.replace(jax_config(batch_size, "float32", spec=spec), conv_impl="lax")
+    gan, state = steps.build(cfg, abstract=True)
     abstract = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
-    n_features = 28 * 28
+    n_features = int(np.prod(cfg.image_shape))
     real = jax.ShapeDtypeStruct((batch_size, n_features), np.float32)
-    traced = jax.jit(gan.train_step).trace(abstract, real)
-    cpu = _cost(traced.lower(lowering_platforms=("cpu",)))
-    n_params = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves((state.g_params, state.d_params)))
-    out: dict[str, Any] = {
-        "batch_size": batch_size, "flops_per_step": float(cpu.get("flops", float("nan"))),
-        "bytes_accessed_per_step": float(cpu.get("bytes accessed", float("nan"))),
-        "flops_source": "XLA cost analysis of jaxgan's train_step (D update + G update) lowered for the CPU",
-        "n_params": n_params,
+    n_g = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(state.g_params))
+    n_d = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(state.d_params))
+    key = jax.random.key(0)
+
+    def lowered(fn, *args):
+        return jax.jit(fn).trace(*args).lower(lowering_platforms=("cpu",))
+
+    if cfg.model == "wgan":
+        z = jax.ShapeDtypeStruct((batch_size, cfg.latent_dim), np.float32)
+        critic = _cost(lowered(lambda s, x, z: gan.d_update(s, x, z, key), abstract, real, z))
+        g_step = _cost(lowered(lambda s, z: gan.g_update(s, z, key), abstract, z))
+        cpu = {k: critic.get(k, float("nan")) + g_step.get(k, float("nan")) / cfg.d_steps
+               for k in ("flops", "bytes accessed")}
+        source = (f"XLA cost analysis of jaxgan's critic step + 1/{cfg.d_steps} of its G step (--conv_impl lax), "
+                  "lowered for the CPU")
+        # RMSprop per parameter and update: read param, grad, square average; write param, average.
+        opt_bytes = 5 * 4 * (n_d + n_g / cfg.d_steps)
+    else:
+        cpu = _cost(lowered(gan.train_step, abstract, real))
+        source = ("XLA cost analysis of jaxgan's train_step (D update + G update"
+                  + (", --conv_impl lax" if cfg.model != "mlp" else "") + ") lowered for the CPU")
         # Adam per parameter per step: read param, grad, m, v; write param, m, v (float32).
-        "adam_bytes_per_step": 7 * 4 * n_params,
+        opt_bytes = 7 * 4 * (n_g + n_d)
+    out: dict[str, Any] = {
+        "batch_size": batch_size, "model": cfg.model, "flops_per_step": float(cpu.get("flops", float("nan"))),
+        "bytes_accessed_per_step": float(cpu.get("bytes accessed", float("nan"))),
+        "flops_source": source, "n_params": n_g + n_d, "adam_bytes_per_step": float(opt_bytes),
     }
     out["flops_per_img"] = out["flops_per_step"] / batch_size
     if spec["device"] == "gpu":

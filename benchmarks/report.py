@@ -63,8 +63,9 @@ def annotate(doc: dict) -> dict:
         fl = doc.get("flops", {}).get(str(r["batch_size"]), {})
         if not (r.get("ok") and fl.get("ok")):
             continue
-        r.update(flops_per_step=fl["flops_per_step"], flops_per_img=fl["flops_per_img"],
-                 flops_source=fl["flops_source"], adam_bytes_per_step=fl["adam_bytes_per_step"])
+        k = r.get("members", 1)  # a population step is K members' steps
+        r.update(flops_per_step=k * fl["flops_per_step"], flops_per_img=fl["flops_per_img"],
+                 flops_source=fl["flops_source"], adam_bytes_per_step=k * fl["adam_bytes_per_step"])
         for k in ("device_cost_analysis_flops", "device_cost_analysis_note"):
             if k in fl:
                 r[k] = fl[k]
@@ -74,15 +75,32 @@ def annotate(doc: dict) -> dict:
             r["matmul_peak_flops_per_s"] = peak["flops_per_s"]
             r["peak_fraction"] = r["achieved_flops_per_s"] / peak["flops_per_s"]
             if doc["bandwidth_best"]:
-                roof_s = fl["flops_per_step"] / peak["flops_per_s"] + \
-                    fl["adam_bytes_per_step"] / doc["bandwidth_best"]["bytes_per_s"]
+                roof_s = r["flops_per_step"] / peak["flops_per_s"] + \
+                    r["adam_bytes_per_step"] / doc["bandwidth_best"]["bytes_per_s"]
                 r["roofline_step_ms"] = 1e3 * roof_s
                 r["roofline_fraction"] = r["roofline_step_ms"] / r["step_ms"]
     loads = [_job_load(j) for j in all_jobs(doc) if "loadavg_before" in j and "loadavg_after" in j]
     doc["load"] = {"mean_1min": sum(loads) / len(loads), "max_1min": max(loads), "jobs": len(loads),
                    "rule": "mean over every measurement of its 1-minute load average before and after"}
     doc["summary"] = summarize(doc)
+    doc["population_summary"] = summarize_population(doc)
     return doc
+
+
+def summarize_population(doc: dict) -> list[dict]:
+    """Per batch size and population size K: the population row's aggregate img/s (all members)
+    divided by jaxgan's one run (row e, jax_scan) at the same per-member batch, from the same run."""
+    rows = _ok(doc.get("rows", []))
+    out = []
+    for bs in doc["settings"]["batch_sizes"]:
+        one = next((r for r in rows if r["impl"] == "jax_scan" and r["batch_size"] == bs), None)
+        for r in rows:
+            if r["impl"] == "jax_population" and r["batch_size"] == bs and one:
+                out.append({"batch_size": bs, "members": r["members"], "img_per_s": r["img_per_s"],
+                            "one_run_img_per_s": one["img_per_s"], "vs_one_run": r["img_per_s"] / one["img_per_s"],
+                            "peak_fraction": r.get("peak_fraction"), "one_run_peak_fraction": one.get("peak_fraction"),
+                            "precision": r["precision"], "step_ms": r["step_ms"]})
+    return out
 
 
 def summarize(doc: dict) -> list[dict]:
@@ -164,7 +182,15 @@ def versions(doc: dict) -> str:
 def render_throughput(doc: dict) -> str:
     s = doc["settings"]
     peaks = doc.get("peak_by_precision", {})
+    model = s.get("model", "mlp")
+    widths = "" if model == "mlp" else (
+        " at channel widths G " + ",".join(map(str, s.get("g_hidden") or (1024, 512, 256, 128))) + ", D "
+        + ",".join(map(str, s.get("d_hidden") or (128, 256, 512, 1024)))
+        + (" (the reference's)" if not (s.get("g_hidden") or s.get("d_hidden")) else " (reduced)"))
+    what = {"mlp": "the MLP GAN (gan/train.py)", "dcgan": "DCGAN (dcgan/train.py)",
+            "wgan": "WGAN (wgan/train.py; one step = one critic batch, a G step every 5th)"}[model]
     out = [f"### Throughput on {doc['device_name']} ({doc['created_utc']})", "",
+           f"Model: {what}{widths}.", "",
            f"Command: `{doc['command']}` — every measurement in its own process. {versions(doc)}. "
            f"Threads: {s['threads']} for every framework (torch intra-op {s['threads']}, inter-op "
            f"{s['interop_threads']}; XLA intra_op_parallelism_threads {s['threads']}; OMP/MKL {s['threads']}; "
@@ -189,9 +215,12 @@ def render_throughput(doc: dict) -> str:
     if fl:
         out.append("FLOPs per training step (XLA cost analysis, lowered for the CPU), per batch size: " + ", ".join(
             f"{bs}: {v['flops_per_step'] / 1e9:.3f} GFLOP ({v['flops_per_img'] / 1e6:.2f} MFLOP/img)"
-            for bs, v in sorted(fl.items())) + f"; parameters {next(iter(fl.values()))['n_params']:,}, "
-            f"Adam moves {next(iter(fl.values()))['adam_bytes_per_step'] / 1e6:.1f} MB per step "
-            "(param, grad, two moments read; param, two moments written; float32).")
+            for bs, v in sorted(fl.items())) + f"; parameters {next(iter(fl.values()))['n_params']:,}. "
+            + (f"Adam moves {next(iter(fl.values()))['adam_bytes_per_step'] / 1e6:.1f} MB per step "
+               "(param, grad, two moments read; param, two moments written; float32)." if model != "wgan" else
+               f"RMSprop moves {next(iter(fl.values()))['adam_bytes_per_step'] / 1e6:.1f} MB per step "
+               "(param, grad, average read; param, average written; float32; G's every 5th step).")
+            + f" Source: {next(iter(fl.values()))['flops_source']}.")
         dev = [v for v in fl.values() if "device_cost_analysis_flops" in v]
         if dev:
             out.append("The accelerator's own cost analysis counted " + ", ".join(
@@ -212,12 +241,23 @@ def render_throughput(doc: dict) -> str:
                    f"{_pct(e.get('torch_peak_fraction'))} / {_pct(e.get('jax_peak_fraction'))} | "
                    f"{_f(e.get('jax_roofline_step_ms'), '.2f')} | "
                    f"{_pct(e.get('torch_roofline_fraction'))} / {_pct(e.get('jax_roofline_fraction'))} |")
+    if doc.get("population_summary"):
+        out += ["", "#### Populations", "",
+                "Rule (in `report.summarize_population`): per batch size (per member) and population size K, "
+                "the population row's images/s of all members together divided by jaxgan's one run (row (e)) "
+                "at the same per-member batch, measured in this run.", "",
+                "| batch per member | K | aggregate img/s | one run img/s | × one run | % of peak (K runs / one run) |",
+                "|---:|---:|---:|---:|---:|---:|"]
+        for e in doc["population_summary"]:
+            out.append(f"| {e['batch_size']} | {e['members']} | {e['img_per_s']:,.0f} | {e['one_run_img_per_s']:,.0f} "
+                       f"| **{e['vs_one_run']:.2f}×** | {_pct(e.get('peak_fraction'))} / "
+                       f"{_pct(e.get('one_run_peak_fraction'))} |")
     out += ["", "#### Every row", "",
             "| row | batch | precision | img/s | ms/step | compile/warm-up s | MFLOP/step | % of peak at its precision "
             "| of roofline | threads (intra/inter-op, CPUs allowed) | OS threads | load before → after |",
             "|---|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---|"]
     for r in doc.get("rows", []):
-        name = f"{r['label']} {r['impl']}"
+        name = f"{r['label']} {r['impl']}" + (f" K={r['members']}" if r.get("members", 1) > 1 else "")
         load = f"{r['loadavg_before'][0]:.2f} → {r['loadavg_after'][0]:.2f}"
         if not r.get("ok"):
             out.append(f"| {name} | {r['batch_size']} | | failed: {r.get('error')} | | | | | | | | {load} |")

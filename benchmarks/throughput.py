@@ -61,14 +61,21 @@ def make_images(n: int) -> np.ndarray:
     return images
 
 
-def write_dataset(root: str, n: int) -> None:
+def write_dataset(root: str, n: int, model: str = "mlp") -> None:
     """``make_images(n)`` in torchvision's MNIST IDX format under root, and the same images as
-    ``root/images.npy`` (N, 28, 28, 1) for the JAX rows, which never import torch."""
+    ``root/images.npy`` (N, 28, 28, 1) for the JAX rows, which never import torch. For dcgan/wgan
+    also ``root/images_32.npy``: resized once by torchvision's ``Resize(32)`` (jaxgan's data module,
+    as the trainer's cache), for jaxgan's rows and the PyTorch rows that hold the data in memory."""
     from jaxgan.formats import write_mnist
 
     images = make_images(n)
     write_mnist(root, images, np.random.default_rng(1).integers(0, 10, n).astype(np.uint8))
     np.save(os.path.join(root, "images.npy"), images[..., None])
+    if model != "mlp":
+        from jaxgan import data as data_lib
+
+        resized, _ = data_lib.load_numpy("mnist", root, download=False, size=32)
+        np.save(os.path.join(root, "images_32.npy"), resized)
 
 
 # -- children ----------------------------------------------------------------------------------------
@@ -123,8 +130,9 @@ def run_child(spec: dict, workdir: str, name: str, device: str, threads: int, ti
     return result
 
 
-def default_impls(device: str) -> list[str]:
-    return [k for k, v in IMPLS.items() if device == "gpu" or not v.gpu_only]
+def default_impls(device: str, model: str = "mlp") -> list[str]:
+    return [k for k, v in IMPLS.items() if (device == "gpu" or not v.gpu_only) and model in v.models
+            and not v.population]
 
 
 def impl_help() -> str:
@@ -165,15 +173,48 @@ def parse_args():
                    "batch size in --impls order, so that --budget_s drops the last-named first (default batch)")
     p.add_argument("--job_timeout", type=float, default=900, help="seconds before one child is stopped "
                    "(default 900)")
+    p.add_argument("--model", choices=("mlp", "dcgan", "wgan"), default="mlp", help="which reference's model "
+                   "and loop every row trains: the MLP GAN, DCGAN, or WGAN (one 'step' is one batch: a WGAN "
+                   "iteration of n_critic=5 critic batches counts 5) (default mlp)")
+    p.add_argument("--g_hidden", help="dcgan/wgan: G's 4 channel widths, comma-separated (default the "
+                   "reference's 1024,512,256,128)")
+    p.add_argument("--d_hidden", help="dcgan/wgan: D's 4 channel widths (default the reference's "
+                   "128,256,512,1024)")
+    p.add_argument("--population", help="comma-separated population sizes K: adds a row (p) per K and batch "
+                   "size, K runs under vmap, aggregate img/s of all members; compared with (e), one run at the "
+                   "same per-member batch (default: no population rows)")
     return p.parse_args()
 
 
 def main() -> int:
     args = parse_args()
     exit_on_sigterm()
-    names = [s.strip() for s in (args.impls or ",".join(default_impls(args.device))).split(",") if s.strip()]
+    names = [s.strip() for s in (args.impls or ",".join(default_impls(args.device, args.model))).split(",")
+             if s.strip()]
     if not names or any(i not in IMPLS for i in names):
         fail(f"--impls must name some of {', '.join(IMPLS)}")
+    if any(args.model not in IMPLS[i].models for i in names):
+        fail(f"{', '.join(i for i in names if args.model not in IMPLS[i].models)} do not apply to --model {args.model}")
+    try:
+        widths = {k: [int(x) for x in getattr(args, k).split(",")] if getattr(args, k) else None
+                  for k in ("g_hidden", "d_hidden")}
+        members = [int(k) for k in args.population.split(",")] if args.population else []
+    except ValueError:
+        fail("--g_hidden, --d_hidden and --population must be comma-separated integers")
+    if args.model == "mlp" and any(widths.values()):
+        fail("--g_hidden/--d_hidden are for --model dcgan|wgan (the MLP rows train the reference's widths)")
+    if any(w is not None and (len(w) != 4 or min(w) < 1) for w in widths.values()):
+        fail("--g_hidden and --d_hidden take 4 positive channel widths")
+    if any(k < 2 for k in members):
+        fail("--population sizes must be >= 2 (K = 1 is row (e), jaxgan's one run)")
+    if members:
+        if "jax_population" in names:
+            names.remove("jax_population")
+        if "jax_scan" not in names:
+            names.append("jax_scan")  # the one-run baseline at the same per-member batch
+        names.append("jax_population")
+    elif "jax_population" in names:
+        fail("the row jax_population needs --population K")
     if args.device == "cpu" and any(IMPLS[i].gpu_only for i in names):
         fail(f"{', '.join(i for i in names if IMPLS[i].gpu_only)} run on --device gpu only")
     try:
@@ -205,14 +246,16 @@ def main() -> int:
     from benchmarks import report
 
     t_start = time.perf_counter()
-    common = {"device": args.device, "threads": threads, "interop_threads": interop}
+    common = {"device": args.device, "threads": threads, "interop_threads": interop, "model": args.model,
+              **{k: v for k, v in widths.items() if v}}
     doc: dict[str, Any] = {
         "schema": SCHEMA, "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": command_line(), "device": args.device,
         "settings": {"batch_sizes": sizes, "impls": names, "min_time": min_time, "images": args.images,
                      "workers": args.workers, "steps_per_call": args.steps_per_call, "threads": threads,
                      "interop_threads": interop, "budget_s": args.budget_s, "order": args.order,
-                     "omp_wait_policy": args.omp_wait_policy},
+                     "omp_wait_policy": args.omp_wait_policy, "model": args.model, **widths,
+                     "population": members},
         "parent_env": env_settings(), "impls": {k: vars(v) for k, v in IMPLS.items() if k in names},
     }
 
@@ -241,18 +284,23 @@ def main() -> int:
         doc["flops"] = {str(bs): job({"job": "flops", "batch_size": bs}, f"flops batch {bs}") for bs in sizes}
 
         data_dir = os.path.join(work, "data")
-        write_dataset(data_dir, args.images)
+        write_dataset(data_dir, args.images, args.model)
         row_common = {"job": "row", "data_dir": data_dir, "min_time": min_time, "workers": args.workers,
                       "steps_per_call": args.steps_per_call}
         doc["rows"], doc["skipped"] = [], []
-        plan = [(bs, impl) for bs in sizes for impl in names] if args.order == "batch" else \
-            [(bs, impl) for impl in names for bs in sizes]
-        for bs, impl in plan:
+        # (batch, impl, members): one population row per K, every other row once.
+        runs = [(impl, k) for impl in names for k in (members if IMPLS[impl].population else [1])]
+        plan = [(bs, impl, k) for bs in sizes for impl, k in runs] if args.order == "batch" else \
+            [(bs, impl, k) for impl, k in runs for bs in sizes]
+        for bs, impl, k in plan:
+            name = f"{impl} K={k} batch {bs}" if IMPLS[impl].population else f"{impl} batch {bs}"
             if args.budget_s and time.perf_counter() - t_start > args.budget_s:
-                doc["skipped"].append({"impl": impl, "batch_size": bs, "why": f"--budget_s {args.budget_s:g}"})
+                doc["skipped"].append({"impl": impl, "batch_size": bs, "members": k,
+                                       "why": f"--budget_s {args.budget_s:g}"})
                 continue
-            r = job({**row_common, "impl": impl, "batch_size": bs}, f"{impl} batch {bs}")
+            r = job({**row_common, "impl": impl, "batch_size": bs, "members": k}, name)
             r.update(impl=impl, batch_size=bs, framework=IMPLS[impl].framework, label=IMPLS[impl].label)
+            r.setdefault("members", k)
             doc["rows"].append(r)
     doc["total_s"] = time.perf_counter() - t_start
     report.annotate(doc)  # FLOPs, peak fractions, roofline, summary, load: derived from the above only

@@ -99,8 +99,8 @@ def dcgan_iteration(G, D, opt_g, opt_d, images: torch.Tensor, z_d: torch.Tensor,
     ``opt_g.zero_grad()`` before the G update, so only G's BatchNorm statistics are affected."""
     criterion = nn.BCELoss()
     m = images.size(0)
-    real_labels = torch.ones(m, 1, dtype=images.dtype)
-    fake_labels = torch.zeros(m, 1, dtype=images.dtype)
+    real_labels = torch.ones(m, 1, dtype=images.dtype, device=images.device)
+    fake_labels = torch.zeros(m, 1, dtype=images.dtype, device=images.device)
 
     d_loss_real = criterion(D(images), real_labels)
     d_loss_fake = criterion(D(G(z_d)), fake_labels)

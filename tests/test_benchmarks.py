@@ -91,14 +91,69 @@ def test_flops_come_from_xla_for_each_batch_size_and_adam_counts_the_real_parame
     assert counts[8]["n_params"] == n and counts[8]["adam_bytes_per_step"] == 7 * 4 * n
 
 
-@pytest.mark.parametrize("impl", ["torch_tuned", "jax_per_step"])
-def test_a_row_runs_in_its_own_process_with_the_threads_it_was_given(tmp_path, impl):
+def test_population_rows_are_compared_with_one_run_at_the_same_batch_and_credited_k_steps():
+    rows = [_row("jax_scan", 64, 1000.0, step_ms=64.0), _row("jax_scan", 128, 1500.0),
+            {**_row("jax_population", 64, 3000.0, step_ms=85.3), "members": 4},
+            {**_row("jax_population", 128, 2000.0), "members": 2}]
+    doc = report.annotate(_doc(rows, [64, 128]))
+    pop = {(e["batch_size"], e["members"]): e for e in doc["population_summary"]}
+    assert set(pop) == {(64, 4), (128, 2)}
+    assert pop[64, 4]["vs_one_run"] == pytest.approx(3.0) and pop[128, 2]["vs_one_run"] == pytest.approx(4 / 3)
+    one, four = doc["rows"][0], doc["rows"][2]
+    # A population step is K members' steps: K times the FLOPs and optimiser bytes of one.
+    assert four["flops_per_step"] == 4 * one["flops_per_step"]
+    assert four["roofline_step_ms"] == pytest.approx(4 * one["roofline_step_ms"])
+    assert four["peak_fraction"] == pytest.approx(3 * one["peak_fraction"])
+    # Population rows are never jaxgan's side of the PyTorch comparison.
+    assert all(e["jax"] == "jax_scan" for e in doc["summary"])
+
+
+@pytest.mark.parametrize("model", ["dcgan", "wgan"])
+def test_conv_model_flops_scale_with_the_batch_and_count_the_reference_parameters(model):
+    from benchmarks import torch_dcgan as td
+
+    gh, dh = [16, 8, 8, 4], [4, 8, 8, 16]
+    counts = {bs: bench_row.job_flops({"device": "cpu", "batch_size": bs, "model": model, "g_hidden": gh,
+                                       "d_hidden": dh}) for bs in (8, 16, 24)}
+    f = {bs: c["flops_per_step"] for bs, c in counts.items()}
+    assert f[8] < f[16] < f[24] and (f[24] - f[16]) == pytest.approx(f[16] - f[8], rel=1e-3)
+    n_g = sum(p.numel() for p in td.Generator(1, 32, 100, gh).parameters())
+    n_d = sum(p.numel() for p in td.Discriminator(1, 32, dh).parameters())
+    assert counts[8]["n_params"] == n_g + n_d
+    # Adam (dcgan): 7 float32 per parameter per step; RMSprop (wgan): 5 for D, and for G every 5th step.
+    want = 7 * 4 * (n_g + n_d) if model == "dcgan" else 5 * 4 * (n_d + n_g / 5)
+    assert counts[8]["adam_bytes_per_step"] == pytest.approx(want)
+
+
+def test_conv_model_options_are_checked_in_one_line(tmp_path):
+    script = os.path.join(REPO, "benchmarks", "throughput.py")
+    for args, message in ((["--g_hidden", "8,8,8,8"], "are for --model dcgan|wgan"),
+                          (["--model", "dcgan", "--d_hidden", "8,8,8"], "4 positive channel widths"),
+                          (["--model", "dcgan", "--population", "1"], "must be >= 2"),
+                          (["--impls", "jax_scan_conv_lax"], "do not apply to --model mlp")):
+        proc = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, cwd=str(tmp_path),
+                              timeout=120)
+        assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("impl,model", [("torch_tuned", "mlp"), ("jax_per_step", "mlp"),
+                                        ("torch_tuned", "wgan"), ("jax_population", "dcgan")])
+def test_a_row_runs_in_its_own_process_with_the_threads_it_was_given(tmp_path, impl, model):
     data = tmp_path / "data"
-    throughput.write_dataset(str(data), 64)
+    throughput.write_dataset(str(data), 64, model)
     spec = {"job": "row", "impl": impl, "batch_size": 8, "device": "cpu", "data_dir": str(data),
-            "min_time": 0.05, "workers": 0, "steps_per_call": 4, "threads": 1, "interop_threads": 1}
+            "min_time": 0.05, "workers": 0, "steps_per_call": 4, "threads": 1, "interop_threads": 1,
+            "model": model, "members": 2}
+    if model != "mlp":
+        spec.update(g_hidden=[16, 8, 8, 4], d_hidden=[4, 8, 8, 16])
     r = throughput.run_child(spec, str(tmp_path), "row", "cpu", threads=1, timeout=300)
     assert r["ok"], r.get("log_tail")
+    if model == "wgan":  # one torch iteration of the WGAN loop trains on n_critic = 5 batches
+        assert r["batches_per_iter"] == 5 and r["iters"] == 5 * r["calls"]
+    if impl == "jax_population":  # K members' images per step
+        assert r["members"] == 2 and r["img_per_s"] == pytest.approx(2 * 8 * r["iters"] / r["seconds"])
+        assert r["conv_impl"] == "matmul"
     assert r["pid"] != os.getpid() and r["img_per_s"] > 0 and r["precision"] == "float32"
     assert r["env"]["OMP_NUM_THREADS"] == "1" and "intra_op_parallelism_threads=1" in r["env"]["XLA_FLAGS"]
     assert r["env"]["OMP_WAIT_POLICY"] == "PASSIVE"
