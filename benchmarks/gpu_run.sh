@@ -1,25 +1,32 @@
 #!/usr/bin/env bash
-# The one prepared command for a lent GPU, about 6 minutes in all (7 at most); every result lands flat in
-# $OUT (7 files: the device tool brings back at most 8, no deeper than 2 folders):
-#   gpu_run.log            what was seen (nvidia-smi, versions, settings) and every step's output
-#   profile_torch_gpu.json/.md   torch.profiler: where the tuned PyTorch loop's iteration goes
-#   gpu_throughput.json/.md/.png every row in its own process, matmul peaks per precision, FLOPs
-#   gpu_train.log          the trainer itself: 3 epochs of 60,000 MNIST-format images
-# Run it through the device tool with command "bash benchmarks/gpu_run.sh" and timeout_s 480;
+# The one prepared command for a lent GPU, about 9 minutes in all; everything lands in $OUT as two
+# files (the device tool brings back at most 8): gpu_run.log (what was seen: nvidia-smi, versions,
+# settings, every step's output) and gpu_results.tgz holding
+#   profile_torch_gpu.json/.md        torch.profiler: where the tuned PyTorch loop's iteration goes
+#   gpu_throughput.json/.md/.png      MLP GAN: every row in its own process, peaks, FLOPs
+#   gpu_population.json/.md/.png      populations: K = 8, 64, 256, 1024 at batch 64 per member vs one run
+#   gpu_dcgan.json/.md/.png           DCGAN at the reference widths, batch 128: both conv forms, channels_last
+#   gpu_train.log                     the trainer itself: 3 epochs of 60,000 MNIST-format images
+# Run it through the device tool with command "bash benchmarks/gpu_run.sh" and timeout_s 590;
 # carry .whl if it holds the tensorboardX wheel the trainer needs (the GPU image lacks it):
 #   pip download --no-deps --only-binary=:all: -d .whl tensorboardX==2.6.5
-# Knobs (environment): GPU_BATCH_SIZES (default 64,4096), GPU_BUDGET_S (seconds after which the
-# throughput run starts no new row; default 240), GPU_MIN_TIME (seconds timed per row; default 1).
-# Afterwards copy gpu_throughput.{json,md,png} and profile_torch_gpu.{json,md} into benchmarks/results/:
-# `python benchmarks/report.py readme` then shows them in the README section.
+# Knobs (environment): GPU_BATCH_SIZES (default 64,4096), GPU_BUDGET_S (seconds after which the MLP
+# throughput run starts no new row; default 180), GPU_MIN_TIME (seconds timed per row; default 1),
+# GPU_POPULATION (default 8,64,256,1024: a K that does not fit shows as a failed row).
+# Afterwards unpack gpu_results.tgz into benchmarks/results/: `python benchmarks/report.py readme`
+# then shows the MLP rows in the README section.
 # CPU check of the same script (no GPU needed): GPU_RUN_CPU_CHECK=1 bash benchmarks/gpu_run.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu_run_out}
 mkdir -p "$OUT"
+RES=$(mktemp -d)  # packed into $OUT/gpu_results.tgz at the end
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 PY=${PY:-python3}
 SIZES=${GPU_BATCH_SIZES:-64,4096}
-BUDGET=${GPU_BUDGET_S:-240}
+BUDGET=${GPU_BUDGET_S:-180}
+POP=${GPU_POPULATION:-8,64,256,1024}
+DCGAN_WIDTHS=""  # the reference's
+DCGAN_IMPLS=torch_tuned,jax_scan,jax_scan_conv_lax,torch_channels_last,torch_fused_adam,torch_reference
 MIN_TIME=${GPU_MIN_TIME:-1}
 DEV=gpu
 # Which rows first: with --order impl the budget drops the last-named. The rows that decide the
@@ -31,7 +38,8 @@ PROFILE_ITERS=20
 TRAIN_IMAGES=60000
 if [ "${GPU_RUN_CPU_CHECK:-0}" = 1 ]; then  # tiny, on the CPU: checks the script's plumbing only
   DEV=cpu SIZES=64 BUDGET=150 MIN_TIME=0.2 PROFILE_SIZES=64 PROFILE_ITERS=3 TRAIN_IMAGES=1000
-  IMPLS=torch_tuned,jax_scan,torch_fused_adam
+  IMPLS=torch_tuned,jax_scan,torch_fused_adam POP=2 DCGAN_IMPLS=torch_tuned,jax_scan
+  DCGAN_WIDTHS="--g_hidden 64,32,16,8 --d_hidden 8,16,32,64"
 fi
 LOG="$OUT/gpu_run.log"
 WORK=$(mktemp -d)  # the trainer's data, checkpoints, grids, events and compile cache
@@ -52,18 +60,29 @@ step "environment"
 
 step "profile of the tuned PyTorch loop (torch.profiler)"
 timeout 120 $PY benchmarks/profile_torch.py --device $DEV --batch_sizes $PROFILE_SIZES --iters $PROFILE_ITERS \
-  --images $TRAIN_IMAGES --json "$OUT/profile_torch_gpu.json" >> "$LOG" 2>&1 || step "profile exited $?"
+  --images $TRAIN_IMAGES --json "$RES/profile_torch_gpu.json" >> "$LOG" 2>&1 || step "profile exited $?"
 
 step "throughput: every row in its own process, peaks per precision, FLOPs per batch size"
 timeout $(( ${BUDGET%.*} + 150 )) $PY benchmarks/throughput.py --device $DEV --batch_sizes $SIZES \
   --impls $IMPLS --order impl --budget_s $BUDGET --min_time $MIN_TIME --job_timeout 140 \
-  --images $TRAIN_IMAGES --json "$OUT/gpu_throughput.json" >> "$LOG" 2>&1 || step "throughput exited $?"
+  --images $TRAIN_IMAGES --json "$RES/gpu_throughput.json" >> "$LOG" 2>&1 || step "throughput exited $?"
+
+step "populations: K members under vmap against one run, batch 64 per member"
+timeout 150 $PY benchmarks/throughput.py --device $DEV --batch_sizes 64 --impls jax_scan --population $POP \
+  --min_time $MIN_TIME --job_timeout 60 --images $TRAIN_IMAGES --json "$RES/gpu_population.json" >> "$LOG" 2>&1 \
+  || step "population throughput exited $?"
+
+step "DCGAN at the reference widths, batch 128 (dcgan/train.py's)"
+timeout 150 $PY benchmarks/throughput.py --device $DEV --model dcgan $DCGAN_WIDTHS --batch_sizes 128 \
+  --impls $DCGAN_IMPLS --order impl --budget_s 100 --min_time $MIN_TIME --job_timeout 60 --steps_per_call 50 \
+  --images $TRAIN_IMAGES --json "$RES/gpu_dcgan.json" >> "$LOG" 2>&1 || step "dcgan throughput exited $?"
 
 step "the trainer: python -m jaxgan.train, 3 epochs, cold compile cache"
 $PY -c "from benchmarks.throughput import write_dataset; write_dataset('$WORK/data', $TRAIN_IMAGES)" >> "$LOG" 2>&1
 timeout 100 $PY -m jaxgan.train --dataset mnist --data_dir "$WORK/data" --no-download --num_epochs 3 \
   --no-progress --sample_dir "$WORK/s" --logdir "$WORK/r" --ckpt_dir "$WORK/c" --compile_cache "$WORK/xla" \
-  > "$OUT/gpu_train.log" 2>&1 || step "trainer exited $?"
-step "done; files in $OUT:"
-ls -la "$OUT" | tee -a "$LOG"
+  > "$RES/gpu_train.log" 2>&1 || step "trainer exited $?"
+step "done; packing $RES into $OUT/gpu_results.tgz:"
+ls -la "$RES" | tee -a "$LOG"
+tar -czf "$OUT/gpu_results.tgz" -C "$RES" . && rm -rf "$RES"
 rm -rf "$WORK"

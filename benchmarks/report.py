@@ -28,6 +28,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 # The pair each headline compares at one precision: jaxgan's training path at that precision.
 JAX_PATH = {"float32": "jax_scan", "tf32": "jax_scan_tf32"}
+# The DCGAN/WGAN runs the README shows, in table order (benchmarks/results/).
+CONV_RESULTS = ("cpu_dcgan_reference.json", "cpu_dcgan_reduced.json", "cpu_wgan_reference.json",
+                "cpu_wgan_reduced.json")
 
 
 # -- derived quantities ------------------------------------------------------------------------------
@@ -509,6 +512,66 @@ def render_readme(cpu: dict, startup: dict | None, profile: dict | None, gpu_leg
     return "\n".join(out)
 
 
+def _run_line(doc: dict) -> str:
+    f32 = doc["peak_by_precision"].get("float32", {})
+    return (f"`{doc['command']}` ({doc['created_utc'][:10]}, `benchmarks/results/"
+            f"{os.path.basename(doc.get('_path', '?'))}` and `.md`; {doc['device_name']}; float32 matmul peak in "
+            f"that run {f32.get('flops_per_s', float('nan')) / 1e9:,.0f} GFLOP/s; mean load average "
+            f"{doc['load']['mean_1min']:.2f})")
+
+
+def render_conv(docs: list[dict]) -> str:
+    """DCGAN/WGAN rows from throughput JSONs made with --model dcgan|wgan: per run and batch size,
+    jaxgan's path against the fastest PyTorch (report.summarize's rule) and what each alternative
+    gives relative to its own baseline, all measured in that run."""
+    out = ["| model | channel widths | batch | fastest PyTorch | jaxgan ÷ fastest PyTorch | jaxgan ÷ reference as "
+           "written | XLA convolutions (l) ÷ jaxgan (e) | bf16 (f) ÷ (e) | channels_last (k) ÷ (b) | % of float32 "
+           "peak: PyTorch / jaxgan |", "|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    runs = []
+    for doc in docs:
+        st = doc["settings"]
+        reduced = bool(st.get("g_hidden") or st.get("d_hidden"))
+        widths = ("G " + ",".join(map(str, st.get("g_hidden") or (1024, 512, 256, 128))) + "; D "
+                  + ",".join(map(str, st.get("d_hidden") or (128, 256, 512, 1024)))
+                  + (" (reduced)" if reduced else " (reference)"))
+        by = {(r["impl"], r["batch_size"]): r for r in _ok(doc.get("rows", []))}
+
+        def ratio(a: str, b: str, bs: int) -> str:
+            x, y = by.get((a, bs)), by.get((b, bs))
+            return f"{x['img_per_s'] / y['img_per_s']:.2f}×" if x and y else "—"
+        for e in doc.get("summary", []):
+            if e["precision"] != "float32":
+                continue
+            bs = e["batch_size"]
+            out.append(f"| {st['model'].upper()} | {widths} | {bs} | {e['fastest_torch_label']} "
+                       f"`{e['fastest_torch']}` | **{e['ratio']:.2f}×** | {_x(e['ratio_vs_reference'])} | "
+                       f"{ratio('jax_scan_conv_lax', 'jax_scan', bs)} | {ratio('jax_scan_bf16', 'jax_scan', bs)} | "
+                       f"{ratio('torch_channels_last', 'torch_tuned', bs)} | {_pct(e.get('torch_peak_fraction'))} / "
+                       f"{_pct(e.get('jax_peak_fraction'))} |")
+        runs.append(f"{st['model'].upper()} {'reduced' if reduced else 'reference'} widths: " + _run_line(doc))
+    return "\n".join(out + ["", "Runs: " + "; ".join(runs) + "."])
+
+
+def render_population(doc: dict) -> str:
+    """The population rows of one throughput JSON made with --population (report.summarize_population)."""
+    out = ["| model | batch per member | K | aggregate img/s ÷ one run | % of float32 peak: K runs / one run |",
+           "|---|---:|---:|---:|---:|"]
+    model = doc["settings"].get("model", "mlp")
+    for e in doc.get("population_summary", []):
+        out.append(f"| {model.upper()} | {e['batch_size']} | {e['members']} | **{e['vs_one_run']:.2f}×** | "
+                   f"{_pct(e.get('peak_fraction'))} / {_pct(e.get('one_run_peak_fraction'))} |")
+    return "\n".join(out + ["", "Run: " + _run_line(doc) + "."])
+
+
+def replace_between(text: str, name: str, body: str) -> str:
+    """Replace what lies between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in text."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    if begin not in text or end not in text:
+        raise SystemExit(f"report.py: error: README has no {begin} ... {end} block")
+    head, rest = text.split(begin, 1)
+    return f"{head}{begin}\n{body}\n{end}{rest.split(end, 1)[1]}"
+
+
 # -- commands ------------------------------------------------------------------------------------------------
 def load(path: str) -> Any:
     with open(path) as f:
@@ -522,6 +585,42 @@ def quietest(paths: list[str]) -> tuple[str, dict[str, float]]:
     """The run with the lowest mean load average (the rule for repeated runs; no choice by hand)."""
     means = {p: load(p)["load"]["mean_1min"] for p in paths}
     return min(means, key=means.get), means
+
+
+README_SOURCES = {  # what the README's generated parts are rendered from, by default
+    "cpu": os.path.join(RESULTS, "cpu_quick.json"), "startup": os.path.join(RESULTS, "startup_cpu.json"),
+    "profile": os.path.join(RESULTS, "profile_torch_cpu.json"),
+    "cpu_1thread": os.path.join(RESULTS, "cpu_quick_1thread.json"),
+    "gpu": os.path.join(RESULTS, "gpu_throughput.json"), "gpu_profile": os.path.join(RESULTS, "profile_torch_gpu.json"),
+    "gpu_legacy": os.path.join(RESULTS, "h200.json"),
+    "conv": [os.path.join(RESULTS, f) for f in CONV_RESULTS],
+    "population": os.path.join(RESULTS, "population_cpu.json"),
+    "quality": os.path.join(os.path.dirname(HERE), "docs", "quality", "table.md"),
+}
+
+
+def updated_readme(text: str, sources: dict | None = None) -> str:
+    """The README with every generated part rendered anew from the results files: the
+    '## Benchmarks' section, the conv-bench, population-bench and quality blocks. A README whose
+    figures came from these files is returned unchanged (tests/test_benchmarks.py checks it)."""
+    src = {**README_SOURCES, **{k: v for k, v in (sources or {}).items() if k in README_SOURCES and v is not None}}
+    opt = {k: load(src[k]) if os.path.isfile(src[k]) else None
+           for k in ("startup", "profile", "cpu_1thread", "gpu", "gpu_profile")}
+    legacy = render_legacy_gpu(load(src["gpu_legacy"]), src["gpu_legacy"]) if os.path.isfile(src["gpu_legacy"]) \
+        else None
+    section = render_readme(load(src["cpu"]), opt["startup"], opt["profile"], legacy, opt["cpu_1thread"],
+                            opt["gpu"], opt["gpu_profile"])
+    head, rest = text.split("\n## Benchmarks\n", 1)
+    text = head + "\n" + section + "\n" + rest[rest.index("\n## "):]
+    conv = [load(c) for c in src["conv"] if os.path.isfile(c)]
+    if conv:
+        text = replace_between(text, "conv-bench", render_conv(conv))
+    if os.path.isfile(src["population"]):
+        text = replace_between(text, "population-bench", render_population(load(src["population"])))
+    if os.path.isfile(src["quality"]):
+        with open(src["quality"], encoding="utf-8") as f:
+            text = replace_between(text, "quality", f.read().rstrip("\n"))
+    return text
 
 
 def main() -> int:
@@ -542,6 +641,13 @@ def main() -> int:
     r.add_argument("--gpu_profile", default=os.path.join(RESULTS, "profile_torch_gpu.json"),
                    help="(default results/profile_torch_gpu.json, from gpu_run.sh; skipped if missing)")
     r.add_argument("--gpu_legacy", default=os.path.join(RESULTS, "h200.json"), help="(default results/h200.json)")
+    r.add_argument("--conv", nargs="*", default=[os.path.join(RESULTS, f) for f in CONV_RESULTS],
+                   help="DCGAN/WGAN throughput JSONs, in table order (default results/" + ", ".join(CONV_RESULTS)
+                   + "; missing ones skipped)")
+    r.add_argument("--population", default=os.path.join(RESULTS, "population_cpu.json"),
+                   help="population throughput JSON (default results/population_cpu.json)")
+    r.add_argument("--write", help="update this README in place: its '## Benchmarks' section and its "
+                   "conv-bench and population-bench blocks (default: print the benchmark section)")
     q = sub.add_parser("quietest", help="keep the run with the lowest mean load average")
     q.add_argument("json", nargs="+")
     q.add_argument("--copy_to", help="copy the chosen run (and its .md/.png) here (default: only print)")
@@ -553,8 +659,16 @@ def main() -> int:
                for k, v in (("startup", a.startup), ("profile", a.profile), ("cpu_1thread", a.cpu_1thread),
                             ("gpu", a.gpu), ("gpu_profile", a.gpu_profile))}
         legacy = render_legacy_gpu(load(a.gpu_legacy), a.gpu_legacy) if os.path.isfile(a.gpu_legacy) else None
-        print(render_readme(load(a.cpu), opt["startup"], opt["profile"], legacy, opt["cpu_1thread"], opt["gpu"],
-                            opt["gpu_profile"]))
+        if not a.write:
+            print(render_readme(load(a.cpu), opt["startup"], opt["profile"], legacy, opt["cpu_1thread"],
+                                opt["gpu"], opt["gpu_profile"]))
+            return 0
+        with open(a.write, encoding="utf-8") as f:
+            text = f.read()
+        text = updated_readme(text, vars(a))
+        with open(a.write, "w", encoding="utf-8") as f:
+            f.write(text)
+        print(f"updated {a.write}")
     else:
         best, means = quietest(a.json)
         for path, m in means.items():

@@ -195,3 +195,12 @@ def test_reference_run_refuses_bad_input_in_one_line(tmp_path):
                            "--data_dir", "nowhere", "--no-download"], capture_output=True, text=True,
                           cwd=str(tmp_path), timeout=120)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_readme_figures_are_rendered_from_the_committed_results():
+    # Every benchmark and quality figure in the README comes from a results file in the repo:
+    # rendering the README's generated parts anew from those files changes nothing.
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    assert "<!-- conv-bench:begin -->" in text and "<!-- quality:begin -->" in text
+    assert report.updated_readme(text) == text, "run: python benchmarks/report.py readme --write README.md"
