@@ -60,7 +60,7 @@ IMPLS: dict[str, Impl] = {
     "torch_compile": Impl("(c)", "torch", "(b) with G and D under torch.compile (default mode)",
                           compile="default"),
     "torch_fused_adam": Impl("(g)", "torch", "(b) with a multi-tensor Adam: foreach=True on CPU, "
-                             "fused=True on CUDA", adam="fast"),
+                             "fused=True on CUDA (wgan: RMSprop, foreach=True)", adam="fast"),
     "torch_cudagraphs": Impl("(h)", "torch", "(g) with G and D under torch.compile(mode="
                              "'reduce-overhead') (CUDA graphs)", compile="reduce-overhead", adam="fast",
                              gpu_only=True),
@@ -76,9 +76,9 @@ IMPLS: dict[str, Impl] = {
     "torch_channels_last": Impl("(k)", "torch", "(b) with modules and batches in channels_last (NHWC), "
                                 "the layout oneDNN and cuDNN prefer for convolutions", channels_last=True,
                                 models=("dcgan", "wgan")),
-    "jax_scan_conv_lax": Impl("(l)", "jax", "(e) with --conv_impl lax: XLA's convolution ops instead of "
-                              "(e)'s choice (auto: patches x kernel matrix on CPU, lax elsewhere)",
-                              conv_impl="lax", models=("dcgan", "wgan")),
+    "jax_scan_other_conv": Impl("(l)", "jax", "(e) with the other --conv_impl than (e)'s auto: lax (XLA's "
+                                "convolution ops) on CPU, matmul (patches x kernel matrix) elsewhere",
+                                conv_impl="other", models=("dcgan", "wgan")),
     "jax_population": Impl("(p)", "jax", "(e) for K independent runs (--population K) under vmap in one "
                            "program; img/s counts the images of all members", population=True),
 }
@@ -289,16 +289,16 @@ def torch_models(spec: dict, impl: Impl, dev):
         if model == "dcgan":
             opt_g, opt_d = (torch.optim.Adam(G.parameters(), lr=0.0002, betas=(0.5, 0.999), **kw),
                             torch.optim.Adam(D.parameters(), lr=0.0002, betas=(0.5, 0.999), **kw))
-        else:
-            opt_g, opt_d = (torch.optim.RMSprop(G.parameters(), lr=0.00005, **kw),
-                            torch.optim.RMSprop(D.parameters(), lr=0.00005, **kw))
+        else:  # torch's RMSprop has no fused kernel: the fast variant is foreach on every device
+            rw = {"foreach": True} if impl.adam == "fast" else {}
+            opt_g, opt_d = (torch.optim.RMSprop(G.parameters(), lr=0.00005, **rw),
+                            torch.optim.RMSprop(D.parameters(), lr=0.00005, **rw))
     n_params = sum(p.numel() for p in G.parameters()) + sum(p.numel() for p in D.parameters())
     if impl.compile:
         G, D = torch.compile(G, mode=impl.compile), torch.compile(D, mode=impl.compile)
-    b = spec["batch_size"]
 
-    def noise():
-        return torch.rand(b, 100, device=dev)
+    def noise(m: int):  # as the reference scripts: torch.rand(m, latent_dim), m = this batch's size
+        return torch.rand(m, 100, device=dev)
 
     if model == "mlp":
         def iteration(next_batch):
@@ -306,12 +306,15 @@ def torch_models(spec: dict, impl: Impl, dev):
         return G, D, n_params, 1, iteration
     if model == "dcgan":
         def iteration(next_batch):
-            td.dcgan_iteration(G, D, opt_g, opt_d, next_batch(), noise(), noise())
+            images = next_batch()  # the DataLoader row keeps the short last batch, as dcgan/train.py
+            m = images.size(0)
+            td.dcgan_iteration(G, D, opt_g, opt_d, images, noise(m), noise(m))
         return G, D, n_params, 1, iteration
 
     def iteration(next_batch):
-        td.wgan_iteration(G, D, opt_g, opt_d, [next_batch() for _ in range(N_CRITIC)],
-                          [noise() for _ in range(N_CRITIC)], noise(), N_CRITIC, 0.01)
+        batches = [next_batch() for _ in range(N_CRITIC)]  # full batches only, as wgan/train.py
+        m = batches[0].size(0)
+        td.wgan_iteration(G, D, opt_g, opt_d, batches, [noise(m) for _ in range(N_CRITIC)], noise(m), N_CRITIC, 0.01)
     return G, D, n_params, N_CRITIC, iteration
 
 
@@ -375,6 +378,7 @@ def torch_loop(spec: dict, impl: Impl) -> tuple[Callable[[int], None], Callable[
 
     kw = adam_kwargs(impl.adam, device)
     opt = "RMSprop" if model == "wgan" else "Adam"
+    kw = {"foreach": True} if model == "wgan" and impl.adam == "fast" else kw
     info = {**threads, **torch_precision_record(), "compile_mode": impl.compile, "n_params": int(n_params),
             "batches_per_iter": per_iter, "channels_last": impl.channels_last,
             "adam": f"torch.optim.{opt} defaults" if impl.adam == "default" else f"torch.optim.{opt}({kw})",
@@ -432,6 +436,10 @@ def jax_config(batch_size: int, matmul_dtype: str, data_dir: str = "unused", spe
             values[k] = tuple(spec[k])
     if impl is not None:
         values["conv_impl"] = impl.conv_impl
+        if impl.conv_impl == "other":  # the form auto does not pick on this backend
+            import jax
+
+            values["conv_impl"] = "lax" if jax.default_backend() == "cpu" else "matmul"
         if impl.population:
             values["population"] = spec["members"]
     return from_dict(values)

@@ -26,7 +26,7 @@ SIZES=${GPU_BATCH_SIZES:-64,4096}
 BUDGET=${GPU_BUDGET_S:-180}
 POP=${GPU_POPULATION:-8,64,256,1024}
 DCGAN_WIDTHS=""  # the reference's
-DCGAN_IMPLS=torch_tuned,jax_scan,jax_scan_conv_lax,torch_channels_last,torch_fused_adam,torch_reference
+DCGAN_IMPLS=torch_tuned,jax_scan,jax_scan_other_conv,torch_channels_last,torch_fused_adam,torch_reference
 MIN_TIME=${GPU_MIN_TIME:-1}
 DEV=gpu
 # Which rows first: with --order impl the budget drops the last-named. The rows that decide the

@@ -287,9 +287,10 @@ def plot(doc: dict, path: str) -> None:
 
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     for impl, spec in doc.get("impls", {}).items():
-        pts = sorted((r["batch_size"], r["img_per_s"]) for r in _ok(doc["rows"]) if r["impl"] == impl)
-        if pts:
-            ax.plot(*zip(*pts), marker="o", label=f"{spec['label']} {impl}",
+        for k in sorted({r.get("members", 1) for r in _ok(doc["rows"]) if r["impl"] == impl}):
+            pts = sorted((r["batch_size"], r["img_per_s"]) for r in _ok(doc["rows"])
+                         if r["impl"] == impl and r.get("members", 1) == k)
+            ax.plot(*zip(*pts), marker="o", label=f"{spec['label']} {impl}" + (f" K={k}" if k > 1 else ""),
                     linestyle="-" if spec["framework"] == "jax" else "--")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
@@ -525,7 +526,7 @@ def render_conv(docs: list[dict]) -> str:
     jaxgan's path against the fastest PyTorch (report.summarize's rule) and what each alternative
     gives relative to its own baseline, all measured in that run."""
     out = ["| model | channel widths | batch | fastest PyTorch | jaxgan ÷ fastest PyTorch | jaxgan ÷ reference as "
-           "written | XLA convolutions (l) ÷ jaxgan (e) | bf16 (f) ÷ (e) | channels_last (k) ÷ (b) | % of float32 "
+           "written | other conv form (l) ÷ jaxgan (e) | bf16 (f) ÷ (e) | channels_last (k) ÷ (b) | % of float32 "
            "peak: PyTorch / jaxgan |", "|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
     runs = []
     for doc in docs:
@@ -545,7 +546,7 @@ def render_conv(docs: list[dict]) -> str:
             bs = e["batch_size"]
             out.append(f"| {st['model'].upper()} | {widths} | {bs} | {e['fastest_torch_label']} "
                        f"`{e['fastest_torch']}` | **{e['ratio']:.2f}×** | {_x(e['ratio_vs_reference'])} | "
-                       f"{ratio('jax_scan_conv_lax', 'jax_scan', bs)} | {ratio('jax_scan_bf16', 'jax_scan', bs)} | "
+                       f"{ratio('jax_scan_other_conv', 'jax_scan', bs)} | {ratio('jax_scan_bf16', 'jax_scan', bs)} | "
                        f"{ratio('torch_channels_last', 'torch_tuned', bs)} | {_pct(e.get('torch_peak_fraction'))} / "
                        f"{_pct(e.get('jax_peak_fraction'))} |")
         runs.append(f"{st['model'].upper()} {'reduced' if reduced else 'reference'} widths: " + _run_line(doc))
@@ -561,6 +562,10 @@ def render_population(doc: dict) -> str:
         out.append(f"| {model.upper()} | {e['batch_size']} | {e['members']} | **{e['vs_one_run']:.2f}×** | "
                    f"{_pct(e.get('peak_fraction'))} / {_pct(e.get('one_run_peak_fraction'))} |")
     return "\n".join(out + ["", "Run: " + _run_line(doc) + "."])
+
+
+def not_measured(paths: list[str]) -> str:
+    return "Not measured yet: no " + " or ".join(f"`{os.path.relpath(p, os.path.dirname(HERE))}`" for p in paths) + "."
 
 
 def replace_between(text: str, name: str, body: str) -> str:
@@ -613,10 +618,9 @@ def updated_readme(text: str, sources: dict | None = None) -> str:
     head, rest = text.split("\n## Benchmarks\n", 1)
     text = head + "\n" + section + "\n" + rest[rest.index("\n## "):]
     conv = [load(c) for c in src["conv"] if os.path.isfile(c)]
-    if conv:
-        text = replace_between(text, "conv-bench", render_conv(conv))
-    if os.path.isfile(src["population"]):
-        text = replace_between(text, "population-bench", render_population(load(src["population"])))
+    text = replace_between(text, "conv-bench", render_conv(conv) if conv else not_measured(src["conv"]))
+    text = replace_between(text, "population-bench", render_population(load(src["population"]))
+                           if os.path.isfile(src["population"]) else not_measured([src["population"]]))
     if os.path.isfile(src["quality"]):
         with open(src["quality"], encoding="utf-8") as f:
             text = replace_between(text, "quality", f.read().rstrip("\n"))

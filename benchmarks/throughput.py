@@ -198,7 +198,7 @@ def main() -> int:
     try:
         widths = {k: [int(x) for x in getattr(args, k).split(",")] if getattr(args, k) else None
                   for k in ("g_hidden", "d_hidden")}
-        members = [int(k) for k in args.population.split(",")] if args.population else []
+        members = sorted({int(k) for k in args.population.split(",")}) if args.population else []
     except ValueError:
         fail("--g_hidden, --d_hidden and --population must be comma-separated integers")
     if args.model == "mlp" and any(widths.values()):

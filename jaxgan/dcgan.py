@@ -76,7 +76,7 @@ def conv2d_as_matmul(x: jax.Array, w: jax.Array, compute_dtype: str) -> jax.Arra
     (N, H/2, W/2, 25 C_in), times the kernel (25 C_in, C_out). Equal to the XLA convolution up
     to float rounding (``tests/test_dcgan.py``)."""
     n, h, wd, c = x.shape
-    ho, wo = h // STRIDE, wd // STRIDE
+    ho, wo = (h - 1) // STRIDE + 1, (wd - 1) // STRIDE + 1  # (h + 2p - k) // s + 1, as torch
     xp = jnp.pad(x, ((0, 0), (PADDING, PADDING), (PADDING, PADDING), (0, 0)))
     taps = [xp[:, i:i + STRIDE * ho:STRIDE, j:j + STRIDE * wo:STRIDE, :]
             for i in range(KERNEL) for j in range(KERNEL)]
@@ -99,23 +99,23 @@ TRANSPOSE_TAPS = _transpose_taps()
 
 
 def conv_transpose2d_as_matmul(x: jax.Array, w: jax.Array, compute_dtype: str) -> jax.Array:
-    """ConvTranspose2d(k5, s2, p2, op1) on NHWC (s -> 2s) without dilation: each output 2x2 block
+    """ConvTranspose2d(k5, s2, p2, op1) on NHWC ((h, w) -> (2h, 2w)) without dilation: each output 2x2 block
     depends on the 3x3 input neighbourhood of one pixel, so the 9 neighbours side by side,
     (N, s, s, 9 C_in), times a (9 C_in, 4 C_out) matrix gathered from the kernel (zeros where a
     phase skips a tap: 36 products per 25 useful), then the 4 phases interleaved. ``w`` is
     (5, 5, C_in, C_out), torch's weight permuted (not flipped)."""
-    n, s, _, c = x.shape
+    n, h, wd, c = x.shape
     c_out = w.shape[-1]
     xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    patches = jnp.concatenate([xp[:, i:i + s, j:j + s, :] for i in range(3) for j in range(3)], axis=-1)
+    patches = jnp.concatenate([xp[:, i:i + h, j:j + wd, :] for i in range(3) for j in range(3)], axis=-1)
     taps = TRANSPOSE_TAPS
     rows = np.broadcast_to(taps[:, :, None, None], (2, 3, 2, 3))  # [r, e, c, f] -> kernel row
     cols = np.broadcast_to(taps[None, None, :, :], (2, 3, 2, 3))  # [r, e, c, f] -> kernel column
     used = (rows >= 0) & (cols >= 0)
     big = w[np.where(used, rows, 0), np.where(used, cols, 0)] * used[..., None, None]
     big = big.transpose(1, 3, 4, 0, 2, 5).reshape(9 * c, 4 * c_out)  # (e, f, C_in) x (r, c, C_out)
-    y = _matmul(patches, big, compute_dtype).reshape(n, s, s, STRIDE, STRIDE, c_out)
-    return y.transpose(0, 1, 3, 2, 4, 5).reshape(n, STRIDE * s, STRIDE * s, c_out)
+    y = _matmul(patches, big, compute_dtype).reshape(n, h, wd, STRIDE, STRIDE, c_out)
+    return y.transpose(0, 1, 3, 2, 4, 5).reshape(n, STRIDE * h, STRIDE * wd, c_out)
 
 
 # -- layers ----------------------------------------------------------------------------------
