@@ -202,15 +202,17 @@ def _coerce(name: str, value: Any) -> Any:
             return int(str(value).strip()) if isinstance(value, str) else int(value)
         if isinstance(default, float):
             if name in PER_MEMBER and (isinstance(value, (list, tuple)) or "," in str(value)):
-                parts = value if isinstance(value, (list, tuple)) else [v for v in str(value).split(",") if v.strip()]
+                # Every entry must be a number: "1e-4,,2e-4" and "2e-4," are refused, not guessed at.
+                parts = value if isinstance(value, (list, tuple)) else str(value).split(",")
                 values = tuple(float(v) for v in parts)
                 return values[0] if len(values) == 1 else values
             if isinstance(value, bool):
                 raise ValueError
             return float(value)
         if isinstance(default, tuple):
-            if isinstance(value, str):
-                value = [v for v in value.replace(",", " ").split() if v]
+            if isinstance(value, str):  # "64,32,16,8" or "64 32 16 8"; an empty entry is an error
+                parts = value.split(",") if "," in value else value.split()
+                return tuple(int(v) for v in parts)
             return tuple(int(v) for v in value)
         return str(value)
     except (TypeError, ValueError):

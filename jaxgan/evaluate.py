@@ -24,7 +24,7 @@ from jaxgan import checkpoint as ckpt_lib
 from jaxgan import classifier as clf_lib
 from jaxgan import data as data_lib
 from jaxgan import generate, quality, runtime
-from jaxgan.config import MODELS, DATASETS, ConfigError, OneLineParser, canonical_dataset
+from jaxgan.config import CONV_IMAGE_SIZE, DATASETS, MODELS, ConfigError, OneLineParser, canonical_dataset
 
 
 def build_parser() -> OneLineParser:
@@ -97,7 +97,10 @@ def train_own_judge(args, dataset: str) -> dict:
 def evaluate(args, dataset: str) -> dict:
     """Score the generator's samples and the held-out real images at matched sizes; a population's
     members one by one (or ``--member i``), with their mean +- std and the best by a rule."""
-    ev = quality.Evaluator(dataset, args.data_dir, args.ckpt_dir, args.download, args.skip_checksums, args.judge)
+    # Conv models train on 32x32: real images are compared through the same path as their samples.
+    image_size = None if args.model == "mlp" else CONV_IMAGE_SIZE
+    ev = quality.Evaluator(dataset, args.data_dir, args.ckpt_dir, args.download, args.skip_checksums, args.judge,
+                           image_size=image_size)
     size = generate.population_size(dataset, args.ckpt_dir, args.best, args.model)
     members = [args.member] if args.member is not None or size == 1 else list(range(size))
     generated, per_member = {}, {}
@@ -120,7 +123,7 @@ def evaluate(args, dataset: str) -> dict:
                  "kept_by": (best or None) if args.best else None, "bn": args.bn, "seed": args.seed,
                  "num_samples": num, "training_config": record["config"], "members": members}
     out = {"dataset": dataset, "judge": ev.judge.to_dict(), "reference_images": len(ev.ref_feats),
-           "held_out_images": ev.matched_n, "generator": generator, "rows": rows}
+           "held_out_images": ev.matched_n, "compared_at": ev.path, "generator": generator, "rows": rows}
     if len(members) > 1:
         out["population"] = quality.summarize([rows[name] for name in per_member], args.best_by)
     return out
@@ -139,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         judge = quality.Judge(**{k: v for k, v in result["judge"].items() if k != "name"})
         print(judge.describe())
         print(f"reference: {result['reference_images']} real training images; ceiling: "
-              f"{result['held_out_images']} held-out real images")
+              f"{result['held_out_images']} held-out real images; compared at {result['compared_at']}")
         print(quality.table(result["rows"]))
         if "population" in result:
             print(quality.population_table(result["population"]))

@@ -87,11 +87,25 @@ class Evaluator:
     """Holds a judge, the real reference features and the held-out split, to score many sets."""
 
     def __init__(self, dataset: str, data_dir: str, ckpt_dir: str, download: bool = False,
-                 skip_checksums: bool = False, judge: str = "auto"):
+                 skip_checksums: bool = False, judge: str = "auto", image_size: int | None = None):
+        """``image_size``: the side of the images the model trains on, when it is not the judge's
+        (32 for dcgan/wgan on MNIST's 28). Generated images are resized to the judge's size; so that
+        a perfect generator would score like the held-out digits, the real reference and the
+        held-out ceiling then take the same path: the training images at ``image_size`` (as the
+        model saw them, torchvision's Resize) resized back to the judge's size the same way."""
         self.clf, self.judge = load_judge(dataset, ckpt_dir, judge)
         train_x, train_y = data_lib.load_numpy(dataset, data_dir, download=download, skip_checksums=skip_checksums)
         self.test_x, _ = data_lib.load_numpy(dataset, data_dir, train=False, download=download,
                                              skip_checksums=skip_checksums)
+        native = self.test_x.shape[1]
+        self.path = f"{native}px"
+        if image_size and image_size != native:
+            def through(train: bool) -> np.ndarray:
+                x, _ = data_lib.load_numpy(dataset, data_dir, train=train, download=download,
+                                           skip_checksums=skip_checksums, size=image_size)
+                return data_lib.resize_images(x, native)
+            train_x, self.test_x = through(True), through(False)
+            self.path = f"{image_size}px path (real images Resize({image_size}) as trained on, then PIL bilinear to {native})"
         pick = np.random.default_rng(0).permutation(len(train_x))[:REFERENCE_SIZE]
         self.ref_labels = np.asarray(train_y)[pick]
         self.ref_feats, _ = self.clf.predict(train_x[pick])

@@ -160,7 +160,7 @@ class Trainer:
             from jaxgan import quality  # the judge and its reference features: paid only with --eval_every
 
             self.evaluator = quality.Evaluator(cfg.dataset, cfg.data_dir, cfg.ckpt_dir, cfg.download,
-                                               cfg.skip_checksums)
+                                               cfg.skip_checksums, image_size=cfg.image_shape[1])
         self.best = None  # {"metric", "value", "step"} of the best evaluation so far (--keep_best)
         self.last_saved: int | None = None
 

@@ -152,6 +152,24 @@ def test_rows_compare_sets_of_one_size(run_dir):
     assert len(held) == 40 and len(own_labels) >= 6
 
 
+def test_a_32px_model_is_compared_with_real_images_that_took_its_path(run_dir):
+    # A DCGAN trains on Resize(32) images and its samples are resized to the judge's 28: the real
+    # reference and the ceiling take the same path, so a generator that reproduced the held-out
+    # 32x32 digits exactly would score exactly the ceiling.
+    from jaxgan import data as data_lib
+
+    data = str(run_dir / "data")
+    ev = quality.Evaluator("mnist", data, str(run_dir / "checkpoints"), image_size=32)
+    assert ev.path.startswith("32px path")
+    held32, _ = data_lib.load_numpy("mnist", data, train=False, download=False, size=32)
+    rows = ev.matched_rows({"perfect": held32})
+    assert rows["perfect"] == {**rows["held-out real (ceiling)"], "set": "generated"}
+    # Against the 28px digits themselves the same images would not score as the ceiling.
+    plain = quality.Evaluator("mnist", data, str(run_dir / "checkpoints"))
+    assert plain.path == "28px"
+    assert plain.score(held32)["frechet_distance"] > plain.score(plain.held_out(100))["frechet_distance"]
+
+
 def test_evaluate_uses_the_shipped_judge_without_training_one(run_dir):
     proc = run_cli("jaxgan.evaluate", "--no_download", "--num_samples", "150", "--json", "shipped.json",
                    cwd=str(run_dir))

@@ -11,7 +11,7 @@ import pytest
 
 from jaxgan import checkpoint as ckpt_lib
 from jaxgan import data as data_lib
-from jaxgan import population, report, steps
+from jaxgan import generate, population, report, steps
 from jaxgan.config import ConfigError, parse_args
 from jaxgan.trainer import train_and_evaluate
 from tests.conftest import TRAIN_FLAGS, leaves_equal, replace, run_cli, small_config
@@ -71,7 +71,10 @@ def test_population_flags_parse_and_bad_ones_are_refused():
     for args, needle in ((["--population", "2", "--lr", "1e-4,2e-4,3e-4"], "one value or one per member"),
                          (["--population", "2", "--seeds", "1,2,3"], "--seeds needs 2 values"),
                          (["--population", "0"], "population must be positive"),
-                         (["--lr", "1e-4,2e-4"], "one value or one per member")):
+                         (["--lr", "1e-4,2e-4"], "one value or one per member"),
+                         (["--population", "2", "--lr", "1e-4,,2e-4"], "lr: cannot read"),
+                         (["--population", "2", "--lr", "2e-4,"], "lr: cannot read"),
+                         (["--g_hidden", "64,,32,16"], "g_hidden: cannot read")):
         with pytest.raises(ConfigError, match=needle):
             parse_args(args)
 
@@ -110,7 +113,19 @@ def test_population_cli_trains_members_writes_their_grids_and_one_checkpoint(wor
     # sample --member 2 draws from that member.
     drawn = run_cli("jaxgan.sample", "--member", "2", "--num_samples", "8", "--out", "m2.npy", cwd=str(workdir))
     assert drawn.returncode == 0 and "member 2" in drawn.stdout, drawn.stderr
-    assert np.load(workdir / "m2.npy").shape == (8, 28, 28, 1)
+    m2 = np.load(workdir / "m2.npy")
+    assert m2.shape == (8, 28, 28, 1)
+    # ... and not from another: the newest checkpoint's member 2, drawn here with sample's defaults
+    # (noise seed 0, --bn batch), gives the same images; member 0's differ.
+    pop_ck = ckpt_lib.Checkpoints(str(workdir / "checkpoints" / "mnist"))
+    try:
+        newest, _, _ = pop_ck.restore(population.build(cfg, abstract=True)[1], 14)
+    finally:
+        pop_ck.close()
+    np.testing.assert_array_equal(generate.draw(gan, population.member(newest, 2), 8, 0, "batch"), m2)
+    assert run_cli("jaxgan.sample", "--member", "0", "--num_samples", "8", "--out", "m0.npy",
+                   cwd=str(workdir)).returncode == 0
+    assert not np.array_equal(np.load(workdir / "m0.npy"), m2)
     bad = run_cli("jaxgan.sample", "--member", "4", "--out", "m.npy", cwd=str(workdir))
     assert bad.returncode == 2 and "the run has 4 members (0..3)" in bad.stderr
 
