@@ -564,6 +564,34 @@ def render_population(doc: dict) -> str:
     return "\n".join(out + ["", "Run: " + _run_line(doc) + "."])
 
 
+def render_population_seeds(doc: dict) -> str:
+    """The README's 8-seed table from ``jaxgan.evaluate``'s JSON of a population run."""
+    pop = doc["population"]
+    fmt = {"frechet_distance": ("Fréchet dist. ↓", ".2f"), "classifier_score": ("classifier score ↑", ".3f"),
+           "classes_covered": ("classes", "g"), "kl_to_real": ("KL to real ↓", ".4f"),
+           "precision": ("precision", ".3f"), "recall": ("recall", ".3f")}
+    out = [f"| {pop['members']} seeds, reference recipe, 100 epochs | mean ± std (ddof 1) | min | max |",
+           "|---|---:|---:|---:|"]
+    for key, (label, f) in fmt.items():
+        v = pop[key]
+        out.append(f"| {label} | {v['mean']:{f}} ± {v['std']:{f}} | {v['min']:{f}} | {v['max']:{f}} |")
+    best = pop["best"]
+    metric = [k for k in best if k != "member"][0]
+    name = {"frechet_distance": "Fréchet distance", "classifier_score": "classifier score"}[metric]
+    out += ["", f"Best member by the rule `--best_by {pop['best_by']}`: member {best['member']} ({name} "
+            f"{best[metric]:.2f})."]
+    return "\n".join(out)
+
+
+def render_population_memory(doc: dict) -> str:
+    """The README's memory table from ``benchmarks/population_memory.py``'s JSON."""
+    out = ["| K | state (params + Adam) MB | XLA arguments MB | temporaries MB |", "|---:|---:|---:|---:|"]
+    for r in doc["rows"]:
+        out.append(f"| {r['members']} | {r['state_bytes'] / 1e6:.1f} | {r['argument_bytes'] / 1e6:.1f} | "
+                   f"{r['temp_bytes'] / 1e6:.1f} |")
+    return "\n".join(out)
+
+
 def not_measured(paths: list[str]) -> str:
     return "Not measured yet: no " + " or ".join(f"`{os.path.relpath(p, os.path.dirname(HERE))}`" for p in paths) + "."
 
@@ -601,6 +629,8 @@ README_SOURCES = {  # what the README's generated parts are rendered from, by de
     "conv": [os.path.join(RESULTS, f) for f in CONV_RESULTS],
     "population": os.path.join(RESULTS, "population_cpu.json"),
     "quality": os.path.join(os.path.dirname(HERE), "docs", "quality", "table.md"),
+    "population_seeds": os.path.join(os.path.dirname(HERE), "docs", "quality", "population8_100ep.json"),
+    "population_memory": os.path.join(RESULTS, "population_memory_cpu.json"),
 }
 
 
@@ -621,6 +651,9 @@ def updated_readme(text: str, sources: dict | None = None) -> str:
     text = replace_between(text, "conv-bench", render_conv(conv) if conv else not_measured(src["conv"]))
     text = replace_between(text, "population-bench", render_population(load(src["population"]))
                            if os.path.isfile(src["population"]) else not_measured([src["population"]]))
+    for block, path, render in (("population-seeds", src["population_seeds"], render_population_seeds),
+                                ("population-memory", src["population_memory"], render_population_memory)):
+        text = replace_between(text, block, render(load(path)) if os.path.isfile(path) else not_measured([path]))
     if os.path.isfile(src["quality"]):
         with open(src["quality"], encoding="utf-8") as f:
             text = replace_between(text, "quality", f.read().rstrip("\n"))
