@@ -260,24 +260,30 @@ def adam_kwargs(adam: str, device: str) -> dict[str, bool]:
     return {"fused": True} if device == "gpu" else {"foreach": True}
 
 
+def optimizer_options(model: str, impl: Impl, device: str) -> dict[str, bool]:
+    """The fast rows' optimiser options: Adam's (``adam_kwargs``); torch's RMSprop (WGAN) has no
+    fused kernel, so its fast variant is foreach on every device."""
+    if model == "wgan":
+        return {"foreach": True} if impl.adam == "fast" else {}
+    return adam_kwargs(impl.adam, device)
+
+
 def torch_models(spec: dict, impl: Impl, dev):
     """G, D, their optimisers and one training iteration of the chosen reference (``spec["model"]``):
     returns (G, D, n_params, per_iter, iteration) where ``iteration(next_batch)`` runs one
     iteration of the reference's loop and consumes ``per_iter`` batches (WGAN: n_critic)."""
     import torch
 
+    from benchmarks import torch_dcgan as td
+
     model = spec.get("model", "mlp")
-    kw = adam_kwargs(impl.adam, spec["device"])
+    options = optimizer_options(model, impl, spec["device"])
     torch.manual_seed(0)
     if model == "mlp":
         from benchmarks import torch_reference as ref
 
         G, D = ref.Generator((1, 28, 28), 100).to(dev), ref.Discriminator((1, 28, 28)).to(dev)
-        opt_g, opt_d = (torch.optim.Adam(G.parameters(), lr=0.0002, betas=(0.5, 0.999), **kw),
-                        torch.optim.Adam(D.parameters(), lr=0.0002, betas=(0.5, 0.999), **kw))
     else:
-        from benchmarks import torch_dcgan as td
-
         gh, dh = tuple(spec.get("g_hidden") or td.G_HIDDEN), tuple(spec.get("d_hidden") or td.D_HIDDEN)
         G = td.Generator(1, 32, 100, gh)
         D = td.Discriminator(1, 32, dh, sigmoid=model == "dcgan")
@@ -286,13 +292,9 @@ def torch_models(spec: dict, impl: Impl, dev):
         G, D = G.to(dev), D.to(dev)
         if impl.channels_last:
             G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
-        if model == "dcgan":
-            opt_g, opt_d = (torch.optim.Adam(G.parameters(), lr=0.0002, betas=(0.5, 0.999), **kw),
-                            torch.optim.Adam(D.parameters(), lr=0.0002, betas=(0.5, 0.999), **kw))
-        else:  # torch's RMSprop has no fused kernel: the fast variant is foreach on every device
-            rw = {"foreach": True} if impl.adam == "fast" else {}
-            opt_g, opt_d = (torch.optim.RMSprop(G.parameters(), lr=0.00005, **rw),
-                            torch.optim.RMSprop(D.parameters(), lr=0.00005, **rw))
+    # The MLP's and DCGAN's Adam(2e-4, betas (0.5, 0.999)) are the same; WGAN's RMSprop(5e-5).
+    optimizers = td.wgan_optimizers if model == "wgan" else td.dcgan_optimizers
+    opt_g, opt_d = optimizers(G, D, **options)
     n_params = sum(p.numel() for p in G.parameters()) + sum(p.numel() for p in D.parameters())
     if impl.compile:
         G, D = torch.compile(G, mode=impl.compile), torch.compile(D, mode=impl.compile)
@@ -376,9 +378,8 @@ def torch_loop(spec: dict, impl: Impl) -> tuple[Callable[[int], None], Callable[
             mark_step()
             iteration(next_batch)
 
-    kw = adam_kwargs(impl.adam, device)
+    kw = optimizer_options(model, impl, device)
     opt = "RMSprop" if model == "wgan" else "Adam"
-    kw = {"foreach": True} if model == "wgan" and impl.adam == "fast" else kw
     info = {**threads, **torch_precision_record(), "compile_mode": impl.compile, "n_params": int(n_params),
             "batches_per_iter": per_iter, "channels_last": impl.channels_last,
             "adam": f"torch.optim.{opt} defaults" if impl.adam == "default" else f"torch.optim.{opt}({kw})",
@@ -437,9 +438,9 @@ def jax_config(batch_size: int, matmul_dtype: str, data_dir: str = "unused", spe
     if impl is not None:
         values["conv_impl"] = impl.conv_impl
         if impl.conv_impl == "other":  # the form auto does not pick on this backend
-            import jax
+            from jaxgan.steps import resolve_conv_impl
 
-            values["conv_impl"] = "lax" if jax.default_backend() == "cpu" else "matmul"
+            values["conv_impl"] = {"lax": "matmul", "matmul": "lax"}[resolve_conv_impl("auto")]
         if impl.population:
             values["population"] = spec["members"]
     return from_dict(values)
@@ -464,14 +465,14 @@ def row_jax(spec: dict, impl: Impl) -> dict[str, Any]:
         pop, state = population.build(cfg)
         perm_fn = jax.jit(pop.permutations, static_argnums=1)
         chunk = jax.jit(pop.train_chunk, static_argnames="length", donate_argnums=0)
-        n_params = sum(x.size for x in jax.tree_util.tree_leaves((state.g_params, state.d_params))) // members
     else:
         gan, state = steps.build(cfg)
         keys = steps.run_keys(cfg.seed)
         epoch_perm = jax.jit(data_lib.epoch_permutation, static_argnums=2)
         perm_fn = lambda epoch, n: epoch_perm(keys["shuffle"], epoch, n)  # noqa: E731
         chunk = jax.jit(gan.train_chunk, static_argnames="length", donate_argnums=0)
-        n_params = sum(x.size for x in jax.tree_util.tree_leaves((state.g_params, state.d_params)))
+    # One run's parameters (a population's state holds every member's).
+    n_params = sum(x.size for x in jax.tree_util.tree_leaves((state.g_params, state.d_params))) // members
     data = jax.device_put(data_lib.flatten_chw(images))
     n = len(images)
     full = n // batch_size

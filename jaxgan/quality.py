@@ -94,18 +94,17 @@ class Evaluator:
         held-out ceiling then take the same path: the training images at ``image_size`` (as the
         model saw them, torchvision's Resize) resized back to the judge's size the same way."""
         self.clf, self.judge = load_judge(dataset, ckpt_dir, judge)
-        train_x, train_y = data_lib.load_numpy(dataset, data_dir, download=download, skip_checksums=skip_checksums)
-        self.test_x, _ = data_lib.load_numpy(dataset, data_dir, train=False, download=download,
-                                             skip_checksums=skip_checksums)
-        native = self.test_x.shape[1]
-        self.path = f"{native}px"
-        if image_size and image_size != native:
-            def through(train: bool) -> np.ndarray:
-                x, _ = data_lib.load_numpy(dataset, data_dir, train=train, download=download,
-                                           skip_checksums=skip_checksums, size=image_size)
-                return data_lib.resize_images(x, native)
-            train_x, self.test_x = through(True), through(False)
-            self.path = f"{image_size}px path (real images Resize({image_size}) as trained on, then PIL bilinear to {native})"
+        native = DATASETS[dataset][1][1]
+        size = image_size if image_size and image_size != native else None
+        self.path = f"{native}px" if size is None else \
+            f"{size}px path (real images Resize({size}) as trained on, then PIL bilinear to {native})"
+
+        def real(train: bool) -> tuple[np.ndarray, np.ndarray]:
+            x, y = data_lib.load_numpy(dataset, data_dir, train=train, download=download,
+                                       skip_checksums=skip_checksums, size=size)
+            return (x if size is None else data_lib.resize_images(x, native)), y
+
+        (train_x, train_y), (self.test_x, _) = real(True), real(False)
         pick = np.random.default_rng(0).permutation(len(train_x))[:REFERENCE_SIZE]
         self.ref_labels = np.asarray(train_y)[pick]
         self.ref_feats, _ = self.clf.predict(train_x[pick])

@@ -275,12 +275,17 @@ def optimizers(cfg: Config, lr: Any = None, beta1: Any = None, beta2: Any = None
     return one(), one()
 
 
-def conv_impl(cfg: Config) -> str:
-    """``--conv_impl``, with auto resolved for the backend JAX runs on: matmul on CPU (XLA:CPU's
-    convolution gradients are slow, and many times slower inside lax.scan), lax elsewhere."""
-    if cfg.conv_impl != "auto":
-        return cfg.conv_impl
+def resolve_conv_impl(name: str) -> str:
+    """A ``--conv_impl`` value with auto resolved for the backend JAX runs on: matmul on CPU
+    (XLA:CPU's convolution gradients are slow, and many times slower inside lax.scan), lax elsewhere."""
+    if name != "auto":
+        return name
     return "matmul" if jax.default_backend() == "cpu" else "lax"
+
+
+def conv_impl(cfg: Config) -> str:
+    """The run's convolution form (``resolve_conv_impl`` of its ``--conv_impl``)."""
+    return resolve_conv_impl(cfg.conv_impl)
 
 
 def build(cfg: Config, mesh: Any = None, abstract: bool = False) -> tuple[GAN, TrainState]:

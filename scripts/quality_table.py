@@ -107,6 +107,11 @@ def fmt_epoch(g: dict) -> str:
     return f"{epoch:g} ({g['step']:,})" if epoch is not None else f"— ({g['step']:,})"
 
 
+def space_of(result: dict) -> str:
+    """Where a row JSON compared its images (rows written before the field existed: the judge's 28px)."""
+    return result.get("compared_at", "28px")
+
+
 def markdown(out: str) -> str:
     """The table, from the JSONs in ``out`` alone."""
     results = []
@@ -125,10 +130,10 @@ def markdown(out: str) -> str:
     spaces: dict[str, dict] = {}
     for _, r in results:
         c = next(v for v in r["rows"].values() if v["set"] == "held_out")
-        space = r.get("compared_at", "28px")
+        space = space_of(r)
         if spaces.setdefault(space, c) != c:
             sys.exit(f"error: rows compared at {space} disagree on their ceiling; rerun them")
-    judge, ceiling = results[0][1]["judge"], spaces[results[0][1].get("compared_at", "28px")]
+    judge, ceiling = results[0][1]["judge"], spaces[space_of(results[0][1])]
     lines = [f"Judge: `{judge['name']}` (jaxgan's shipped MNIST classifier: {judge['train_images']:,} training "
              f"digits, test accuracy {judge['test_accuracy']:.3f} on {judge['test_images']:,} held out). Every "
              f"row: n = {ceiling['n']:,} images, compared with {results[0][1]['reference_images']:,} real "
@@ -150,12 +155,12 @@ def markdown(out: str) -> str:
                 f"{r['recall']:.3f} | {json_name} |")
 
     for space, c in spaces.items():
-        users = [row for row, r in results if r.get("compared_at", "28px") == space]
+        users = [row for row, r in results if space_of(r) == space]
         label = "held-out real digits (ceiling)" if space == "28px" else \
             f"held-out real digits through the {space.split(' ')[0]} path (ceiling of the rows below it)"
         lines.append(cells(label, "—", c, f"any row's of this space (all {len(users)} agree)", c))
         for row, r in results:
-            if r.get("compared_at", "28px") != space:
+            if space_of(r) != space:
                 continue
             (generated,) = [v for v in r["rows"].values() if v["set"] == "generated" and v["comparable_with_ceiling"]]
             assert generated["n"] == c["n"], f"{row.name}: not a matched-size row"
