@@ -186,10 +186,11 @@ def render_throughput(doc: dict) -> str:
     s = doc["settings"]
     peaks = doc.get("peak_by_precision", {})
     model = s.get("model", "mlp")
-    widths = "" if model == "mlp" else (
-        " at channel widths G " + ",".join(map(str, s.get("g_hidden") or (1024, 512, 256, 128))) + ", D "
-        + ",".join(map(str, s.get("d_hidden") or (128, 256, 512, 1024)))
-        + (" (the reference's)" if not (s.get("g_hidden") or s.get("d_hidden")) else " (reduced)"))
+    widths = ""
+    if model != "mlp":
+        text, reduced = _widths(s, ",")
+        label = "reduced" if reduced else "the reference's"
+        widths = f" at channel widths {text} ({label})"
     what = {"mlp": "the MLP GAN (gan/train.py)", "dcgan": "DCGAN (dcgan/train.py)",
             "wgan": "WGAN (wgan/train.py; one step = one critic batch, a G step every 5th)"}[model]
     out = [f"### Throughput on {doc['device_name']} ({doc['created_utc']})", "",
@@ -513,6 +514,15 @@ def render_readme(cpu: dict, startup: dict | None, profile: dict | None, gpu_leg
     return "\n".join(out)
 
 
+def _widths(settings: dict, sep: str) -> tuple[str, bool]:
+    """A conv run's channel widths as text, and whether they are reduced from the reference's."""
+    from jaxgan.config import DCGAN_D_HIDDEN, DCGAN_G_HIDDEN
+
+    g, d = settings.get("g_hidden"), settings.get("d_hidden")
+    text = f"G {','.join(map(str, g or DCGAN_G_HIDDEN))}{sep} D {','.join(map(str, d or DCGAN_D_HIDDEN))}"
+    return text, bool(g or d)
+
+
 def _run_line(doc: dict) -> str:
     f32 = doc["peak_by_precision"].get("float32", {})
     return (f"`{doc['command']}` ({doc['created_utc'][:10]}, `benchmarks/results/"
@@ -531,10 +541,8 @@ def render_conv(docs: list[dict]) -> str:
     runs = []
     for doc in docs:
         st = doc["settings"]
-        reduced = bool(st.get("g_hidden") or st.get("d_hidden"))
-        widths = ("G " + ",".join(map(str, st.get("g_hidden") or (1024, 512, 256, 128))) + "; D "
-                  + ",".join(map(str, st.get("d_hidden") or (128, 256, 512, 1024)))
-                  + (" (reduced)" if reduced else " (reference)"))
+        text, reduced = _widths(st, ";")
+        widths = f"{text} ({'reduced' if reduced else 'reference'})"
         by = {(r["impl"], r["batch_size"]): r for r in _ok(doc.get("rows", []))}
 
         def ratio(a: str, b: str, bs: int) -> str:
@@ -634,24 +642,27 @@ README_SOURCES = {  # what the README's generated parts are rendered from, by de
 }
 
 
+def benchmark_section(src: dict) -> str:
+    """The README's '## Benchmarks' section from the results files named in ``src``."""
+    opt = {k: load(src[k]) if os.path.isfile(src[k]) else None
+           for k in ("startup", "profile", "cpu_1thread", "gpu", "gpu_profile")}
+    legacy = render_legacy_gpu(load(src["gpu_legacy"]), src["gpu_legacy"]) if os.path.isfile(src["gpu_legacy"]) \
+        else None
+    return render_readme(load(src["cpu"]), opt["startup"], opt["profile"], legacy, opt["cpu_1thread"],
+                         opt["gpu"], opt["gpu_profile"])
+
+
 def updated_readme(text: str, sources: dict | None = None) -> str:
     """The README with every generated part rendered anew from the results files: the
     '## Benchmarks' section, the conv-bench, population-bench and quality blocks. A README whose
     figures came from these files is returned unchanged (tests/test_benchmarks.py checks it)."""
     src = {**README_SOURCES, **{k: v for k, v in (sources or {}).items() if k in README_SOURCES and v is not None}}
-    opt = {k: load(src[k]) if os.path.isfile(src[k]) else None
-           for k in ("startup", "profile", "cpu_1thread", "gpu", "gpu_profile")}
-    legacy = render_legacy_gpu(load(src["gpu_legacy"]), src["gpu_legacy"]) if os.path.isfile(src["gpu_legacy"]) \
-        else None
-    section = render_readme(load(src["cpu"]), opt["startup"], opt["profile"], legacy, opt["cpu_1thread"],
-                            opt["gpu"], opt["gpu_profile"])
     head, rest = text.split("\n## Benchmarks\n", 1)
-    text = head + "\n" + section + "\n" + rest[rest.index("\n## "):]
+    text = head + "\n" + benchmark_section(src) + "\n" + rest[rest.index("\n## "):]
     conv = [load(c) for c in src["conv"] if os.path.isfile(c)]
     text = replace_between(text, "conv-bench", render_conv(conv) if conv else not_measured(src["conv"]))
-    text = replace_between(text, "population-bench", render_population(load(src["population"]))
-                           if os.path.isfile(src["population"]) else not_measured([src["population"]]))
-    for block, path, render in (("population-seeds", src["population_seeds"], render_population_seeds),
+    for block, path, render in (("population-bench", src["population"], render_population),
+                                ("population-seeds", src["population_seeds"], render_population_seeds),
                                 ("population-memory", src["population_memory"], render_population_memory)):
         text = replace_between(text, block, render(load(path)) if os.path.isfile(path) else not_measured([path]))
     if os.path.isfile(src["quality"]):
@@ -666,25 +677,26 @@ def main() -> int:
     t = sub.add_parser("throughput", help="one throughput JSON's tables")
     t.add_argument("json")
     r = sub.add_parser("readme", help="the README's benchmark section from the results files")
-    r.add_argument("--cpu", default=os.path.join(RESULTS, "cpu_quick.json"), help="(default results/cpu_quick.json)")
-    r.add_argument("--startup", default=os.path.join(RESULTS, "startup_cpu.json"),
+    r.add_argument("--cpu", default=README_SOURCES["cpu"], help="(default results/cpu_quick.json)")
+    r.add_argument("--startup", default=README_SOURCES["startup"],
                    help="(default results/startup_cpu.json; skipped if missing)")
-    r.add_argument("--profile", default=os.path.join(RESULTS, "profile_torch_cpu.json"),
+    r.add_argument("--profile", default=README_SOURCES["profile"],
                    help="(default results/profile_torch_cpu.json; skipped if missing)")
-    r.add_argument("--cpu_1thread", default=os.path.join(RESULTS, "cpu_quick_1thread.json"),
+    r.add_argument("--cpu_1thread", default=README_SOURCES["cpu_1thread"],
                    help="(default results/cpu_quick_1thread.json; skipped if missing)")
-    r.add_argument("--gpu", default=os.path.join(RESULTS, "gpu_throughput.json"),
+    r.add_argument("--gpu", default=README_SOURCES["gpu"],
                    help="(default results/gpu_throughput.json, from gpu_run.sh; skipped if missing)")
-    r.add_argument("--gpu_profile", default=os.path.join(RESULTS, "profile_torch_gpu.json"),
+    r.add_argument("--gpu_profile", default=README_SOURCES["gpu_profile"],
                    help="(default results/profile_torch_gpu.json, from gpu_run.sh; skipped if missing)")
-    r.add_argument("--gpu_legacy", default=os.path.join(RESULTS, "h200.json"), help="(default results/h200.json)")
-    r.add_argument("--conv", nargs="*", default=[os.path.join(RESULTS, f) for f in CONV_RESULTS],
+    r.add_argument("--gpu_legacy", default=README_SOURCES["gpu_legacy"], help="(default results/h200.json)")
+    r.add_argument("--conv", nargs="*", default=README_SOURCES["conv"],
                    help="DCGAN/WGAN throughput JSONs, in table order (default results/" + ", ".join(CONV_RESULTS)
                    + "; missing ones skipped)")
-    r.add_argument("--population", default=os.path.join(RESULTS, "population_cpu.json"),
+    r.add_argument("--population", default=README_SOURCES["population"],
                    help="population throughput JSON (default results/population_cpu.json)")
-    r.add_argument("--write", help="update this README in place: its '## Benchmarks' section and its "
-                   "conv-bench and population-bench blocks (default: print the benchmark section)")
+    r.add_argument("--write", help="update this README in place: its '## Benchmarks' section and every "
+                   "generated block (conv-bench, population-bench, population-seeds, population-memory, quality) "
+                   "(default: print the benchmark section)")
     q = sub.add_parser("quietest", help="keep the run with the lowest mean load average")
     q.add_argument("json", nargs="+")
     q.add_argument("--copy_to", help="copy the chosen run (and its .md/.png) here (default: only print)")
@@ -692,13 +704,8 @@ def main() -> int:
     if a.cmd == "throughput":
         print(render_throughput(load(a.json)))
     elif a.cmd == "readme":
-        opt = {k: load(v) if os.path.isfile(v) else None
-               for k, v in (("startup", a.startup), ("profile", a.profile), ("cpu_1thread", a.cpu_1thread),
-                            ("gpu", a.gpu), ("gpu_profile", a.gpu_profile))}
-        legacy = render_legacy_gpu(load(a.gpu_legacy), a.gpu_legacy) if os.path.isfile(a.gpu_legacy) else None
         if not a.write:
-            print(render_readme(load(a.cpu), opt["startup"], opt["profile"], legacy, opt["cpu_1thread"],
-                                opt["gpu"], opt["gpu_profile"]))
+            print(benchmark_section({**README_SOURCES, **{k: v for k, v in vars(a).items() if k in README_SOURCES}}))
             return 0
         with open(a.write, encoding="utf-8") as f:
             text = f.read()
