@@ -423,7 +423,7 @@ def jax_precision_record(matmul_dtype: str) -> dict[str, Any]:
 
 
 def jax_config(batch_size: int, matmul_dtype: str, data_dir: str = "unused", spec: dict | None = None,
-               impl: Impl | None = None):
+               impl: Impl | None = None, steps_per_call: int = 200):
     """jaxgan's config for a row: the model's reference defaults (``config.from_dict``), the widths,
     conv implementation and population size the spec and row kind ask for."""
     from jaxgan.config import from_dict
@@ -431,7 +431,7 @@ def jax_config(batch_size: int, matmul_dtype: str, data_dir: str = "unused", spe
     spec = spec or {}
     values: dict[str, Any] = {"model": spec.get("model", "mlp"), "dataset": "mnist", "data_dir": data_dir,
                               "download": False, "batch_size": batch_size, "matmul_dtype": matmul_dtype,
-                              "progress": False}
+                              "progress": False, "steps_per_call": steps_per_call}
     for k in ("g_hidden", "d_hidden"):
         if spec.get(k):
             values[k] = tuple(spec[k])
@@ -451,40 +451,39 @@ def row_jax(spec: dict, impl: Impl) -> dict[str, Any]:
     import jax
 
     from jaxgan import data as data_lib
-    from jaxgan import population, steps
+    from jaxgan import parallel, program, steps
 
     if (jax.default_backend() == "gpu") != (spec["device"] == "gpu"):
         raise RuntimeError(f"JAX's backend is {jax.default_backend()}, asked for {spec['device']}")
     batch_size = spec["batch_size"]
-    cfg = jax_config(batch_size, impl.precision, spec["data_dir"], spec, impl)
     # The parent saved the same images as .npy: this process never imports torch.
-    name = "images.npy" if cfg.model == "mlp" else "images_32.npy"
+    name = "images.npy" if spec.get("model", "mlp") == "mlp" else "images_32.npy"
     images = np.load(os.path.join(spec["data_dir"], name))
-    members = cfg.population if impl.population else 1
-    if impl.population:
-        pop, state = population.build(cfg)
-        perm_fn = jax.jit(pop.permutations, static_argnums=1)
-        chunk = jax.jit(pop.train_chunk, static_argnames="length", donate_argnums=0)
-    else:
-        gan, state = steps.build(cfg)
-        keys = steps.run_keys(cfg.seed)
-        epoch_perm = jax.jit(data_lib.epoch_permutation, static_argnums=2)
-        perm_fn = lambda epoch, n: epoch_perm(keys["shuffle"], epoch, n)  # noqa: E731
-        chunk = jax.jit(gan.train_chunk, static_argnames="length", donate_argnums=0)
-    # One run's parameters (a population's state holds every member's).
-    n_params = sum(x.size for x in jax.tree_util.tree_leaves((state.g_params, state.d_params))) // members
-    data = jax.device_put(data_lib.flatten_chw(images))
     n = len(images)
     full = n // batch_size
     length = max(1, min(spec["steps_per_call"], full)) if impl.steps_per_call else 1
-    pos = {"epoch": 0, "i": 0, "perm": perm_fn(0, n)}
+    cfg = jax_config(batch_size, impl.precision, spec["data_dir"], spec, impl, steps_per_call=length)
+    members = cfg.population if impl.population else 1
+    # The program python -m jaxgan.train runs: the same factory, shardings, donation and data layout.
+    mesh = parallel.data_mesh()
+    prog = program.compile_run(cfg, mesh)
+    state = parallel.put(prog.initial_state, prog.state_sharding)
+    # One run's parameters (a population's state holds every member's).
+    n_params = sum(x.size for x in jax.tree_util.tree_leaves((state.g_params, state.d_params))) // members
+    data = data_lib.put_dataset(images, mesh)
+
+    def scalar(v: int):
+        return parallel.put(np.int32(v), prog.replicated)
+
+    step_count = scalar(length)
+    pos = {"epoch": 0, "i": 0, "perm": prog.permutations(scalar(0), n)}
     box = {"state": state}  # donated to each call
 
     def call() -> None:
         if pos["i"] + length > full:
             pos["epoch"] += 1
-            pos["i"], pos["perm"] = 0, perm_fn(pos["epoch"], n)
-        box["state"], _ = chunk(box["state"], data, pos["perm"], pos["i"], length=length)
+            pos["i"], pos["perm"] = 0, prog.permutations(scalar(pos["epoch"]), n)
+        box["state"], _ = prog.chunk(box["state"], data, pos["perm"], scalar(pos["i"]), step_count)
         pos["i"] += length
 
     def run_block(k: int) -> None:

@@ -19,16 +19,19 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from jaxgan import population  # noqa: E402
+from jaxgan import program  # noqa: E402
 from jaxgan.config import Config, validate  # noqa: E402
 
 
 def analyse(k: int, batch: int, n: int = 60000, length: int = 10) -> dict:
-    cfg = validate(Config(population=k, batch_size=batch, progress=False))
-    pop, state = population.build(cfg, abstract=True)
+    cfg = validate(Config(population=k, batch_size=batch, progress=False, steps_per_call=length))
+    # The trainer's own program (jaxgan.program), lowered from shapes: nothing is allocated.
+    prog = program.compile_run(cfg, abstract=True)
+    state = prog.initial_state
     data = jax.ShapeDtypeStruct((n, 784), jnp.uint8)
-    perms = jax.ShapeDtypeStruct((k, n), jnp.int32)
-    compiled = jax.jit(pop.train_chunk, static_argnums=4).lower(state, data, perms, 0, length).compile()
+    perms = jax.ShapeDtypeStruct((k, n) if k > 1 else (n,), jnp.int32)  # a solo run: one permutation
+    scalar = jax.ShapeDtypeStruct((), jnp.int32)
+    compiled = prog.chunk.lower(state, data, perms, scalar, scalar).compile()
     mem = compiled.memory_analysis()
     state_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(state))
     return {"members": k, "batch": batch, "state_bytes": int(state_bytes),

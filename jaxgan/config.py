@@ -66,12 +66,14 @@ REFUSE, ACCEPT = "refused", "accepted"  # what --resume does when a flag's value
 
 
 def flag(default: Any, help: str, *, resume: str = ACCEPT, choices: tuple[str, ...] = (),
-         aliases: tuple[str, ...] = (), cli: str | None = None) -> Any:
+         aliases: tuple[str, ...] = (), cli: str | None = None, program: bool = True) -> Any:
     """Declare one training flag, once: its default, its help line, and whether a resumed run may
     change it. The parser, the YAML loader, ``--help`` and the README's flag table all read this.
-    ``cli``: a switch's spelling when the flag is set by its absence (``--no_download``)."""
+    ``cli``: a switch's spelling when the flag is set by its absence (``--no_download``).
+    ``program=False``: the flag never changes the compiled training program (folders, run length,
+    bookkeeping), so runs that differ only in such flags share one (``jaxgan.program``)."""
     return dataclasses.field(default=default, metadata={
-        "help": help, "resume": resume, "choices": choices, "aliases": aliases, "cli": cli})
+        "help": help, "resume": resume, "choices": choices, "aliases": aliases, "cli": cli, "program": program})
 
 
 @dataclass(frozen=True)
@@ -85,33 +87,33 @@ class Config:
                       "FashionMNIST resized by torchvision's Resize(32)); flags not given take the chosen "
                       "reference's defaults. D(x), D(G(z)) are mean probabilities, for wgan the critic's raw "
                       "mean scores", resume=REFUSE, choices=MODELS)
-    data_dir: str = flag("data", "torchvision dataset root")
+    data_dir: str = flag("data", "torchvision dataset root", program=False)
     download: bool = flag(True, "never download; fail with a message saying which files to put where",
-                          cli="--no_download", aliases=("--no-download",))
-    skip_checksums: bool = flag(False, "accept CIFAR-10 pickles whose MD5 differs from the official files")
+                          cli="--no_download", aliases=("--no-download",), program=False)
+    skip_checksums: bool = flag(False, "accept CIFAR-10 pickles whose MD5 differs from the official files", program=False)
     lr: float = flag(0.0002, "learning rate, G and D (Adam; RMSprop for wgan)")
     beta1: float = flag(0.5, "Adam beta1 (mlp, dcgan)")
     beta2: float = flag(0.999, "Adam beta2 (mlp, dcgan)")
     batch_size: int = flag(64, "mini-batch size (the global batch with several devices)", resume=REFUSE)
-    num_epochs: int = flag(100, "training epochs, in total when resuming (mlp, dcgan)")
+    num_epochs: int = flag(100, "training epochs, in total when resuming (mlp, dcgan)", program=False)
     gen_iters: int = flag(100000, "wgan: generator iterations (each after d_steps critic steps), in total "
-                          "when resuming")
+                          "when resuming", program=False)
     latent_dim: int = flag(100, "noise dimension", resume=REFUSE)
-    sample_dir: str = flag("samples", "image grids go to <sample_dir>/<dataset>/")
+    sample_dir: str = flag("samples", "image grids go to <sample_dir>/<dataset>/", program=False)
     interval: int = flag(1, "epochs between saved grids; wgan: generator iterations between grids, "
-                         "TensorBoard scalars (their means) and checkpoints")
-    logdir: str = flag("runs", "TensorBoard events go to <logdir>/<dataset>/")
-    ckpt_dir: str = flag("checkpoints", "checkpoints go to <ckpt_dir>/<dataset>/")
+                         "TensorBoard scalars (their means) and checkpoints", program=False)
+    logdir: str = flag("runs", "TensorBoard events go to <logdir>/<dataset>/", program=False)
+    ckpt_dir: str = flag("checkpoints", "checkpoints go to <ckpt_dir>/<dataset>/", program=False)
     seed: int = flag(10213, "one seed for everything: init, shuffling, noise, dropout", resume=REFUSE)
     population: int = flag(1, "train this many independent runs of the model as one compiled program "
                            "(vmap); member i has seed seed+i (or --seeds); --lr/--beta1/--beta2 take one "
                            "value or one per member", resume=REFUSE)
     seeds: tuple[int, ...] = flag((), "with --population: the members' seeds, e.g. 1,2,3 (empty = seed, "
                                   "seed+1, ...)", resume=REFUSE)
-    resume: bool = flag(False, "continue from the newest checkpoint in <ckpt_dir>/<dataset>/")
+    resume: bool = flag(False, "continue from the newest checkpoint in <ckpt_dir>/<dataset>/", program=False)
     ckpt_every: int = flag(0, "steps (D updates) between checkpoints; 0 = once per epoch (wgan: per "
-                           "interval)")
-    keep_checkpoints: int = flag(3, "how many recent checkpoints to keep")
+                           "interval)", program=False)
+    keep_checkpoints: int = flag(3, "how many recent checkpoints to keep", program=False)
     loss: str = flag("nonsaturating", "G's loss: nonsaturating -E log D(G(z)) (reference) or minimax "
                      "E log(1-D(G(z))) (the paper's value function)", resume=REFUSE,
                      choices=("nonsaturating", "minimax"))
@@ -123,7 +125,7 @@ class Config:
     clip_limit: float = flag(0.01, "wgan: every critic parameter is clamped to [-clip_limit, clip_limit] "
                              "after each critic step", resume=REFUSE)
     last_batch: str = flag("partial", "the epoch's short last batch: partial trains on it (reference), "
-                           "drop skips it", resume=REFUSE, choices=("partial", "drop"))
+                           "drop skips it", resume=REFUSE, choices=("partial", "drop"), program=False)
     steps_per_call: int = flag(200, "training steps fused into one compiled lax.scan call")
     g_hidden: tuple[int, ...] = flag((128, 256, 512, 1024), "G's hidden widths; dcgan/wgan: its 4 channel "
                                      "widths, from the first (deepest) layer", resume=REFUSE)
@@ -133,10 +135,10 @@ class Config:
     g_ema: float = flag(0.0, "also keep an exponential moving average of G's weights with this decay "
                         "(e.g. 0.999); sample and evaluate draw from it; 0 = off", resume=REFUSE)
     eval_every: int = flag(0, "epochs (wgan: intervals) between sample-quality metrics (2,000 samples) "
-                           "logged to TensorBoard under eval/; 0 = never")
+                           "logged to TensorBoard under eval/; 0 = never", program=False)
     keep_best: str = flag("", "with --eval_every: keep the checkpoint that scores best by this metric "
                           "(fd: lowest Frechet distance, score: highest classifier score) in "
-                          "<ckpt_dir>/<dataset>/best/; empty = off", choices=("", "fd", "score"))
+                          "<ckpt_dir>/<dataset>/best/; empty = off", choices=("", "fd", "score"), program=False)
     skip_nonfinite: bool = flag(False, "skip updates whose gradients hold NaN/Inf instead of stopping",
                                 resume=REFUSE)
     matmul_dtype: str = flag("float32", "float32: true float32 matmuls on every backend (reference); "
@@ -148,11 +150,11 @@ class Config:
                           "times faster on XLA's CPU backend; auto: matmul on CPU, lax elsewhere",
                           choices=("auto", "lax", "matmul"))
     compile_cache: str = flag("", "folder of XLA's persistent compilation cache; empty = "
-                              "$JAXGAN_COMPILE_CACHE or ~/.cache/jaxgan/xla; none = off")
-    coordinator_address: str = flag("", "multi-process: host:port of process 0 (jax.distributed)")
-    num_processes: int = flag(0, "multi-process: how many processes join the run")
-    process_id: int = flag(-1, "multi-process: this process's index, 0 .. num_processes-1")
-    progress: bool = flag(True, "no progress bar", cli="--no_progress", aliases=("--no-progress",))
+                              "$JAXGAN_COMPILE_CACHE or ~/.cache/jaxgan/xla; none = off", program=False)
+    coordinator_address: str = flag("", "multi-process: host:port of process 0 (jax.distributed)", program=False)
+    num_processes: int = flag(0, "multi-process: how many processes join the run", program=False)
+    process_id: int = flag(-1, "multi-process: this process's index, 0 .. num_processes-1", program=False)
+    progress: bool = flag(True, "no progress bar", cli="--no_progress", aliases=("--no-progress",), program=False)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -171,6 +173,14 @@ class Config:
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 # Fields that define the model, the data or the objective: a resumed run must agree on them.
 MODEL_FIELDS = tuple(name for name, f in _FIELDS.items() if f.metadata["resume"] == REFUSE)
+# Fields that never change the compiled training program (see ``flag(program=False)``).
+RUN_ONLY_FIELDS = tuple(name for name, f in _FIELDS.items() if not f.metadata["program"])
+
+
+def program_key(cfg: Config) -> Config:
+    """``cfg`` with every run-only field at its default: two runs with equal keys train with the
+    same compiled program."""
+    return dataclasses.replace(cfg, **{name: _FIELDS[name].default for name in RUN_ONLY_FIELDS})
 
 
 PER_MEMBER = ("lr", "beta1", "beta2")  # may hold one value per member of a population

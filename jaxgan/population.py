@@ -48,8 +48,8 @@ class Population:
         g_tx, d_tx = steps.optimizers(self.cfg, hyper["lr"], hyper["beta1"], hyper["beta2"])
         return dataclasses.replace(self.gan, step_key=step_key, g_tx=g_tx, d_tx=d_tx, mesh=None)
 
-    def train_chunk(self, state, data: jax.Array, perms: jax.Array, start: jax.Array, length: int):
-        """``length`` steps of every member; metrics have shape (K, length)."""
+    def train_chunk(self, state, data: jax.Array, perms: jax.Array, start: jax.Array, length: jax.Array):
+        """``length`` steps of every member; metrics have shape (K, chunk_steps)."""
         def one(st, key, hyper, perm):
             return self._member(key, hyper).train_chunk(st, data, perm, start, length)
         return jax.vmap(one)(state, self.step_keys, self.hyper, perms)

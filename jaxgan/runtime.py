@@ -11,6 +11,7 @@ import jax
 # The compile cache's events: every compilation that may use the cache asks it; hits are read back.
 _REQUESTS, _HITS = "/jax/compilation_cache/compile_requests_use_cache", "/jax/compilation_cache/cache_hits"
 _counts = {_REQUESTS: 0, _HITS: 0}
+_listening = False
 
 
 def default_cache_dir() -> str:
@@ -38,7 +39,10 @@ def setup(compile_cache: str = "") -> str | None:
         # Cache every program, however small or quick to compile: all of them count at start-up.
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-        jax.monitoring.register_event_listener(_count)
+        global _listening
+        if not _listening:  # once per process: a command called again in-process counts each event once
+            jax.monitoring.register_event_listener(_count)
+            _listening = True
     return folder
 
 

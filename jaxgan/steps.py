@@ -89,6 +89,9 @@ class GAN:
     g_ema_decay: float = 0.0
     model: str = "mlp"  # mlp | dcgan | wgan
     clip_limit: float = 0.01  # wgan: critic parameters are clamped to +-clip_limit
+    chunk_steps: int = 200  # the most steps one train_chunk call runs (--steps_per_call)
+    shuffle_key: jax.Array | None = None  # the epochs' permutations come from it
+    fixed_key: jax.Array | None = None  # the grids' fixed noise comes from it
 
     @property
     def conv(self) -> bool:
@@ -215,15 +218,27 @@ class GAN:
         return state.replace(step=state.step + 1), metrics
 
     def train_chunk(self, state: TrainState, data: jax.Array, perm: jax.Array, start: jax.Array,
-                    length: int) -> tuple[TrainState, Metrics]:
+                    length: jax.Array) -> tuple[TrainState, Metrics]:
         """``length`` consecutive full batches ``start, start+1, ...`` of the epoch ordered by
-        ``perm``, fused into one ``lax.scan``. Returns per-step metrics, each of shape (length,)."""
+        ``perm``, fused into one compiled loop. ``length`` is a traced scalar of at most
+        ``chunk_steps``, so one program serves every chunk of a run, whatever its length (an epoch's
+        remainder, a checkpoint boundary, a resume). Returns per-step metrics of shape
+        (chunk_steps,), of which the first ``length`` were written."""
 
-        def body(state, i):
-            real = self._shard(data_lib.gather_batch(data, perm, start + i, self.batch_size))
-            return self.train_step(state, real)
+        def batch(i):
+            return self._shard(data_lib.gather_batch(data, perm, start + i, self.batch_size))
 
-        state, metrics = jax.lax.scan(body, state, jnp.arange(length, dtype=jnp.int32))
+        shapes = jax.eval_shape(lambda s, i: self.train_step(s, batch(i))[1], state, start)
+        buffers = {k: jnp.zeros((self.chunk_steps,) + v.shape, v.dtype) for k, v in shapes.items()}
+
+        def body(i, carry):
+            state, buffers = carry
+            state, metrics = self.train_step(state, batch(i))
+            return state, {k: buffers[k].at[i].set(metrics[k]) for k in buffers}
+
+        # Never more steps than there are slots: a longer request runs chunk_steps steps, and its
+        # metrics and its state stay in step with each other.
+        state, metrics = jax.lax.fori_loop(0, jnp.minimum(length, self.chunk_steps), body, (state, buffers))
         return state, {**metrics, "finite": is_finite(state)}
 
     def train_tail(self, state: TrainState, data: jax.Array, perm: jax.Array, start: int
@@ -232,6 +247,14 @@ class GAN:
         real = self._shard(data_lib.normalize(jnp.take(data, perm[start:], axis=0)))
         state, metrics = self.train_step(state, real)
         return state, {**metrics, "finite": is_finite(state)}
+
+    def permutations(self, epoch: jax.Array, n: int) -> jax.Array:
+        """The order in which epoch ``epoch`` visits the ``n`` images."""
+        return data_lib.epoch_permutation(self.shuffle_key, epoch, n)
+
+    def fixed_noise(self, n: int = 64) -> jax.Array:
+        """The run's fixed noise for image grids (the reference's ``torch.rand(64, latent_dim)``)."""
+        return self.sample_noise(self.fixed_key, n)
 
     def grid(self, state: TrainState, fixed_noise: jax.Array) -> tuple[TrainState, jax.Array]:
         """The reference's per-epoch ``G(fixed_noise)``: G in training mode, so batch statistics
@@ -318,7 +341,8 @@ def build(cfg: Config, mesh: Any = None, abstract: bool = False) -> tuple[GAN, T
     gan = GAN(g_graph=g_graph, d_graph=d_graph, g_tx=g_tx, d_tx=d_tx, latent_dim=cfg.latent_dim,
               image_shape=cfg.image_shape, loss=cfg.loss, noise=cfg.noise, d_steps=cfg.d_steps,
               batch_size=cfg.batch_size, step_key=keys["step"], mesh=mesh, g_ema_decay=cfg.g_ema,
-              model=cfg.model, clip_limit=cfg.clip_limit)
+              model=cfg.model, clip_limit=cfg.clip_limit, chunk_steps=cfg.steps_per_call,
+              shuffle_key=keys["shuffle"], fixed_key=keys["fixed_noise"])
 
     def init_state(g_params, g_stats, d_params, d_stats):
         return TrainState(g_params=g_params, g_stats=g_stats, d_params=d_params, d_stats=d_stats,
@@ -330,7 +354,3 @@ def build(cfg: Config, mesh: Any = None, abstract: bool = False) -> tuple[GAN, T
         return gan, jax.eval_shape(init_state, g_params, g_stats, d_params, d_stats)
     return gan, init_state(g_params, g_stats, d_params, d_stats)
 
-
-def fixed_noise(gan: GAN, seed: int, n: int = 64) -> jax.Array:
-    """The run's fixed noise for image grids (the reference's ``torch.rand(64, latent_dim)``)."""
-    return gan.sample_noise(run_keys(seed)["fixed_noise"], n)

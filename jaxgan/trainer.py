@@ -22,7 +22,7 @@ import numpy as np
 
 from jaxgan import checkpoint as ckpt_lib
 from jaxgan import data as data_lib
-from jaxgan import generate, parallel, population, report, schedule, steps
+from jaxgan import generate, parallel, program, report, schedule, steps
 from jaxgan.config import Config, ConfigError, check_resume_config, run_folder
 
 EVAL_SAMPLES = 2000  # per --eval_every evaluation: enough for stable trends, cheap on a CPU
@@ -78,7 +78,11 @@ class Pending:
         """Yield ``(chunk, host metrics)`` for all but the newest ``keep`` chunks (blocks on each)."""
         while len(self._queue) > keep:
             chunk, metrics = self._queue.popleft()
-            yield chunk, parallel.to_host(metrics)
+            metrics = parallel.to_host(metrics)
+            # A chunk's metrics hold one slot per step it could run: keep the steps it ran.
+            if not chunk.tail:
+                metrics = {k: v if k == "finite" else v[..., :chunk.length] for k, v in metrics.items()}
+            yield chunk, metrics
 
 
 def run_dirs(cfg: Config) -> dict[str, str]:
@@ -128,33 +132,10 @@ class Trainer:
         self.data = data_lib.put_dataset(images, mesh)
         self.total, self.period = schedule.run_length(cfg, layout)
         self.members = cfg.population
-        rep = parallel.replicated(mesh)
-        if self.members > 1:  # a population: the same steps under vmap (jaxgan.population)
-            pop, self.initial_state = population.build(cfg)
-            self.gan, run = pop.gan, pop
-            # Whole members per device when they divide evenly; else every device runs them all.
-            self.state_sharding = population.member_sharding(mesh, self.members) or rep
-            shard = self.state_sharding
-            self.fixed = jax.jit(pop.fixed_noise, out_shardings=shard)()
-            self.perm_fn = jax.jit(pop.permutations, static_argnums=1, out_shardings=shard)
-            ins = (shard, rep, shard)
-        else:
-            self.gan, self.initial_state = steps.build(cfg, mesh)
-            run, shard = self.gan, rep
-            self.state_sharding = rep
-            self.fixed = jax.jit(steps.fixed_noise, static_argnums=(0, 1), out_shardings=rep)(self.gan, cfg.seed)
-            shuffle = steps.run_keys(cfg.seed)["shuffle"]
-            self.perm_fn = jax.jit(lambda epoch, n: data_lib.epoch_permutation(shuffle, epoch, n),
-                                   static_argnums=1, out_shardings=rep)
-            ins = (rep, rep, rep)
-        # Explicit shardings: everything replicated except what the steps split themselves (a
-        # population: its members). With in_shardings jit takes no keyword arguments, so the
-        # static ones go by position.
-        self.chunk_fn = jax.jit(run.train_chunk, static_argnums=4, donate_argnums=0,
-                                in_shardings=(*ins, rep), out_shardings=shard)
-        self.tail_fn = jax.jit(run.train_tail, static_argnums=3, donate_argnums=0,
-                               in_shardings=ins, out_shardings=shard)
-        self.grid_fn = jax.jit(run.grid, donate_argnums=0, in_shardings=(shard, shard), out_shardings=shard)
+        self.program = program.compile_run(cfg, mesh)
+        self.gan, self.initial_state = self.program.gan, self.program.initial_state
+        self.state_sharding = self.program.state_sharding
+        self.fixed = self.program.fixed_noise()
         self.evaluator = None
         if cfg.eval_every:
             from jaxgan import quality  # the judge and its reference features: paid only with --eval_every
@@ -213,7 +194,7 @@ class Trainer:
                 for chunk in schedule.chunks(steps_done(state), layout, total, cfg.steps_per_call, cfg.ckpt_every,
                                              period):
                     if perm is None or chunk.pos == 0:  # a new epoch (or the first chunk after a resume)
-                        perm = self.perm_fn(chunk.epoch, layout.n)
+                        perm = self.program.permutations(self.scalar(chunk.epoch), layout.n)
                     if means is None or chunk.period_pos == 0:  # a new period (or the first after a resume)
                         means = report.EpochMeans.from_record(period_record if chunk.period_pos else None)
                         period_record = None
@@ -261,8 +242,12 @@ class Trainer:
     def dispatch(self, state: steps.TrainState, chunk: schedule.Chunk, perm: jax.Array):
         """Start one chunk on the device (returns at once: JAX dispatches asynchronously)."""
         if chunk.tail:
-            return self.tail_fn(state, self.data, perm, self.layout.full * self.cfg.batch_size)
-        return self.chunk_fn(state, self.data, perm, chunk.pos, chunk.length)
+            return self.program.tail(state, self.data, perm, self.layout.full * self.cfg.batch_size)
+        return self.program.chunk(state, self.data, perm, self.scalar(chunk.pos), self.scalar(chunk.length))
+
+    def scalar(self, value: int) -> jax.Array:
+        """A per-chunk int32 scalar, put on the devices explicitly (no implicit host transfer)."""
+        return parallel.put(np.int32(value), self.program.replicated)
 
     def read(self, pending: Pending, means: report.EpochMeans, speed: report.Throughput, keep: int = 0) -> None:
         """Bring finished chunks' metrics to the host: epoch sums, progress bar, finiteness."""
@@ -301,7 +286,7 @@ class Trainer:
             save_png = number % cfg.interval == 0
         grid = None
         if do_grid:
-            state, fake = self.grid_fn(state, self.fixed)
+            state, fake = self.program.grid(state, self.fixed)
             fake = parallel.to_host(fake)
             # A population's grids: one folder per member; TensorBoard shows member 0's.
             for i, member_fake in enumerate(fake if self.members > 1 else [fake]):

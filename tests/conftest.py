@@ -3,7 +3,10 @@ weight copy from the PyTorch reference modules into jaxgan's Flax ones."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import importlib
+import io
 import os
 import subprocess
 import sys
@@ -14,6 +17,13 @@ import tempfile
 # jaxgan's commands read JAXGAN_COMPILE_CACHE (never the user's own cache folder in tests); the
 # in-process runs get the same cache through runtime.setup below.
 os.environ.setdefault("JAXGAN_COMPILE_CACHE", os.path.join(tempfile.gettempdir(), "jaxgan-test-xla-cache"))
+# The tests' programs are tiny: compiling them costs far more than running them, and LLVM's
+# optimisation passes are half of that. Level 0 changes how fast the generated code runs, not what
+# it computes (XLA:CPU never uses fast-math reassociation), and every comparison in the suite is
+# between programs compiled alike. Set before jax is imported; the CLI subprocesses inherit it, so
+# they share the compile cache with the in-process runs (XLA's flags are part of its key).
+if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
 
 import jax
 import numpy as np
@@ -82,10 +92,34 @@ def spawn(module: str, *args: str, cwd: str | None = None, env: dict | None = No
 
 
 def run_cli(module: str, *args: str, cwd: str | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run ``python -m <module> args...`` to completion; returns its exit code and output."""
+    """Run ``python -m <module> args...`` to completion in a new process; returns its exit code and
+    output. For what only a real process shows: exit codes seen by a shell, signals, a fresh
+    process's compile cache, several devices or processes. Everything else: :func:`run_main`."""
     proc = spawn(module, *args, cwd=cwd)
     out, err = proc.communicate(timeout=timeout)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def run_main(module: str, *args: str, cwd: str | None = None) -> subprocess.CompletedProcess:
+    """Call ``<module>.main(args)`` in this process, in folder ``cwd``, as ``python -m`` would run
+    it: its exit code (argparse's ``SystemExit`` included) and what it printed. The command's code
+    is the same as in a subprocess; what is saved is the interpreter's start-up and imports (~4 s
+    a call) and, since programs are cached per process (``jaxgan.program``), their compilation.
+    An exception that would print a traceback in a real process propagates and fails the test."""
+    main = importlib.import_module(module).main
+    out, err = io.StringIO(), io.StringIO()
+    old = os.getcwd()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as e:  # argparse's errors and --help
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        os.chdir(old)
+    return subprocess.CompletedProcess([module, *args], code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture

@@ -170,18 +170,18 @@ def test_conv_scan_fused_chunk_equals_single_steps(tmp_path, model, d_steps):
     gan, state = steps.build(zoo_config(tmp_path, model, batch_size=16, d_steps=d_steps))
     data = jnp.asarray(np.random.default_rng(0).integers(0, 256, (200, 1024), dtype=np.uint8))
     perm = data_lib.epoch_permutation(jax.random.key(0), 0, 200)
-    chunk = jax.jit(gan.train_chunk, static_argnames="length")
-    fused, metrics = chunk(state, data, perm, 1, length=4)
+    chunk = jax.jit(gan.train_chunk)
+    fused, metrics = chunk(state, data, perm, 1, 4)
     assert leaves_all_differ(fused.d_stats, state.d_stats)
     for parts in ([1, 1, 1, 1], [3, 1]):
         single, losses, pos = state, [], 1
         for length in parts:
-            single, m = chunk(single, data, perm, pos, length=length)
-            losses += list(np.asarray(m["d_loss"]))
+            single, m = chunk(single, data, perm, pos, length)
+            losses += list(np.asarray(m["d_loss"])[:length])
             pos += length
         assert int(fused.step) == int(single.step) == 4
         assert leaves_equal(fused, single), parts
-        np.testing.assert_array_equal(np.asarray(metrics["d_loss"]), np.asarray(losses, np.float32))
+        np.testing.assert_array_equal(np.asarray(metrics["d_loss"])[:4], np.asarray(losses, np.float32))
 
 
 def trained_files(root, model):

@@ -1,0 +1,151 @@
+"""Time the test suite as a contributor runs it and write ``tests/TIMINGS.md``.
+
+    python scripts/suite_timings.py                 # the whole suite (README's `pytest`)
+    python scripts/suite_timings.py -- -m quick     # the quick tier
+
+It deletes the test XLA cache first (``$TMPDIR/jaxgan-test-xla-cache``, a cold start, as on a
+clean clone), runs pytest with ``--junitxml`` in a child process, samples the summed resident
+memory of that whole process tree (pytest and every subprocess it starts) every 0.2 s, and
+writes the per-file and per-test table with each file's share of the total: shares survive this
+machine's day-to-day speed, seconds do not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import xml.etree.ElementTree as ET
+
+import psutil
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tree_rss(proc: psutil.Process) -> int:
+    """Resident bytes of a process and all its descendants (a child's own peak is not enough)."""
+    total = 0
+    try:
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def run(pytest_args: list[str], junit: str) -> dict:
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={junit}", *pytest_args]
+    load0 = os.getloadavg()
+    t0 = time.perf_counter()
+    child = subprocess.Popen(cmd, cwd=REPO)
+    proc = psutil.Process(child.pid)
+    peak = [0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], tree_rss(proc))
+            done.wait(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    rc = child.wait()
+    wall = time.perf_counter() - t0
+    done.set()
+    sampler.join()
+    return {"command": " ".join(["pytest", *pytest_args]), "rc": rc, "wall_s": round(wall, 1),
+            "peak_tree_rss_gb": round(peak[0] / 1e9, 2), "load_before": [round(x, 2) for x in load0],
+            "load_after": [round(x, 2) for x in os.getloadavg()]}
+
+
+def parse_junit(path: str) -> list[dict]:
+    """One row per test: file, name, seconds (setup + call + teardown), outcome."""
+    rows = []
+    for case in ET.parse(path).getroot().iter("testcase"):
+        cls = case.get("classname", "")
+        file = cls.replace(".", "/") + ".py" if cls else case.get("file", "?")
+        outcome = "passed"
+        for tag in ("failure", "error", "skipped"):
+            if case.find(tag) is not None:
+                outcome = tag
+        rows.append({"file": file, "test": case.get("name"), "seconds": float(case.get("time", 0.0)),
+                     "outcome": outcome})
+    return rows
+
+
+def render(meta: dict, rows: list[dict]) -> str:
+    total = sum(r["seconds"] for r in rows) or 1.0
+    files: dict[str, list[float]] = {}
+    for r in rows:
+        files.setdefault(r["file"], []).append(r["seconds"])
+    outcomes = {}
+    for r in rows:
+        outcomes[r["outcome"]] = outcomes.get(r["outcome"], 0) + 1
+    lines = [
+        "# Test suite timings",
+        "",
+        "Made by `python scripts/suite_timings.py" + (" -- " + meta["pytest_args"] if meta["pytest_args"] else "")
+        + "` (test XLA cache deleted first). Seconds vary with this machine's day; the shares are what to compare.",
+        "",
+        f"- date: {meta['date']}, commit `{meta['commit']}`, {meta['cpus']} CPUs",
+        f"- command: `{meta['command']}` → exit {meta['rc']}, "
+        + ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items())),
+        f"- wall: **{meta['wall_s']:.0f} s** ({meta['wall_s'] / 60:.1f} min); sum of test times {total:.0f} s",
+        f"- peak resident memory of the whole process tree (summed RSS, sampled every 0.2 s): **{meta['peak_tree_rss_gb']:.2f} GB**",
+        f"- load average before / after: {meta['load_before'][0]:.2f} / {meta['load_after'][0]:.2f}",
+        "",
+        "## Per file",
+        "",
+        "| file | tests | seconds | share |",
+        "|---|---:|---:|---:|",
+    ]
+    for f, secs in sorted(files.items(), key=lambda kv: -sum(kv[1])):
+        lines.append(f"| `{f}` | {len(secs)} | {sum(secs):.1f} | {100 * sum(secs) / total:.1f}% |")
+    lines += ["", "## Per test (slowest first)", "", "| test | seconds | share |", "|---|---:|---:|"]
+    for r in sorted(rows, key=lambda r: -r["seconds"]):
+        mark = "" if r["outcome"] == "passed" else f" ({r['outcome']})"
+        lines.append(f"| `{r['file']}::{r['test']}`{mark} | {r['seconds']:.2f} | {100 * r['seconds'] / total:.1f}% |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", default=os.path.join(REPO, "tests", "TIMINGS.md"), help="markdown table to write")
+    p.add_argument("--json", default=None, help="also write the raw rows here")
+    p.add_argument("--keep_cache", action="store_true", help="do not delete the test XLA cache first")
+    p.add_argument("pytest_args", nargs="*", help="after --: arguments for pytest")
+    args = p.parse_args(argv)
+    if not args.keep_cache:
+        shutil.rmtree(os.path.join(tempfile.gettempdir(), "jaxgan-test-xla-cache"), ignore_errors=True)
+    junit = os.path.join(tempfile.mkdtemp(prefix="suite-timings-"), "junit.xml")
+    meta = run(args.pytest_args, junit)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                            text=True).stdout.strip() or "?"
+    meta.update(date=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), commit=commit, cpus=os.cpu_count(),
+                pytest_args=" ".join(args.pytest_args))
+    if not os.path.exists(junit):
+        print(f"error: pytest wrote no {junit} (exit {meta['rc']})", file=sys.stderr)
+        return 2
+    rows = parse_junit(junit)
+    with open(args.out, "w") as f:
+        f.write(render(meta, rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"meta": meta, "rows": rows}, f, indent=1)
+    print(f"wall {meta['wall_s']:.0f} s, peak tree RSS {meta['peak_tree_rss_gb']:.2f} GB -> {args.out}")
+    return meta["rc"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
