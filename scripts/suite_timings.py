@@ -1,7 +1,7 @@
 """Time the test suite as a contributor runs it and write ``tests/TIMINGS.md``.
 
-    python scripts/suite_timings.py                 # the whole suite (README's `pytest`)
-    python scripts/suite_timings.py -- -m quick     # the quick tier
+    python scripts/suite_timings.py                                    # the whole suite (README's `pytest`)
+    python scripts/suite_timings.py --coverage --out tests/TIMINGS-quick.md -- -m quick   # the quick tier
 
 It deletes the test XLA cache first (``$TMPDIR/jaxgan-test-xla-cache``, a cold start, as on a
 clean clone), runs pytest with ``--junitxml`` in a child process, samples the summed resident
@@ -44,8 +44,9 @@ def tree_rss(proc: psutil.Process) -> int:
     return total
 
 
-def run(pytest_args: list[str], junit: str) -> dict:
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={junit}", *pytest_args]
+def run(pytest_args: list[str], junit: str, coverage_file: str | None = None) -> dict:
+    runner = ["-m", "coverage", "run", f"--data-file={coverage_file}", "--source=jaxgan"] if coverage_file else []
+    cmd = [sys.executable, *runner, "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={junit}", *pytest_args]
     load0 = os.getloadavg()
     t0 = time.perf_counter()
     child = subprocess.Popen(cmd, cwd=REPO)
@@ -84,7 +85,23 @@ def parse_junit(path: str) -> list[dict]:
     return rows
 
 
-def render(meta: dict, rows: list[dict]) -> str:
+def module_coverage(coverage_file: str) -> list[dict]:
+    """Per jaxgan module: statements, statements run, and the share run (coverage.py, this process
+    tree's in-process tests; subprocesses are not traced)."""
+    out_json = coverage_file + ".json"
+    subprocess.run([sys.executable, "-m", "coverage", "json", f"--data-file={coverage_file}", "-o", out_json, "-q"],
+                   cwd=REPO, check=True)
+    with open(out_json) as f:
+        files = json.load(f)["files"]
+    rows = []
+    for path, info in sorted(files.items()):
+        s = info["summary"]
+        rows.append({"module": os.path.relpath(os.path.join(REPO, path), REPO), "statements": s["num_statements"],
+                     "run": s["covered_lines"], "share": s["percent_covered"] / 100})
+    return rows
+
+
+def render(meta: dict, rows: list[dict], coverage: list[dict] | None = None) -> str:
     total = sum(r["seconds"] for r in rows) or 1.0
     files: dict[str, list[float]] = {}
     for r in rows:
@@ -95,8 +112,8 @@ def render(meta: dict, rows: list[dict]) -> str:
     lines = [
         "# Test suite timings",
         "",
-        "Made by `python scripts/suite_timings.py" + (" -- " + meta["pytest_args"] if meta["pytest_args"] else "")
-        + "` (test XLA cache deleted first). Seconds vary with this machine's day; the shares are what to compare.",
+        f"Made by `{meta['made_by']}` (test XLA cache deleted first). Seconds vary with this machine's day; "
+        "the shares are what to compare.",
         "",
         f"- date: {meta['date']}, commit `{meta['commit']}`, {meta['cpus']} CPUs",
         f"- command: `{meta['command']}` → exit {meta['rc']}, "
@@ -112,6 +129,12 @@ def render(meta: dict, rows: list[dict]) -> str:
     ]
     for f, secs in sorted(files.items(), key=lambda kv: -sum(kv[1])):
         lines.append(f"| `{f}` | {len(secs)} | {sum(secs):.1f} | {100 * sum(secs) / total:.1f}% |")
+    if coverage is not None:
+        lines += ["", "## Coverage of jaxgan/ by this run", "",
+                  "Lines of each module that the run executed (coverage.py over the pytest process; the few "
+                  "real subprocesses are not traced).", "", "| module | statements | run | share |",
+                  "|---|---:|---:|---:|"]
+        lines += [f"| `{c['module']}` | {c['statements']} | {c['run']} | {100 * c['share']:.0f}% |" for c in coverage]
     lines += ["", "## Per test (slowest first)", "", "| test | seconds | share |", "|---|---:|---:|"]
     for r in sorted(rows, key=lambda r: -r["seconds"]):
         mark = "" if r["outcome"] == "passed" else f" ({r['outcome']})"
@@ -124,22 +147,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=os.path.join(REPO, "tests", "TIMINGS.md"), help="markdown table to write")
     p.add_argument("--json", default=None, help="also write the raw rows here")
     p.add_argument("--keep_cache", action="store_true", help="do not delete the test XLA cache first")
+    p.add_argument("--coverage", action="store_true", help="run under coverage.py and add a per-module table")
     p.add_argument("pytest_args", nargs="*", help="after --: arguments for pytest")
     args = p.parse_args(argv)
     if not args.keep_cache:
         shutil.rmtree(os.path.join(tempfile.gettempdir(), "jaxgan-test-xla-cache"), ignore_errors=True)
-    junit = os.path.join(tempfile.mkdtemp(prefix="suite-timings-"), "junit.xml")
-    meta = run(args.pytest_args, junit)
+    work = tempfile.mkdtemp(prefix="suite-timings-")
+    junit = os.path.join(work, "junit.xml")
+    coverage_file = os.path.join(work, ".coverage") if args.coverage else None
+    meta = run(args.pytest_args, junit, coverage_file)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                             text=True).stdout.strip() or "?"
+    made_by = "python scripts/suite_timings.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:]))
     meta.update(date=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), commit=commit, cpus=os.cpu_count(),
-                pytest_args=" ".join(args.pytest_args))
+                pytest_args=" ".join(args.pytest_args), made_by=made_by.strip())
     if not os.path.exists(junit):
         print(f"error: pytest wrote no {junit} (exit {meta['rc']})", file=sys.stderr)
         return 2
     rows = parse_junit(junit)
     with open(args.out, "w") as f:
-        f.write(render(meta, rows))
+        f.write(render(meta, rows, module_coverage(coverage_file) if coverage_file else None))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"meta": meta, "rows": rows}, f, indent=1)
