@@ -32,6 +32,7 @@ def trained_run(tmp_path_factory):
     return root, proc
 
 
+@pytest.mark.quick
 def test_train_cli_writes_grids_events_and_checkpoints(trained_run):
     root, proc = trained_run
     assert proc.returncode == 0, proc.stderr
@@ -49,6 +50,7 @@ def test_train_cli_writes_grids_events_and_checkpoints(trained_run):
     assert sorted(os.listdir(root / "checkpoints" / "mnist")) == ["14", "7"]
 
 
+@pytest.mark.quick
 def test_sample_cli_writes_png_grid_and_npy_array(trained_run):
     root, _ = trained_run
     proc = run_main("jaxgan.sample", "--dataset", "mnist", "--ckpt_dir", "checkpoints",
