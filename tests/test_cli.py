@@ -68,11 +68,12 @@ def test_sample_cli_writes_png_grid_and_npy_array(trained_run):
 
 
 def test_train_cli_on_cifar10_pickles(tmp_path):
-    # 96 images: three full batches, so the run compiles no short-batch program it does not test.
+    # A model of its own (3,072 inputs), so its programs compile for this test alone: one hidden
+    # layer each, and 96 images (three full batches: no short-batch program it does not test).
     images, labels = blob_images(96, 32, 32, 3)
     write_cifar10(str(tmp_path / "data"), images, labels)
     proc = run_main("jaxgan.train", "--dataset", "cifar10", "--num_epochs", "1", "--skip_checksums",
-                    *SMALL, cwd=str(tmp_path))
+                    *SMALL, "--g_hidden", "16", "--d_hidden", "16", cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     grid = Image.open(tmp_path / "samples" / "cifar10" / "fake_images_1.png")
     assert grid.size == (8 * 34 + 2, 8 * 34 + 2)

@@ -61,29 +61,29 @@ def assert_member_is_solo(gan, member, solo):
                                np.asarray(gan.generate(solo, z, True)[0]), atol=2e-5)
 
 
-def run_chunk(cfg, state, data, perm, length):
-    """``length`` steps from the epoch's first batch by the trainer's own compiled chunk of
-    ``cfg`` (jaxgan.program), its arguments laid out as the trainer lays them out: arrays placed
-    otherwise lower to a different program, which the trainer's runs could not reuse."""
+def run_chunk(cfg, data, perm, length):
+    """``length`` steps from the epoch's first batch, from a fresh run of ``cfg``, by the trainer's
+    own compiled chunk (jaxgan.program), its arguments laid out as the trainer lays them out:
+    arrays placed otherwise lower to a different program, which the trainer's runs could not
+    reuse. Returns the run's GAN (a population's: member 0's), its state and the metrics."""
     prog = program.compile_run(cfg)
     put = parallel.put
-    return prog.chunk(put(state, prog.state_sharding), put(np.asarray(data), prog.replicated),
-                      put(np.asarray(perm), prog.state_sharding), put(np.int32(0), prog.replicated),
-                      put(np.int32(length), prog.replicated))
+    state, metrics = prog.chunk(put(prog.initial_state, prog.state_sharding), put(np.asarray(data), prog.replicated),
+                                put(np.asarray(perm), prog.state_sharding), put(np.int32(0), prog.replicated),
+                                put(np.int32(length), prog.replicated))
+    return prog.gan, state, metrics
 
 
 def test_member_i_equals_the_solo_run_of_its_seed_and_learning_rate(tmp_path, data):
     cfg = population_config(tmp_path)
-    pop, state = population.build(cfg)
+    pop = program.compile_run(cfg).run
     assert pop.seeds == (SEED, SEED + 1, SEED + 2)
-    state, metrics = run_chunk(cfg, state, data, pop.permutations(0, 200), 8)
+    _, state, metrics = run_chunk(cfg, data, pop.permutations(0, 200), 8)
     assert metrics["d_loss"].shape == (3, 200)  # one slot per step the program can run
     z = jax.random.uniform(jax.random.key(99), (64, 8))
-    for i, lr in enumerate(LRS):
-        solo_cfg = solo_config(tmp_path, i)
-        gan, solo = steps.build(solo_cfg)
+    for i in range(3):
         perm = data_lib.epoch_permutation(steps.run_keys(SEED + i)["shuffle"], 0, 200)
-        solo, solo_metrics = run_chunk(solo_cfg, solo, data, perm, 8)
+        gan, solo, solo_metrics = run_chunk(solo_config(tmp_path, i), data, perm, 8)
         assert_member_is_solo(gan, population.member(state, i), solo)
         for key in ("d_loss", "g_loss", "d_real", "d_fake"):
             np.testing.assert_allclose(np.asarray(metrics[key][i]), np.asarray(solo_metrics[key]), rtol=1e-5)
