@@ -49,7 +49,7 @@ def run(pytest_args: list[str], junit: str, coverage_file: str | None = None) ->
     cmd = [sys.executable, *runner, "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={junit}", *pytest_args]
     load0 = os.getloadavg()
     t0 = time.perf_counter()
-    child = subprocess.Popen(cmd, cwd=REPO)
+    child = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ, JAXGAN_SUITE_COST=junit + ".cost.json"))
     proc = psutil.Process(child.pid)
     peak = [0]
     done = threading.Event()
@@ -71,7 +71,13 @@ def run(pytest_args: list[str], junit: str, coverage_file: str | None = None) ->
 
 
 def parse_junit(path: str) -> list[dict]:
-    """One row per test: file, name, seconds (setup + call + teardown), outcome."""
+    """One row per test: file, name, seconds (setup + call + teardown), outcome, and what
+    tests/conftest.py recorded of its cost: XLA trace/lower/compile seconds in the pytest process,
+    real subprocesses started."""
+    cost = {}
+    if os.path.exists(path + ".cost.json"):
+        with open(path + ".cost.json") as f:
+            cost = json.load(f)
     rows = []
     for case in ET.parse(path).getroot().iter("testcase"):
         cls = case.get("classname", "")
@@ -80,8 +86,10 @@ def parse_junit(path: str) -> list[dict]:
         for tag in ("failure", "error", "skipped"):
             if case.find(tag) is not None:
                 outcome = tag
+        c = cost.get(f"{file}::{case.get('name')}", {})
         rows.append({"file": file, "test": case.get("name"), "seconds": float(case.get("time", 0.0)),
-                     "outcome": outcome})
+                     "outcome": outcome, "xla_s": c.get("trace_s", 0) + c.get("lower_s", 0) + c.get("compile_s", 0),
+                     "compile_s": c.get("compile_s", 0.0), "subprocesses": c.get("subprocesses", 0)})
     return rows
 
 
@@ -122,23 +130,39 @@ def render(meta: dict, rows: list[dict], coverage: list[dict] | None = None) -> 
         f"- peak resident memory of the whole process tree (summed RSS, sampled every 0.2 s): **{meta['peak_tree_rss_gb']:.2f} GB**",
         f"- load average before / after: {meta['load_before'][0]:.2f} / {meta['load_after'][0]:.2f}",
         "",
+        "## Where the time goes",
+        "",
+        f"- XLA in the pytest process (tracing, lowering, compiling; cache reads not included): "
+        f"{sum(r['xla_s'] for r in rows):.0f} s, of which XLA's backend compile {sum(r['compile_s'] for r in rows):.0f} s",
+        f"- real subprocesses started (each pays ~3-5 s of imports before it does anything, then its own "
+        f"compiles): {sum(r['subprocesses'] for r in rows)}, by "
+        f"{sum(1 for r in rows if r['subprocesses'])} tests",
+        "- the rest: training and parity steps, checkpoints, data, metrics",
+        "",
         "## Per file",
         "",
-        "| file | tests | seconds | share |",
-        "|---|---:|---:|---:|",
+        "| file | tests | seconds | share | XLA s (in-process) | subprocesses |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
+    by_file: dict[str, list[dict]] = {}
+    for r in rows:
+        by_file.setdefault(r["file"], []).append(r)
     for f, secs in sorted(files.items(), key=lambda kv: -sum(kv[1])):
-        lines.append(f"| `{f}` | {len(secs)} | {sum(secs):.1f} | {100 * sum(secs) / total:.1f}% |")
+        rs = by_file[f]
+        lines.append(f"| `{f}` | {len(secs)} | {sum(secs):.1f} | {100 * sum(secs) / total:.1f}% | "
+                     f"{sum(r['xla_s'] for r in rs):.1f} | {sum(r['subprocesses'] for r in rs)} |")
     if coverage is not None:
         lines += ["", "## Coverage of jaxgan/ by this run", "",
                   "Lines of each module that the run executed (coverage.py over the pytest process; the few "
                   "real subprocesses are not traced).", "", "| module | statements | run | share |",
                   "|---|---:|---:|---:|"]
         lines += [f"| `{c['module']}` | {c['statements']} | {c['run']} | {100 * c['share']:.0f}% |" for c in coverage]
-    lines += ["", "## Per test (slowest first)", "", "| test | seconds | share |", "|---|---:|---:|"]
+    lines += ["", "## Per test (slowest first)", "", "| test | seconds | share | XLA s | subprocesses |",
+              "|---|---:|---:|---:|---:|"]
     for r in sorted(rows, key=lambda r: -r["seconds"]):
         mark = "" if r["outcome"] == "passed" else f" ({r['outcome']})"
-        lines.append(f"| `{r['file']}::{r['test']}`{mark} | {r['seconds']:.2f} | {100 * r['seconds'] / total:.1f}% |")
+        lines.append(f"| `{r['file']}::{r['test']}`{mark} | {r['seconds']:.2f} | {100 * r['seconds'] / total:.1f}% | "
+                     f"{r['xla_s']:.1f} | {r['subprocesses']} |")
     return "\n".join(lines) + "\n"
 
 

@@ -28,10 +28,48 @@ if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
 import jax
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from jaxgan import runtime
 
+# numpy's BLAS (the metrics' float64 linear algebra) with two threads on two busy cores costs
+# 0.02-0.5 s a call instead of a steady 5 ms: one thread, here and in the subprocesses.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+threadpool_limits(1, user_api="blas")
+
 runtime.setup()
+
+# Where the suite's time goes (scripts/suite_timings.py reads it): per test, the seconds this
+# process spent tracing, lowering and compiling with XLA, and the real subprocesses it started.
+_COST_EVENTS = {"/jax/core/compile/jaxpr_trace_duration": "trace_s",
+                "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower_s",
+                "/jax/core/compile/backend_compile_duration": "compile_s"}
+_cost = {"trace_s": 0.0, "lower_s": 0.0, "compile_s": 0.0, "subprocesses": 0}
+_per_test: dict[str, dict] = {}
+
+
+def _on_duration(event: str, duration: float, **kwargs) -> None:
+    if event in _COST_EVENTS:
+        _cost[_COST_EVENTS[event]] += duration
+
+
+jax.monitoring.register_event_duration_secs_listener(_on_duration)
+
+
+@pytest.fixture(autouse=True)
+def _record_cost(request):
+    before = dict(_cost)
+    yield
+    _per_test[request.node.nodeid] = {k: _cost[k] - before[k] for k in _cost}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    path = os.environ.get("JAXGAN_SUITE_COST")
+    if path:
+        import json
+
+        with open(path, "w") as f:
+            json.dump(_per_test, f)
 
 from jaxgan.config import Config, validate
 from jaxgan.formats import write_cifar10, write_mnist
@@ -86,6 +124,7 @@ def small_config(tmp_path, **overrides) -> Config:
 
 def spawn(module: str, *args: str, cwd: str | None = None, env: dict | None = None) -> subprocess.Popen:
     """Start ``python -m <module> args...`` as a user would, capturing its output."""
+    _cost["subprocesses"] += 1
     full_env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""), **(env or {}))
     return subprocess.Popen([sys.executable, "-m", module, *args], cwd=cwd, env=full_env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
