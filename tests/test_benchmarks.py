@@ -80,7 +80,24 @@ def test_quietest_run_is_kept_by_its_mean_load(tmp_path):
     assert best.endswith("b.json") and means[best] == pytest.approx((7 * 1.0 + 2 * 1.5) / 9)  # 7 other jobs at load 1.0
 
 
-def test_flops_come_from_xla_for_each_batch_size_and_adam_counts_the_real_parameters():
+@pytest.fixture
+def in_this_process(monkeypatch):
+    """Run a benchmark job in the test process. bench_row.jax_setup is for a fresh child: it turns
+    XLA's persistent compilation cache off, and JAX decides once per process whether to use it, so
+    called here it would leave every later test of the session compiling from scratch. Nothing a
+    job computes depends on it (the process is on the CPU already); torch's precision switches,
+    which torch_setup sets, are put back."""
+    import torch
+
+    monkeypatch.setattr(bench_row, "jax_setup", lambda spec: None)
+    switches = [(b, b.fp32_precision) for b in (torch.backends.cuda.matmul, torch.backends.cudnn,
+                                                 torch.backends.mkldnn.matmul) if hasattr(b, "fp32_precision")]
+    yield
+    for backend, value in switches:
+        backend.fp32_precision = value
+
+
+def test_flops_come_from_xla_for_each_batch_size_and_adam_counts_the_real_parameters(in_this_process):
     from benchmarks import torch_reference as ref
 
     counts = {bs: bench_row.job_flops({"device": "cpu", "batch_size": bs}) for bs in (8, 16, 24)}
@@ -110,7 +127,7 @@ def test_population_rows_are_compared_with_one_run_at_the_same_batch_and_credite
 
 
 @pytest.mark.parametrize("model", ["dcgan", "wgan"])
-def test_conv_model_flops_scale_with_the_batch_and_count_the_reference_parameters(model):
+def test_conv_model_flops_scale_with_the_batch_and_count_the_reference_parameters(model, in_this_process):
     from benchmarks import torch_dcgan as td
 
     gh, dh = [16, 8, 8, 4], [4, 8, 8, 16]
