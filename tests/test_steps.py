@@ -113,6 +113,7 @@ def test_training_iterations_equal_pytorch_reference(tmp_path, shape, dataset):
     assert_state_equals_torch(gan, state, tg, td, gaps)
 
 
+@pytest.mark.quick
 def test_scan_fused_steps_equal_single_steps(small):
     # One compiled call per step (a chunk of length 1) and one call for four fused steps give
     # bit-identical states; so do other splits. Resume relies on this.
@@ -160,6 +161,7 @@ def test_minimax_and_normal_noise_options(small, tmp_path):
     assert float(u.min()) >= 0 and float(u.max()) < 1
 
 
+@pytest.mark.quick
 def test_partial_last_batch_trains_on_exactly_the_leftover_images(small):
     # 200 images in batches of 32: six full batches, then the reference's last batch
     # (drop_last=False) of the 8 images perm[192:]. The layout rules are pinned in test_schedule.py.

@@ -28,6 +28,7 @@ def normal_quantiles(n: int) -> np.ndarray:
     return stats.norm.ppf((np.arange(n) + 0.5) / n)
 
 
+@pytest.mark.quick
 def test_wasserstein1_to_normal_agrees_with_scipy_and_closed_forms():
     x = np.random.default_rng(0).normal(size=40_000)
     for sample in (x, x + 0.7, 2.0 * x - 0.3):
@@ -146,6 +147,7 @@ def _in(tmp_path, args):
     return [str(tmp_path / a) if a.startswith("FILE") else a for a in args]
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize("args, message", BAD_INPUT)
 def test_bad_input_is_refused_with_one_line_and_code_2(tmp_path, monkeypatch, capsys, args, message):
     monkeypatch.chdir(tmp_path)
