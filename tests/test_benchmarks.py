@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from benchmarks import bench_row, report, throughput
-from tests.conftest import REPO
+from tests.conftest import REPO, run_main
 
 
 def _job(load: float, **kw) -> dict:
@@ -80,7 +80,24 @@ def test_quietest_run_is_kept_by_its_mean_load(tmp_path):
     assert best.endswith("b.json") and means[best] == pytest.approx((7 * 1.0 + 2 * 1.5) / 9)  # 7 other jobs at load 1.0
 
 
-def test_flops_come_from_xla_for_each_batch_size_and_adam_counts_the_real_parameters():
+@pytest.fixture
+def in_this_process(monkeypatch):
+    """Run a benchmark job in the test process. bench_row.jax_setup is for a fresh child: it turns
+    XLA's persistent compilation cache off, and JAX decides once per process whether to use it, so
+    called here it would leave every later test of the session compiling from scratch. Nothing a
+    job computes depends on it (the process is on the CPU already); torch's precision switches,
+    which torch_setup sets, are put back."""
+    import torch
+
+    monkeypatch.setattr(bench_row, "jax_setup", lambda spec: None)
+    switches = [(b, b.fp32_precision) for b in (torch.backends.cuda.matmul, torch.backends.cudnn,
+                                                 torch.backends.mkldnn.matmul) if hasattr(b, "fp32_precision")]
+    yield
+    for backend, value in switches:
+        backend.fp32_precision = value
+
+
+def test_flops_come_from_xla_for_each_batch_size_and_adam_counts_the_real_parameters(in_this_process):
     from benchmarks import torch_reference as ref
 
     counts = {bs: bench_row.job_flops({"device": "cpu", "batch_size": bs}) for bs in (8, 16, 24)}
@@ -110,7 +127,7 @@ def test_population_rows_are_compared_with_one_run_at_the_same_batch_and_credite
 
 
 @pytest.mark.parametrize("model", ["dcgan", "wgan"])
-def test_conv_model_flops_scale_with_the_batch_and_count_the_reference_parameters(model):
+def test_conv_model_flops_scale_with_the_batch_and_count_the_reference_parameters(model, in_this_process):
     from benchmarks import torch_dcgan as td
 
     gh, dh = [16, 8, 8, 4], [4, 8, 8, 16]
@@ -138,22 +155,37 @@ def test_conv_model_options_are_checked_in_one_line(tmp_path):
         assert len(proc.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("impl,model", [("torch_tuned", "mlp"), ("jax_per_step", "mlp"),
-                                        ("torch_tuned", "wgan"), ("jax_population", "dcgan"),
-                                        ("torch_reference", "dcgan")])
-def test_a_row_runs_in_its_own_process_with_the_threads_it_was_given(tmp_path, impl, model):
-    data = tmp_path / "data"
-    # 60 images in batches of 8: the DataLoader row (a) meets dcgan/train.py's short last batch.
-    throughput.write_dataset(str(data), 60, model)
-    spec = {"job": "row", "impl": impl, "batch_size": 8, "device": "cpu", "data_dir": str(data),
-            "min_time": 0.3, "workers": 0, "steps_per_call": 4, "threads": 1, "interop_threads": 1,
-            "model": model, "members": 2}
+@pytest.fixture(scope="module")
+def row_data(tmp_path_factory):
+    """The rows' datasets, by model: 60 images, so that in batches of 8 the DataLoader row meets
+    dcgan/train.py's short last batch (7 full batches and 4 images). The rows only read them."""
+    root = tmp_path_factory.mktemp("rows")
+    folders = {}
+    for model in ("mlp", "conv"):
+        throughput.write_dataset(str(root / model), 60, "mlp" if model == "mlp" else "dcgan")
+        folders[model] = str(root / model)
+    return lambda model: folders["mlp" if model == "mlp" else "conv"]
+
+
+def row_spec(data_dir: str, impl: str, model: str, threads: int = 1, interop_threads: int = 1) -> dict:
+    spec = {"job": "row", "impl": impl, "batch_size": 8, "device": "cpu", "data_dir": data_dir,
+            "min_time": 0.3, "workers": 0, "steps_per_call": 4, "threads": threads,
+            "interop_threads": interop_threads, "model": model, "members": 2}
     if model != "mlp":
         spec.update(g_hidden=[16, 8, 8, 4], d_hidden=[4, 8, 8, 16])
+    return spec
+
+
+# What a fresh process gives a row (its own pid, thread settings, CPU affinity, a compile from
+# scratch), shown on the rows that need every part of it: the reference's DataLoader loop
+# (PyTorch, a conv model, its short last batch) and jaxgan's population of conv GANs (JAX, K
+# members per step; no other test trains a conv population). The other row kinds' own loops run
+# in this process in the next test: what a child process adds is the same for every kind.
+@pytest.mark.parametrize("impl,model", [("torch_reference", "dcgan"), ("jax_population", "dcgan")])
+def test_a_row_runs_in_its_own_process_with_the_threads_it_was_given(tmp_path, row_data, impl, model):
+    spec = row_spec(row_data(model), impl, model)
     r = throughput.run_child(spec, str(tmp_path), "row", "cpu", threads=1, timeout=300)
     assert r["ok"], r.get("log_tail")
-    if model == "wgan":  # one torch iteration of the WGAN loop trains on n_critic = 5 batches
-        assert r["batches_per_iter"] == 5 and r["iters"] == 5 * r["calls"]
     if impl == "torch_reference":
         assert r["iters"] > 8  # past the first epoch's short batch
     if impl == "jax_population":  # K members' images per step
@@ -171,6 +203,31 @@ def test_a_row_runs_in_its_own_process_with_the_threads_it_was_given(tmp_path, i
         assert r["jax_matmul_dtype"] == "float32" and r["jax_dot_precision"].endswith("HIGHEST")
 
 
+@pytest.mark.parametrize("impl,model", [("torch_tuned", "mlp"), ("torch_tuned", "wgan"), ("jax_per_step", "mlp")])
+def test_in_memory_and_per_step_rows_measure_their_own_loop(row_data, in_this_process, impl, model):
+    # Run with this process's own thread counts, which torch_setup then leaves as they are.
+    import torch
+
+    spec = row_spec(row_data(model), impl, model, torch.get_num_threads(), torch.get_num_interop_threads())
+    r = bench_row.job_row(spec)
+    assert r["img_per_s"] == pytest.approx(8 * r["iters"] / r["seconds"]) and r["precision"] == "float32"
+    if model == "mlp":  # the MLP rows train the reference's widths
+        from benchmarks import torch_reference as ref
+
+        G, D = ref.Generator((1, 28, 28), 100), ref.Discriminator((1, 28, 28))
+        assert r["n_params"] == sum(p.numel() for p in G.parameters()) + sum(p.numel() for p in D.parameters())
+    if impl == "torch_tuned":
+        # One torch iteration of the WGAN loop trains on n_critic = 5 batches, of the MLP's on one.
+        assert r["batches_per_iter"] == (5 if model == "wgan" else 1)
+        assert r["iters"] == r["batches_per_iter"] * r["calls"]
+        assert r["torch_num_threads"] == torch.get_num_threads()
+        assert r.get("torch_cpu_matmul_fp32_precision", "ieee") == "ieee"
+    else:  # one jitted step per call, whatever --steps_per_call says
+        assert r["steps_per_call"] == 1 and r["iters"] == r["calls"] and r["members"] == 1
+        assert r["conv_impl"] is None
+        assert r["jax_matmul_dtype"] == "float32" and r["jax_dot_precision"].endswith("HIGHEST")
+
+
 def test_gpu_only_rows_are_refused_on_the_cpu(tmp_path):
     proc = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "throughput.py"),
                            "--impls", "torch_cudagraphs"], capture_output=True, text=True, cwd=str(tmp_path),
@@ -184,11 +241,12 @@ def test_gpu_run_script_parses():
     assert subprocess.run(["bash", "-n", os.path.join(REPO, "benchmarks", "gpu_run.sh")]).returncode == 0
 
 
-def test_reference_run_as_a_process_writes_a_grid_per_epoch_and_its_losses(tmp_path):
+def test_reference_run_writes_a_grid_per_epoch_and_its_losses(tmp_path):
+    # main() in this process: torch is imported here already, and nothing of the run depends on a
+    # process of its own (the refusal below runs as one, for the exit code a shell sees).
     throughput.write_dataset(str(tmp_path / "data"), 130)  # two full batches and a short one
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "torch_reference.py"),
-                           "--data_dir", "data", "--no-download", "--num_epochs", "2", "--workers", "0"],
-                          capture_output=True, text=True, cwd=str(tmp_path), timeout=300)
+    proc = run_main("benchmarks.torch_reference", "--data_dir", "data", "--no-download", "--num_epochs", "2",
+                    "--workers", "0", cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "samples_torch").iterdir()) == ["fake_images_1.png", "fake_images_2.png"]
     assert list((tmp_path / "runs_torch" / "mnist").glob("events.out.tfevents.*"))

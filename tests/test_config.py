@@ -9,6 +9,7 @@ from jaxgan.config import (MODEL_FIELDS, Config, ConfigError, build_parser, cano
 from tests.conftest import REPO
 
 
+@pytest.mark.quick
 def test_defaults_are_the_reference_flags():
     cfg = parse_args([])
     assert (cfg.lr, cfg.beta1, cfg.beta2, cfg.batch_size, cfg.num_epochs, cfg.latent_dim) == \
@@ -24,6 +25,7 @@ def test_dataset_names_are_case_insensitive(name, want):
     assert canonical_dataset(name) == want
 
 
+@pytest.mark.quick
 def test_yaml_file_then_command_line_flags(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("dataset: cifar10\nbatch_size: 128\nlr: 0.001\ng_hidden: [64, 128]\n")
@@ -58,6 +60,7 @@ def test_readme_flag_table_is_the_declared_flags():
         assert f"| `--{name}` |" in block and f"| refused |" in block.split(f"| `--{name}` |")[1].split("\n")[0]
 
 
+@pytest.mark.quick
 def test_every_declared_flag_parses_and_has_help_with_its_default():
     parser = build_parser()
     actions = {a.dest: a for a in parser._actions if a.dest not in ("help", "config")}
@@ -100,6 +103,7 @@ def test_default_model_is_the_mlp_on_the_datasets_own_size():
         ("mlp", (1, 28, 28), (128, 256, 512, 1024), (512, 256, 128))
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize("model,want", [("dcgan", DCGAN_REFERENCE), ("wgan", WGAN_REFERENCE)])
 def test_conv_models_take_their_references_defaults(model, want):
     assert_fields(parse_args(["--model", model]), want)
@@ -133,12 +137,14 @@ def test_shipped_model_configs_hold_each_references_defaults(model, dataset, wan
     (["--model", "wgan", "--last_batch", "partial"], "full batches only"),
     (["--model", "gan"], "model must be one of mlp, dcgan, wgan"),
 ])
+@pytest.mark.quick
 def test_bad_model_settings_are_one_line_errors(argv, message):
     with pytest.raises(ConfigError, match=message) as e:
         parse_args(argv)
     assert "\n" not in str(e.value)
 
 
+@pytest.mark.quick
 def test_a_checkpoint_from_before_model_existed_resumes_only_as_the_mlp():
     # Records written before --model (and its wgan flags) existed hold an MLP run.
     saved = {k: v for k, v in parse_args([]).to_dict().items() if k not in ("model", "gen_iters", "clip_limit")}

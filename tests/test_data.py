@@ -16,6 +16,7 @@ from jaxgan.formats import write_cifar10, write_mnist
 from tests.conftest import blob_images
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist"])
 def test_mnist_format_round_trips_through_torchvision(tmp_path, dataset):
     images, labels = blob_images(50, 28, 28, 1)
@@ -26,6 +27,7 @@ def test_mnist_format_round_trips_through_torchvision(tmp_path, dataset):
     np.testing.assert_array_equal(got_labels, labels)
 
 
+@pytest.mark.quick
 def test_cifar10_pickles_round_trip_and_checksums_are_enforced_by_default(tmp_path):
     images, labels = blob_images(23, 32, 32, 3)
     write_cifar10(str(tmp_path), images, labels)
@@ -37,6 +39,7 @@ def test_cifar10_pickles_round_trip_and_checksums_are_enforced_by_default(tmp_pa
     np.testing.assert_array_equal(got_labels, labels)
 
 
+@pytest.mark.quick
 def test_cache_is_written_once_and_rebuilt_when_the_files_change(tmp_path):
     images, labels = blob_images(40, 28, 28, 1)
     raw = write_mnist(str(tmp_path), images[..., 0], labels)
@@ -71,6 +74,7 @@ def test_flattening_follows_the_reference_chw_order():
     np.testing.assert_array_equal(data_lib.unflatten_hwc(flat, (3, 4, 5)), images)
 
 
+@pytest.mark.quick
 def test_epoch_permutation_visits_every_image_once_and_differs_by_epoch():
     key = jax.random.key(0)
     p0, p1 = (np.asarray(data_lib.epoch_permutation(key, e, 1000)) for e in (0, 1))

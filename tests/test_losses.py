@@ -32,6 +32,7 @@ def test_losses_when_d_outputs_one_half():
     assert float(steps.g_loss_from_logits(zeros, "minimax")) == pytest.approx(-math.log(2), rel=1e-6)
 
 
+@pytest.mark.quick
 def test_losses_equal_their_closed_forms():
     # L_D = mean(-log sigmoid(r)) + mean(-log(1 - sigmoid(f))) = mean(log(1+e^-r)) + mean(log(1+e^f));
     # non-saturating L_G = mean(log(1+e^-f)); minimax L_G = mean(log(1 - sigmoid(f))) = -mean(log(1+e^f)).
@@ -89,6 +90,7 @@ def test_losses_stay_finite_and_exact_where_d_saturates():
     np.testing.assert_allclose(np.asarray(grad), [0.0, -0.5], atol=1e-7)
 
 
+@pytest.mark.quick
 def test_optimal_discriminator_is_pdata_over_pdata_plus_pg():
     # Goodfellow et al., Prop. 1: on a finite support, the D minimising E_data[-log D] +
     # E_g[-log(1 - D)] is D* = p_data / (p_data + p_g), with minimum log 4 - 2 JSD(p_data || p_g).

@@ -29,6 +29,7 @@ def test_frechet_distance_of_diagonal_gaussians_is_mean_gap_plus_std_gap():
     assert metrics.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-9)
 
 
+@pytest.mark.quick
 def test_frechet_distance_of_non_commuting_2d_gaussians_equals_the_closed_form():
     # For 2x2 positive definite M, tr sqrt(M) = sqrt(tr M + 2 sqrt(det M)). With
     # M = S_a^1/2 S_b S_a^1/2: tr M = tr(S_a S_b), det M = det S_a det S_b, so
@@ -53,6 +54,7 @@ def test_classifier_score_of_identical_predictions_is_one():
         assert metrics.classifier_score(np.tile(row, (50, 1))) == pytest.approx(1.0, rel=1e-9)
 
 
+@pytest.mark.quick
 def test_classifier_score_of_uneven_and_of_soft_predictions():
     # Confident predictions, a quarter on class 0: KL(onehot || marginal) = -log q_y, whose mean
     # is the entropy H(1/4, 3/4), so the score is exp(H).
@@ -67,6 +69,7 @@ def test_classifier_score_of_uneven_and_of_soft_predictions():
     assert metrics.classifier_score(soft) == pytest.approx(2 * math.exp(-h_a), rel=1e-9)
 
 
+@pytest.mark.quick
 def test_mode_coverage_on_a_constructed_histogram():
     counts = [40, 30, 20, 5, 3, 1, 1, 0, 0, 0]  # 100 predictions; a fair share is 10
     labels = np.repeat(np.arange(10), counts)
@@ -116,6 +119,7 @@ def test_recall_counts_reals_inside_the_fake_k_nn_manifold():
     assert pr["recall"] == pytest.approx(4 / 7)
 
 
+@pytest.mark.quick
 def test_a_generator_covering_half_the_line_is_precise_with_recall_eight_tenths():
     # Fake points 0..4: radii 3, 2, 2, 2, 3, so the fake manifold reaches x = 7 on the line:
     # reals 0..7 are inside (recall 8/10); every fake lies on the real line (precision 1).

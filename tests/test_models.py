@@ -90,6 +90,7 @@ def test_initialisation_follows_torch_linear_bounds():
     assert np.all(bn.mean[...] == 0) and np.all(bn.var[...] == 1)
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
 def test_forward_equals_pytorch_with_copied_weights(shape):
     torch.manual_seed(0)

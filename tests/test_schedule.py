@@ -16,6 +16,7 @@ def plan(n, batch, epochs, steps_per_call, ckpt_every=0, last_batch="partial", s
             for c in chunks(start, layout, total, steps_per_call, ckpt_every)]
 
 
+@pytest.mark.quick
 def test_an_epoch_is_its_full_batches_in_chunks_then_the_tail():
     # 200 images, batch 32: 6 full batches and a tail of 8 -> 7 steps per epoch.
     assert plan(200, 32, 2, 4) == [
@@ -38,6 +39,7 @@ def test_ckpt_every_that_does_not_divide_an_epoch_counts_from_step_zero():
         (13, 1, True, True, True)]
 
 
+@pytest.mark.quick
 def test_a_resume_mid_epoch_plans_what_the_uninterrupted_run_does_from_there():
     straight = plan(200, 32, 2, 4, ckpt_every=3)
     for start in (3, 6, 9, 12):  # every checkpoint a resume can start from
@@ -77,6 +79,7 @@ def test_wgan_chunks_stop_at_epoch_ends_period_ends_and_the_run_end():
                             (6, 2, False, True, True), (8, 2, False, True, True)]
 
 
+@pytest.mark.quick
 def test_wgan_ckpt_every_adds_boundaries_and_replaces_per_period_saves():
     # Checkpoints after steps 3, 6, 9 and at the run's end (10); periods still end at 4, 8, 10.
     assert wgan_plan(200, ckpt_every=3) == [
@@ -95,6 +98,7 @@ def test_wgan_chunk_knows_its_period_and_place_in_it():
     assert (c.period, c.period_pos, c.epoch, c.pos) == (1, 2, 1, 0)
 
 
+@pytest.mark.quick
 def test_run_length_is_epochs_or_generator_iterations():
     layout = epoch_layout(200, 32, "partial")  # 7 steps per epoch
     assert run_length(from_dict({"num_epochs": 3}), layout) == (21, 7)

@@ -16,7 +16,7 @@ import torch
 
 from benchmarks import torch_reference as ref
 from jaxgan import models, steps
-from tests.conftest import small_config, torch_to_flax
+from tests.conftest import leaves_equal, small_config, torch_to_flax
 
 BATCH = 32
 
@@ -129,23 +129,27 @@ def test_train_step_equals_the_reference_iteration(tmp_path):
     assert_state_equals_torch(gan, state, tg, td, gaps)
 
 
-def test_train_step_with_two_d_steps_updates_g_on_every_second_batch_like_the_reference(tmp_path):
-    # --d_steps 2 (Algorithm 1 with k = 2): D is updated on every batch, G after every second D
+def test_train_step_with_three_d_steps_updates_g_on_every_third_batch_like_the_reference(tmp_path):
+    # --d_steps 3 (Algorithm 1 with k = 3): D is updated on every batch, G after every third D
     # update, scored by the D just updated. The PyTorch side is the reference iteration split
-    # into its D half and its G half, with the G half run on batches 1, 3, 5 (counting from 0).
-    gan, state, tg, td = setup(tmp_path, d_steps=2)
+    # into its D half and its G half, with the G half run on batches 2 and 5 (counting from 0).
+    # In between, G's parameters do not change at all.
+    gan, state, tg, td = setup(tmp_path, d_steps=3)
     opt_g, opt_d = ref.make_optimizers(tg, td)
     train_step = jax.jit(gan.train_step)
-    gaps = None
+    gaps, updated = None, []
     for step, (real, images) in enumerate(real_batches(6)):
         gaps = prebn_bias_gaps(state, tg, gaps)  # the biases of this step's G passes
         z_d, z_g = step_noise(gan, step)
         d_ref = torch_d_step(tg, td, opt_d, images, z_d)
-        g_turn = step % 2 == 1
+        g_turn = step % 3 == 2
         g_ref = torch_g_step(tg, td, opt_g, z_g) if g_turn else 0.0
+        before = state.g_params
         state, metrics = train_step(state, real)
+        updated.append(not leaves_equal(before, state.g_params))
         assert float(metrics["d_loss"]) == pytest.approx(d_ref, rel=1e-5), step
         assert float(metrics["g_updated"]) == float(g_turn), step
         assert float(metrics["g_loss"]) == pytest.approx(g_ref, rel=1e-5), step
+    assert updated == [False, False, True, False, False, True]
     assert int(state.step) == 6
     assert_state_equals_torch(gan, state, tg, td, gaps)
