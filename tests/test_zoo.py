@@ -290,7 +290,6 @@ def test_conv_impl_auto_is_matmul_on_cpu_and_both_train_alike(tmp_path, data_dir
     auto = "matmul" if jax.default_backend() == "cpu" else "lax"
     assert steps.conv_impl(cfg) == auto
     assert steps.conv_impl(replace(cfg, conv_impl="lax")) == "lax"
-    z = jax.random.uniform(jax.random.key(5), (16, LATENT))
     kernels, images, scores = {}, {}, {}
     for impl in dcgan.CONV_IMPLS:
         p = program.compile_run(replace(cfg, conv_impl=impl))
@@ -303,15 +302,12 @@ def test_conv_impl_auto_is_matmul_on_cpu_and_both_train_alike(tmp_path, data_dir
         data, perm = program_inputs(p)
         state, _ = p.chunk(fresh_state(p), data, perm, on_device(p, 0), on_device(p, 3))
         assert int(state.step) == 3
-        kernels[impl] = [x for path, x in jax.tree_util.tree_leaves_with_path((state.g_params, state.d_params))
-                         if "kernel" in jax.tree_util.keystr(path)]
-
-        @jax.jit
-        def g_then_d(state, z):
-            fake, _ = gan.generate(state, z)
-            return fake, gan.d_forward(state.d_params, state.d_stats, fake, None)[0]
-
-        images[impl], scores[impl] = g_then_d(state, z)
+        kernels[impl] = [np.asarray(x) for path, x in jax.tree_util.tree_leaves_with_path(
+            (state.g_params, state.d_params)) if "kernel" in jax.tree_util.keystr(path)]
+        # G over the run's fixed noise (the trainer's grid program, which donates the state), then D
+        # scoring those images.
+        state, images[impl] = p.grid(state, p.fixed_noise())
+        scores[impl] = jax.jit(lambda s, x: gan.d_forward(s.d_params, s.d_stats, x, None)[0])(state, images[impl])
     assert len(kernels["lax"]) == 10
     # Adam moves each weight by up to 3 lr = 6e-4 in three steps; the two runs agree to 1/20 of that.
     for a, b in zip(kernels["lax"], kernels["matmul"]):
