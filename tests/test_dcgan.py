@@ -18,6 +18,9 @@ from flax import nnx
 from benchmarks import torch_dcgan as ref
 from jaxgan import dcgan
 
+# Every test here is small (models against torch, no training loop): all of them are in the quick tier.
+pytestmark = pytest.mark.quick
+
 G_SMALL, D_SMALL = (64, 32, 16, 8), (8, 16, 32, 64)
 LATENT = 100
 # Every parity test runs both ways of computing a convolution (--conv_impl lax | matmul).

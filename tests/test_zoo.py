@@ -261,7 +261,8 @@ def fresh_state(p):
     return parallel.put(p.initial_state, p.state_sharding)
 
 
-@pytest.mark.parametrize("model", ["dcgan", "wgan"])
+# DCGAN's is in the quick tier: the conv path of steps.py and program.py, compiled once, in seconds.
+@pytest.mark.parametrize("model", [pytest.param("dcgan", marks=pytest.mark.quick), "wgan"])
 def test_conv_scan_fused_chunk_equals_single_steps(tmp_path, data_dir, model):
     # The trainer's own compiled chunk (shardings, donation, traced length), the one every run of
     # the model in this file uses. WGAN: n_critic 2, so G updates on every second step.
@@ -442,6 +443,7 @@ def test_wgan_sigterm_mid_period_then_resume_equals_the_uninterrupted_run(tmp_pa
         assert scalars(tmp_path, "wgan")[tag] == scalars(a, "wgan")[tag], tag
 
 
+@pytest.mark.quick
 def test_event_files_of_runs_started_within_one_second_are_all_kept(tmp_path):
     # A resume right after a signal starts a second writer in the same folder at once; tensorboardX
     # alone names files by the second and the host, so the second would overwrite the first.
@@ -494,7 +496,8 @@ def test_train_and_sample_commands_for_conv_models(tmp_path, data_dir, model, fl
 @pytest.mark.parametrize("run,argv,message", [
     # A real process: the exit code and the one line a shell sees.
     (run_cli, ["--model", "dcgan", "--g_hidden", "1,2"], "--g_hidden needs exactly 4 channel widths"),
-    (run_main, ["--model", "wgan", "--n_critic", "0"], "must be positive, got 0"),
+    pytest.param(run_main, ["--model", "wgan", "--n_critic", "0"], "must be positive, got 0",
+                 marks=pytest.mark.quick),
 ], ids=["process", "in_process"])
 def test_bad_conv_settings_are_one_line_errors(tmp_path, run, argv, message):
     proc = run("jaxgan.train", *argv, "--no_download", cwd=str(tmp_path))
