@@ -286,7 +286,7 @@ def test_conv_impl_auto_is_matmul_on_cpu_and_both_train_alike(tmp_path, data_dir
     # --conv_impl changes how XLA computes the convolutions, not the mathematics: three fused
     # DCGAN steps from the same state leave the same kernels, and G and D compute the same thing
     # (the biases feeding a BatchNorm are left out: their true gradient is zero, so Adam moves
-    # them on rounding noise alone, see test_dcgan.F64_TOL).
+    # them on rounding noise alone, see the float64 parity tests above).
     cfg = dcgan_config(tmp_path, data_dir)
     auto = "matmul" if jax.default_backend() == "cpu" else "lax"
     assert steps.conv_impl(cfg) == auto
