@@ -32,9 +32,13 @@ from threadpoolctl import threadpool_limits
 
 from jaxgan import runtime
 
-# numpy's BLAS (the metrics' float64 linear algebra) with two threads on two busy cores costs
-# 0.02-0.5 s a call instead of a steady 5 ms: one thread, here and in the subprocesses.
+# numpy's BLAS (the metrics' float64 linear algebra) and torch's intra-op pool (the parity
+# oracles) with two threads on two busy cores thrash: a call that takes 5 ms on one thread takes
+# 0.02-0.5 s, three small WGAN iterations 2-8 s instead of 0.17 s. One thread each, here and in
+# the subprocesses (torch reads OMP_NUM_THREADS when it is imported; the benchmark's child rows
+# set their own threads). XLA's own thread pool is not affected.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 threadpool_limits(1, user_api="blas")
 
 runtime.setup()
