@@ -14,6 +14,7 @@ from tests.conftest import leaves_equal, replace, small_config
 from tests.uninterrupted import uninterrupted
 
 
+@pytest.mark.quick
 def test_checkpoint_round_trip_is_bit_exact(workdir):
     cfg = small_config(workdir, data_dir=str(workdir / "data"))
     state = train_and_evaluate(cfg)  # a trained state: every leaf, the optimisers' included, moved
@@ -27,12 +28,14 @@ def test_checkpoint_round_trip_is_bit_exact(workdir):
     assert jax.tree_util.tree_structure(restored) == jax.tree_util.tree_structure(state)
 
 
+@pytest.mark.quick
 def test_restore_without_checkpoints_is_a_clear_error(tmp_path):
     cks = ckpt_lib.Checkpoints(str(tmp_path / "empty"))
     with pytest.raises(ckpt_lib.CheckpointError, match="no checkpoint"):
         cks.restore(steps.build(small_config(tmp_path))[1])
 
 
+@pytest.mark.quick
 def test_resume_is_bit_exact(workdir, tmp_path_factory):
     straight, straight_dir = uninterrupted(tmp_path_factory, 2)
     cfg_b = small_config(workdir / "b", data_dir=str(workdir / "data"), num_epochs=1)
@@ -44,6 +47,7 @@ def test_resume_is_bit_exact(workdir, tmp_path_factory):
     assert (straight_dir / grid).read_bytes() == (workdir / "b" / grid).read_bytes()
 
 
+@pytest.mark.quick
 def test_resume_from_the_middle_of_an_epoch_is_bit_exact(workdir, tmp_path_factory):
     straight, _ = uninterrupted(tmp_path_factory, 2)
     cfg_b = small_config(workdir / "b", data_dir=str(workdir / "data"), num_epochs=1, ckpt_every=3)
@@ -63,6 +67,7 @@ def test_resume_refuses_settings_that_change_the_model(workdir):
         train_and_evaluate(replace(cfg, resume=True, num_epochs=2, latent_dim=9))
 
 
+@pytest.mark.quick
 def test_a_new_run_never_overwrites_existing_checkpoints(workdir):
     cfg = small_config(workdir, data_dir=str(workdir / "data"))
     train_and_evaluate(cfg)

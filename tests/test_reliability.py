@@ -98,6 +98,7 @@ def test_signals_finish_the_chunk_checkpoint_and_exit_cleanly_then_resume_is_bit
     assert leaves_equal(restore_newest(str(workdir / "checkpoints"), cfg)[0], uninterrupted(tmp_path_factory, EPOCHS)[0])
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize("damage", ["truncate", "delete"])
 def test_damaged_newest_checkpoint_falls_back_to_the_previous_one(workdir, capsys, tmp_path_factory, damage):
     cfg = small_config(workdir, data_dir=str(workdir / "data"), num_epochs=2)
@@ -119,6 +120,7 @@ def test_damaged_newest_checkpoint_falls_back_to_the_previous_one(workdir, capsy
     assert leaves_equal(resumed, uninterrupted(tmp_path_factory, 3)[0])
 
 
+@pytest.mark.quick
 def test_leftover_temporary_checkpoint_folder_is_ignored_and_cleaned(workdir):
     cfg = small_config(workdir, data_dir=str(workdir / "data"), num_epochs=1)
     train_and_evaluate(cfg)
@@ -130,6 +132,7 @@ def test_leftover_temporary_checkpoint_folder_is_ignored_and_cleaned(workdir):
     assert not leftover.exists()
 
 
+@pytest.mark.quick
 def test_a_failed_save_keeps_the_previous_checkpoint(workdir, monkeypatch):
     cfg = small_config(workdir, data_dir=str(workdir / "data"), num_epochs=1)
     train_and_evaluate(cfg)
@@ -158,6 +161,7 @@ def test_resume_logs_safe_changes_and_refuses_model_changes(workdir, capsys):
             train_and_evaluate(replace(cfg, num_epochs=3, resume=True, **{field: value}))
 
 
+@pytest.mark.quick
 def test_non_finite_values_stop_the_run_and_keep_the_last_good_checkpoint(workdir):
     cfg = small_config(workdir, data_dir=str(workdir / "data"), num_epochs=1)
     train_and_evaluate(cfg)
@@ -184,6 +188,7 @@ def test_skip_nonfinite_skips_updates_with_nan_gradients(tmp_path):
         assert bool(steps.is_finite(good)) == skip
 
 
+@pytest.mark.quick
 def test_one_run_per_checkpoint_folder_and_stale_locks_are_taken_over(workdir, capsys):
     cfg = small_config(workdir, data_dir=str(workdir / "data"), num_epochs=1)
     lock = ckpt_lib.RunLock(str(workdir / "ckpt" / "mnist"))
@@ -200,6 +205,7 @@ def test_one_run_per_checkpoint_folder_and_stale_locks_are_taken_over(workdir, c
     assert not os.path.exists(lock.path)
 
 
+@pytest.mark.quick
 def test_a_signal_during_an_epochs_last_chunk_resumes_to_exactly_the_uninterrupted_run(workdir, monkeypatch,
                                                                                       tmp_path_factory):
     # 7 steps per epoch in chunks of 4, 2 and the tail. The signal is sent from inside the loop the
