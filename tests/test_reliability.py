@@ -75,13 +75,14 @@ def test_kill_9_at_random_moments_then_resume_is_bit_exact(workdir, tmp_path_fac
 
 def test_signals_finish_the_chunk_checkpoint_and_exit_cleanly_then_resume_is_bit_exact(workdir, tmp_path_factory):
     # One run stopped twice: SIGTERM, then SIGINT in the process that resumed it; each exits with
-    # the shell's code for its signal after checkpointing where it stopped (mid-epoch, as a rule:
-    # the scheduled checkpoints are at the epochs' ends). A third resume, here, finishes the run.
-    args = ["--num_epochs", str(EPOCHS)]
+    # the shell's code for its signal after checkpointing where it stopped. The first run saves
+    # every epoch, as by default; the second schedules no checkpoint before the run's end
+    # (--ckpt_every 1000), so the one it leaves is the signal's own, written mid-period. A third
+    # resume, here, finishes the run.
     ck = workdir / "checkpoints" / "mnist"
-    resume, last_stop = [], 0
-    for sig, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
-        proc = start(str(workdir), *args, *resume)
+    last_stop = 0
+    for sig, code, flags in ((signal.SIGTERM, 143, []), (signal.SIGINT, 130, ["--resume", "--ckpt_every", "1000"])):
+        proc = start(str(workdir), "--num_epochs", str(EPOCHS), *flags)
         under_way = last_stop // 7 + 2  # two epochs past the last stop: this process is training
         wait_for_epoch(proc, under_way)
         proc.send_signal(sig)
@@ -91,8 +92,8 @@ def test_signals_finish_the_chunk_checkpoint_and_exit_cleanly_then_resume_is_bit
         stopped_at = max(int(p) for p in os.listdir(ck) if p.isdigit())
         assert 7 * under_way <= stopped_at < EPOCHS * 7
         assert f"{sig.name}: stopped at step {stopped_at}; checkpoint written to" in out
-        resume, last_stop = ["--resume"], stopped_at
-    done = run_main("jaxgan.train", *FLAGS, *args, "--resume", cwd=str(workdir))
+        last_stop = stopped_at
+    done = run_main("jaxgan.train", *FLAGS, "--num_epochs", str(EPOCHS), *flags, cwd=str(workdir))
     assert done.returncode == 0, done.stderr
     cfg = small_config(workdir, data_dir=str(workdir / "data"), num_epochs=EPOCHS)
     assert leaves_equal(restore_newest(str(workdir / "checkpoints"), cfg)[0], uninterrupted(tmp_path_factory, EPOCHS)[0])
