@@ -11,13 +11,14 @@ from jaxgan import steps
 from jaxgan.config import ConfigError
 from jaxgan.trainer import train_and_evaluate
 from tests.conftest import leaves_equal, replace, small_config
+from tests.uninterrupted import uninterrupted
 
 
-def test_checkpoint_round_trip_is_bit_exact(tmp_path):
-    cfg = small_config(tmp_path)
-    gan, state = steps.build(cfg)
-    state, _ = jax.jit(gan.train_step)(state, jax.random.uniform(jax.random.key(0), (32, 784)))
-    cks = ckpt_lib.Checkpoints(str(tmp_path / "ck"))
+@pytest.mark.quick
+def test_checkpoint_round_trip_is_bit_exact(workdir):
+    cfg = small_config(workdir, data_dir=str(workdir / "data"))
+    state = train_and_evaluate(cfg)  # a trained state: every leaf, the optimisers' included, moved
+    cks = ckpt_lib.Checkpoints(str(workdir / "ck"))
     cks.save(1, state, {"config": cfg.to_dict(), "note": "x"})
     _, template = steps.build(replace(cfg, seed=99))  # different values, same structure
     restored, record, step = cks.restore(template)
@@ -27,25 +28,28 @@ def test_checkpoint_round_trip_is_bit_exact(tmp_path):
     assert jax.tree_util.tree_structure(restored) == jax.tree_util.tree_structure(state)
 
 
+@pytest.mark.quick
 def test_restore_without_checkpoints_is_a_clear_error(tmp_path):
     cks = ckpt_lib.Checkpoints(str(tmp_path / "empty"))
     with pytest.raises(ckpt_lib.CheckpointError, match="no checkpoint"):
         cks.restore(steps.build(small_config(tmp_path))[1])
 
 
-def test_resume_is_bit_exact(workdir):
-    straight = train_and_evaluate(small_config(workdir / "a", data_dir=str(workdir / "data"), num_epochs=2))
+@pytest.mark.quick
+def test_resume_is_bit_exact(workdir, tmp_path_factory):
+    straight, straight_dir = uninterrupted(tmp_path_factory, 2)
     cfg_b = small_config(workdir / "b", data_dir=str(workdir / "data"), num_epochs=1)
     train_and_evaluate(cfg_b)
     resumed = train_and_evaluate(replace(cfg_b, num_epochs=2, resume=True))
     assert int(resumed.step) == int(straight.step) == 2 * 7  # 200 images: 6 batches of 32 + 8
     assert leaves_equal(resumed, straight)
     grid = "samples/mnist/fake_images_2.png"
-    assert (workdir / "a" / grid).read_bytes() == (workdir / "b" / grid).read_bytes()
+    assert (straight_dir / grid).read_bytes() == (workdir / "b" / grid).read_bytes()
 
 
-def test_resume_from_the_middle_of_an_epoch_is_bit_exact(workdir):
-    straight = train_and_evaluate(small_config(workdir / "a", data_dir=str(workdir / "data"), num_epochs=2, ckpt_every=3))
+@pytest.mark.quick
+def test_resume_from_the_middle_of_an_epoch_is_bit_exact(workdir, tmp_path_factory):
+    straight, _ = uninterrupted(tmp_path_factory, 2)
     cfg_b = small_config(workdir / "b", data_dir=str(workdir / "data"), num_epochs=1, ckpt_every=3)
     train_and_evaluate(cfg_b)
     ck = workdir / "b" / "ckpt" / "mnist"
@@ -63,6 +67,7 @@ def test_resume_refuses_settings_that_change_the_model(workdir):
         train_and_evaluate(replace(cfg, resume=True, num_epochs=2, latent_dim=9))
 
 
+@pytest.mark.quick
 def test_a_new_run_never_overwrites_existing_checkpoints(workdir):
     cfg = small_config(workdir, data_dir=str(workdir / "data"))
     train_and_evaluate(cfg)

@@ -1,64 +1,88 @@
 """Data parallelism: 4 simulated CPU devices equal 1 device; two processes joined by
-jax.distributed train one run; checkpoints move between topologies."""
+jax.distributed train one run; checkpoints move between topologies.
 
+A topology exists only in processes of its own: simulated devices are read from XLA_FLAGS once,
+when jax starts, and jax.distributed joins whole processes. Starting one costs far more than the
+tiny runs in it, so each topology is launched once and runs all of its commands in turn
+(tests/in_one_process.py): one process with 4 devices, and one pair of processes with 2 devices
+each. The tests read those runs' outputs and compare them with one-device runs made here, in
+this process, while the launched ones start up."""
+
+import json
 import os
 import socket
+import types
 
 import jax
 import numpy as np
+import pytest
 
+from jaxgan import checkpoint as ckpt_lib
 from jaxgan import steps
+from jaxgan.formats import write_mnist
 from jaxgan.trainer import train_and_evaluate
-from tests.conftest import TRAIN_FLAGS, replace, restore_newest, small_config, spawn
+from tests.conftest import TRAIN_FLAGS, blob_images, restore_newest, small_config, spawn
 
-FLAGS = [*TRAIN_FLAGS, "--data_dir", "data"]
+# small_config's steps_per_call too: the launched runs differ from the one-device runs made here
+# in their topology alone.
+FLAGS = [*TRAIN_FLAGS, "--data_dir", "data", "--steps_per_call", "4"]
 
 
-def launch(cwd, *args, devices=4):
-    return spawn("jaxgan.train", *FLAGS, *args, cwd=cwd, env={
-        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"})
+def outputs(name):
+    """Folders of their own for one of several runs that share a working folder."""
+    return ["--ckpt_dir", f"{name}/checkpoints", "--sample_dir", f"{name}/samples", "--logdir", f"{name}/runs"]
+
+
+def launch(cwd, runs, last=None, devices=4, tag="launch"):
+    """Start one process with ``devices`` simulated CPU devices that runs each ``(name, flags)``
+    of ``runs`` (jaxgan.train) in turn, then ``last`` as the process's own command."""
+    spec = {"runs": [{"name": name, "module": "jaxgan.train", "args": [*FLAGS, *args]} for name, args in runs],
+            "results": os.path.join(cwd, f"{tag}.results.json"),
+            "last": {"module": "jaxgan.train", "args": [*FLAGS, *last]} if last else None}
+    path = os.path.join(cwd, f"{tag}.spec.json")
+    with open(path, "w") as f:
+        json.dump(spec, f)
+    # Keep the test run's XLA flags (compiled alike, sharing its compile cache), add the devices.
+    xla = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()
+    proc = spawn("tests.in_one_process", path, cwd=str(cwd), env={"XLA_FLAGS": xla, "JAX_PLATFORMS": "cpu"})
+    proc.results_path = spec["results"]
+    return proc
 
 
 def finish(proc, timeout=600):
+    """Wait for a launch: (exit code, stdout, stderr, {run name: {"code", "out", "err"}})."""
     out, err = proc.communicate(timeout=timeout)
-    assert proc.returncode == 0, err
-    return out
+    results = {}
+    if os.path.exists(proc.results_path):
+        with open(proc.results_path) as f:
+            results = json.load(f)
+    return proc.returncode, out, err, results
 
 
-def assert_close(a, b, atol=2e-4):
-    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
-        np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=1e-3)
+def run_output(results, name):
+    """The stdout of run ``name``, which must have ended with exit code 0."""
+    assert name in results, f"run {name} did not finish; finished: {sorted(results)}"
+    assert results[name]["code"] == 0, results[name]["err"]
+    return results[name]["out"]
 
 
-def test_four_devices_equal_one_device_and_restore_on_one(workdir):
-    # 200 images, batch 32: six full batches split 8 per device, and the short batch of 8.
-    out = finish(launch(str(workdir), "--num_epochs", "2", "--last_batch", "drop"))
-    assert "on 4 cpu devices" in out
-    cfg = small_config(workdir / "one", data_dir=str(workdir / "data"), num_epochs=2, last_batch="drop")
-    one = train_and_evaluate(cfg)
-    four, record, step = restore_newest(str(workdir / "checkpoints"), cfg)  # written on 4, read on 1
-    assert step == int(one.step) == 12
-    # Same mathematics, other summation order: equal to float tolerance, not bit for bit.
-    assert_close(four.g_params, one.g_params)
-    assert_close(four.d_params, one.d_params)
-    assert_close(four.g_stats, one.g_stats)
+def make_data(root):
+    images, labels = blob_images(200, 28, 28, 1)  # as conftest's workdir: 6 batches of 32 and 8 more
+    write_mnist(str(root / "data"), images[..., 0], labels)
 
 
-def test_batch_that_does_not_divide_by_the_devices_is_refused(workdir):
-    proc = launch(str(workdir), "--batch_size", "30")
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 2
-    assert "batch_size 30 does not divide by the 4 devices" in err and len(err.strip().splitlines()) == 1
+def one_device(root, name, **overrides):
+    """The same run on this process's one device."""
+    return train_and_evaluate(small_config(root / name, data_dir=str(root / "data"), **overrides))
 
 
-def test_checkpoint_from_one_device_resumes_on_four(workdir):
-    cfg = replace(small_config(workdir, data_dir=str(workdir / "data"), num_epochs=1),
-                  ckpt_dir=str(workdir / "checkpoints"))
-    train_and_evaluate(cfg)
-    out = finish(launch(str(workdir), "--num_epochs", "2", "--resume"))
-    assert "resumed from" in out and "(step 7)" in out and "on 4 cpu devices" in out
-    state, _, step = restore_newest(str(workdir / "checkpoints"), cfg)
-    assert step == 14 and bool(steps.is_finite(state))
+def restore_step(ckpt_dir, cfg, step):
+    template = steps.build(cfg, abstract=True)[1]
+    cks = ckpt_lib.Checkpoints(os.path.join(ckpt_dir, cfg.dataset))
+    try:
+        return cks.restore(template, step)[0]
+    finally:
+        cks.close()
 
 
 def _free_port() -> int:
@@ -67,47 +91,118 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_train_one_run(workdir):
+def assert_close(a, b, atol=2e-4):
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def four(tmp_path_factory):
+    """One process with 4 devices: a fresh run, a resume of a one-device checkpoint, populations
+    of 4 and 3, then, as its own command, a batch the devices cannot split."""
+    root = tmp_path_factory.mktemp("four_devices")
+    make_data(root)
+    # The checkpoint that the 4 devices resume, written on one device first.
+    one_device(root, "from_one", num_epochs=1, ckpt_dir=str(root / "from_one" / "checkpoints"))
+    proc = launch(root, [
+        # 200 images, batch 32: six full batches split 8 per device; the short batch is dropped.
+        ("drop", ["--num_epochs", "2", "--last_batch", "drop", *outputs("drop")]),
+        # This one trains the short batch of 8 too: 2 images per device.
+        ("from_one", ["--num_epochs", "2", "--resume", *outputs("from_one")]),
+        # 4 members on 4 devices: each device trains one whole member.
+        ("pop4", ["--population", "4", "--num_epochs", "1", *outputs("pop4")]),
+        # 3 members do not divide by 4 devices: every device runs all three.
+        ("pop3", ["--population", "3", "--num_epochs", "1", *outputs("pop3")]),
+    ], last=["--batch_size", "30"])
+    ref = {"drop": one_device(root, "one_drop", num_epochs=2, last_batch="drop"),
+           "partial": one_device(root, "one_partial", num_epochs=2),
+           "pop4": one_device(root, "one_pop4", num_epochs=1, population=4)}
+    code, out, err, results = finish(proc)
+    return types.SimpleNamespace(root=root, code=code, out=out, err=err, results=results, ref=ref)
+
+
+@pytest.fixture(scope="module")
+def two(tmp_path_factory, four):
+    """Two processes of 2 devices each, joined once by the first run's flags; the later runs in
+    the same processes are two-process runs as well. (Launched after ``four``'s process has
+    ended: each jaxgan process holds about a gigabyte.)"""
+    root = tmp_path_factory.mktemp("two_processes")
+    make_data(root)
     address = f"127.0.0.1:{_free_port()}"
-    procs = [launch(str(workdir), "--num_epochs", "2", "--coordinator_address", address,
-                    "--num_processes", "2", "--process_id", str(i), devices=2) for i in range(2)]
-    outs = [finish(p) for p in procs]
+    procs = [launch(root, [
+        ("solo", ["--num_epochs", "2", "--coordinator_address", address, "--num_processes", "2",
+                  "--process_id", str(i), *outputs("solo")]),
+        ("resume", ["--num_epochs", "3", "--resume", *outputs("solo")]),
+        ("pop4", ["--population", "4", "--num_epochs", "1", *outputs("pop4")]),
+    ], devices=2, tag=f"process{i}") for i in range(2)]
+    ref = {2: four.ref["partial"], 3: one_device(root, "one_3", num_epochs=3), "pop4": four.ref["pop4"]}
+    done = [finish(p) for p in procs]
+    for code, _, err, _ in done:
+        assert code == 0, err
+    return types.SimpleNamespace(root=root, results=[d[3] for d in done], ref=ref)
+
+
+def test_four_devices_equal_one_device_and_restore_on_one(four):
+    out = run_output(four.results, "drop")
+    assert "on 4 cpu devices" in out
+    cfg = small_config(four.root / "one_drop", data_dir=str(four.root / "data"), num_epochs=2, last_batch="drop")
+    one = four.ref["drop"]
+    state, record, step = restore_newest(str(four.root / "drop" / "checkpoints"), cfg)  # written on 4, read on 1
+    assert step == int(one.step) == 12
+    # Same mathematics, other summation order: equal to float tolerance, not bit for bit.
+    assert_close(state.g_params, one.g_params)
+    assert_close(state.d_params, one.d_params)
+    assert_close(state.g_stats, one.g_stats)
+
+
+def test_batch_that_does_not_divide_by_the_devices_is_refused(four):
+    # The launch's own command: its exit code and stderr are the process's, as a shell sees them.
+    assert four.code == 2, four.err
+    assert "batch_size 30 does not divide by the 4 devices" in four.err and len(four.err.strip().splitlines()) == 1
+
+
+def test_checkpoint_from_one_device_resumes_on_four(four):
+    out = run_output(four.results, "from_one")
+    assert "resumed from" in out and "(step 7)" in out and "on 4 cpu devices" in out
+    # It trained the second epoch alone: a resume that restarted would train both, and end the same.
+    assert [line.split()[1] for line in out.splitlines() if line.startswith("epoch ")] == ["2/2"]
+    cfg = small_config(four.root / "from_one", data_dir=str(four.root / "data"))
+    state, _, step = restore_newest(str(four.root / "from_one" / "checkpoints"), cfg)
+    assert step == 14 and bool(steps.is_finite(state))
+    # Its second epoch, short batch included, trained on 4 devices as on one.
+    assert_close(state.g_params, four.ref["partial"].g_params)
+
+
+def test_two_processes_train_one_run(two):
+    outs = [run_output(r, "solo") for r in two.results]
     assert "on 4 cpu devices (cpu) in 2 processes" in outs[0]
     assert "epoch 2/2" in outs[0] and "epoch" not in outs[1]  # only process 0 reports
-    assert sorted(os.listdir(workdir / "checkpoints" / "mnist")) == ["14", "7"]
-    assert sorted(os.listdir(workdir / "samples" / "mnist")) == ["fake_images_1.png", "fake_images_2.png"]
-    cfg = small_config(workdir / "one", data_dir=str(workdir / "data"), num_epochs=2)
-    one = train_and_evaluate(cfg)
-    two, _, _ = restore_newest(str(workdir / "checkpoints"), cfg)
-    assert_close(two.g_params, one.g_params)
+    cfg = small_config(two.root / "one_3", data_dir=str(two.root / "data"))
+    ckpt = str(two.root / "solo" / "checkpoints")
+    assert_close(restore_step(ckpt, cfg, 14).g_params, two.ref[2].g_params)
     # --resume works across processes as well.
-    address = f"127.0.0.1:{_free_port()}"
-    procs = [launch(str(workdir), "--num_epochs", "3", "--resume", "--coordinator_address", address,
-                    "--num_processes", "2", "--process_id", str(i), devices=2) for i in range(2)]
-    outs = [finish(p) for p in procs]
-    assert "resumed from" in outs[0] and "epoch 3/3" in outs[0]
-    assert max(int(p) for p in os.listdir(workdir / "checkpoints" / "mnist") if p.isdigit()) == 21
+    outs = [run_output(r, "resume") for r in two.results]
+    assert "resumed from" in outs[0] and "in 2 processes" in outs[0]
+    assert [line.split()[1] for line in outs[0].splitlines() if line.startswith("epoch ")] == ["3/3"]
+    assert not [line for line in outs[1].splitlines() if line.startswith("epoch ")]
+    # One checkpoint per epoch between the processes, grids from process 0 alone, no lock left.
+    assert sorted(os.listdir(two.root / "solo" / "checkpoints" / "mnist")) == ["14", "21", "7"]
+    assert sorted(os.listdir(two.root / "solo" / "samples" / "mnist")) == [
+        "fake_images_1.png", "fake_images_2.png", "fake_images_3.png"]
+    assert_close(restore_step(ckpt, cfg, 21).g_params, two.ref[3].g_params)
 
 
-def test_a_population_splits_its_members_over_devices_and_processes(workdir):
-    # 4 members on 4 simulated devices: each device trains one whole member.
-    out = finish(launch(str(workdir), "--population", "4", "--num_epochs", "1"))
-    assert "a population of 4 split over the devices" in out
-    cfg = small_config(workdir / "one", data_dir=str(workdir / "data"), num_epochs=1, population=4)
-    one = train_and_evaluate(cfg)  # the same population on one device
-    four, _, step = restore_newest(str(workdir / "checkpoints"), cfg)
+def test_a_population_splits_its_members_over_devices_and_processes(four, two):
+    assert "a population of 4 split over the devices" in run_output(four.results, "pop4")
+    cfg = small_config(four.root / "one_pop4", data_dir=str(four.root / "data"), num_epochs=1, population=4)
+    one = four.ref["pop4"]  # the same population on one device
+    state, _, step = restore_newest(str(four.root / "pop4" / "checkpoints"), cfg)
     assert step == 7
-    assert_close(four.g_params, one.g_params)
-    assert_close(four.d_params, one.d_params)
+    assert_close(state.g_params, one.g_params)
+    assert_close(state.d_params, one.d_params)
     # Two processes of two devices each, one checkpoint between them.
-    address = f"127.0.0.1:{_free_port()}"
-    procs = [launch(str(workdir), "--population", "4", "--num_epochs", "1", "--ckpt_dir", "two",
-                    "--coordinator_address", address, "--num_processes", "2", "--process_id", str(i), devices=2)
-             for i in range(2)]
-    outs = [finish(p) for p in procs]
-    assert "a population of 4 split over the devices" in outs[0] and "in 2 processes" in outs[0]
-    two, _, _ = restore_newest(str(workdir / "two"), cfg)
-    assert_close(two.g_params, one.g_params)
-    # 3 members do not divide by 4 devices: every device runs all three.
-    out = finish(launch(str(workdir), "--population", "3", "--num_epochs", "1", "--ckpt_dir", "three"))
-    assert "a population of 3 on every device" in out
+    out = run_output(two.results[0], "pop4")
+    assert "a population of 4 split over the devices" in out and "in 2 processes" in out
+    state, _, _ = restore_newest(str(two.root / "pop4" / "checkpoints"), cfg)
+    assert_close(state.g_params, two.ref["pop4"].g_params)
+    assert "a population of 3 on every device" in run_output(four.results, "pop3")

@@ -3,6 +3,7 @@ run on the same folder. Each failure ends in one clear line, never a traceback."
 
 import os
 import random
+import re
 import signal
 import subprocess
 import time
@@ -16,10 +17,14 @@ from jaxgan import report, steps
 from jaxgan.config import ConfigError
 from jaxgan.formats import write_mnist
 from jaxgan.trainer import Stopped, train_and_evaluate
-from tests.conftest import (TRAIN_FLAGS, blob_images, leaves_equal, replace, restore_newest, run_cli, small_config,
-                            spawn)
+from tests.conftest import (TRAIN_FLAGS, blob_images, leaves_equal, replace, restore_newest, run_cli, run_main,
+                            small_config, spawn)
+from tests.uninterrupted import uninterrupted
 
-FLAGS = [*TRAIN_FLAGS, "--data_dir", "data"]
+# small_config's steps_per_call too: the launched runs are then the very program that the runs
+# in this process compile, and each side reads it from the other through the compile cache.
+FLAGS = [*TRAIN_FLAGS, "--data_dir", "data", "--steps_per_call", "4"]
+EPOCHS = 8  # the kill and signal tests' runs, compared with one uninterrupted run of this length
 
 
 def start(cwd, *args):
@@ -46,51 +51,57 @@ def kill_after(proc, epoch: int, delay: float) -> bool:
     return True
 
 
-def test_kill_9_at_random_moments_then_resume_is_bit_exact(workdir):
-    # 20 epochs x 7 steps, a checkpoint every 2 steps: kills land during start-up, during steps
-    # and during checkpoint writes. Each restart resumes from the newest good checkpoint.
-    args = ["--num_epochs", "20", "--ckpt_every", "2", "--steps_per_call", "2", "--resume"]
+def test_kill_9_at_random_moments_then_resume_is_bit_exact(workdir, tmp_path_factory):
+    # 8 epochs x 7 steps, a checkpoint every 2 steps: kills land during start-up, during steps
+    # and during checkpoint writes. Each restart resumes from the newest good checkpoint; the
+    # last one, which is not killed, runs in this process (main(argv), as the command).
+    args = ["--num_epochs", str(EPOCHS), "--ckpt_every", "2", "--resume"]
     rng = random.Random(1234)
-    moments = [(0, rng.uniform(0.5, 2.0)), (rng.randint(3, 6), rng.uniform(0, 0.3)),
-               (rng.randint(9, 13), rng.uniform(0, 0.3))]
+    moments = [(0, rng.uniform(0.5, 2.0)), (rng.randint(1, 3), rng.uniform(0, 0.3)),
+               (rng.randint(4, 6), rng.uniform(0, 0.3))]
     for epoch, delay in moments:
         assert kill_after(start(str(workdir), *args), epoch, delay), f"the run ended before epoch {epoch}"
-    proc = start(str(workdir), *args)
-    out, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, err
-    cfg = small_config(workdir / "straight", data_dir=str(workdir / "data"), num_epochs=20, ckpt_every=2,
-                       steps_per_call=2)
-    straight = train_and_evaluate(cfg)
+    done = run_main("jaxgan.train", *FLAGS, *args, cwd=str(workdir))
+    assert done.returncode == 0, done.stderr
+    cfg = small_config(workdir, data_dir=str(workdir / "data"), num_epochs=EPOCHS)
+    straight, _ = uninterrupted(tmp_path_factory, EPOCHS)
     resumed, _, step = restore_newest(str(workdir / "checkpoints"), cfg)
-    assert step == 20 * 7
+    assert step == EPOCHS * 7
     assert leaves_equal(resumed.g_params, straight.g_params)
     assert leaves_equal(resumed, straight)
     # Nothing half-written is left behind.
     assert not [p for p in os.listdir(workdir / "checkpoints" / "mnist") if "tmp" in p]
 
 
-@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_signal_finishes_the_chunk_checkpoints_and_exits_cleanly(workdir, sig, code):
-    args = ["--num_epochs", "12", "--steps_per_call", "3"]
-    proc = start(str(workdir), *args)
-    wait_for_epoch(proc, 2)  # training is under way
-    proc.send_signal(sig)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == code, err
-    assert "checkpoint written to" in out and "--resume" in out and "Traceback" not in err
+def test_signals_finish_the_chunk_checkpoint_and_exit_cleanly_then_resume_is_bit_exact(workdir, tmp_path_factory):
+    # One run stopped twice: SIGTERM, then SIGINT in the process that resumed it; each exits with
+    # the shell's code for its signal after checkpointing where it stopped. The first run saves
+    # every epoch, as by default; the second schedules no checkpoint before the run's end
+    # (--ckpt_every 1000), so the one it leaves is the signal's own, written mid-period. A third
+    # resume, here, finishes the run.
     ck = workdir / "checkpoints" / "mnist"
-    stopped_at = max(int(p) for p in os.listdir(ck) if p.isdigit())
-    assert 14 <= stopped_at < 12 * 7
-    proc = start(str(workdir), *args, "--resume")
-    out, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, err
-    cfg = small_config(workdir / "straight", data_dir=str(workdir / "data"), num_epochs=12, steps_per_call=3)
-    straight = train_and_evaluate(cfg)
-    assert leaves_equal(restore_newest(str(workdir / "checkpoints"), cfg)[0], straight)
+    last_stop = 0
+    for sig, code, flags in ((signal.SIGTERM, 143, []), (signal.SIGINT, 130, ["--resume", "--ckpt_every", "1000"])):
+        proc = start(str(workdir), "--num_epochs", str(EPOCHS), *flags)
+        under_way = last_stop // 7 + 2  # two epochs past the last stop: this process is training
+        wait_for_epoch(proc, under_way)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == code, err
+        assert "checkpoint written to" in out and "--resume" in out and "Traceback" not in err
+        stopped_at = max(int(p) for p in os.listdir(ck) if p.isdigit())
+        assert 7 * under_way <= stopped_at < EPOCHS * 7
+        assert f"{sig.name}: stopped at step {stopped_at}; checkpoint written to" in out
+        last_stop = stopped_at
+    done = run_main("jaxgan.train", *FLAGS, "--num_epochs", str(EPOCHS), *flags, cwd=str(workdir))
+    assert done.returncode == 0, done.stderr
+    cfg = small_config(workdir, data_dir=str(workdir / "data"), num_epochs=EPOCHS)
+    assert leaves_equal(restore_newest(str(workdir / "checkpoints"), cfg)[0], uninterrupted(tmp_path_factory, EPOCHS)[0])
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize("damage", ["truncate", "delete"])
-def test_damaged_newest_checkpoint_falls_back_to_the_previous_one(workdir, capsys, damage):
+def test_damaged_newest_checkpoint_falls_back_to_the_previous_one(workdir, capsys, tmp_path_factory, damage):
     cfg = small_config(workdir, data_dir=str(workdir / "data"), num_epochs=2)
     train_and_evaluate(cfg)
     state_dir = workdir / "ckpt" / "mnist" / "14" / "state"
@@ -107,10 +118,10 @@ def test_damaged_newest_checkpoint_falls_back_to_the_previous_one(workdir, capsy
     warning = [ln for ln in captured.err.splitlines() if "checkpoint 14 is damaged" in ln]
     assert len(warning) == 1 and "trying the previous one" in warning[0]
     assert "resumed from" in captured.out and "(step 7)" in captured.out
-    straight = train_and_evaluate(small_config(workdir / "straight", data_dir=str(workdir / "data"), num_epochs=3))
-    assert leaves_equal(resumed, straight)
+    assert leaves_equal(resumed, uninterrupted(tmp_path_factory, 3)[0])
 
 
+@pytest.mark.quick
 def test_leftover_temporary_checkpoint_folder_is_ignored_and_cleaned(workdir):
     cfg = small_config(workdir, data_dir=str(workdir / "data"), num_epochs=1)
     train_and_evaluate(cfg)
@@ -122,6 +133,7 @@ def test_leftover_temporary_checkpoint_folder_is_ignored_and_cleaned(workdir):
     assert not leftover.exists()
 
 
+@pytest.mark.quick
 def test_a_failed_save_keeps_the_previous_checkpoint(workdir, monkeypatch):
     cfg = small_config(workdir, data_dir=str(workdir / "data"), num_epochs=1)
     train_and_evaluate(cfg)
@@ -150,12 +162,15 @@ def test_resume_logs_safe_changes_and_refuses_model_changes(workdir, capsys):
             train_and_evaluate(replace(cfg, num_epochs=3, resume=True, **{field: value}))
 
 
+@pytest.mark.quick
 def test_non_finite_values_stop_the_run_and_keep_the_last_good_checkpoint(workdir):
     cfg = small_config(workdir, data_dir=str(workdir / "data"), num_epochs=1)
     train_and_evaluate(cfg)
-    with pytest.raises(Stopped, match="non-finite .* checkpoint 7 .* last good state") as err:
-        train_and_evaluate(replace(cfg, num_epochs=2, resume=True, lr=1e30))
-    assert err.value.code == 1
+    # The command itself (main(argv), in this process): the reason on stderr, exit code 1.
+    done = run_main("jaxgan.train", *FLAGS, "--num_epochs", "2", "--resume", "--lr", "1e30", "--ckpt_dir", "ckpt",
+                    "--sample_dir", "samples", "--logdir", "runs", cwd=str(workdir))
+    assert done.returncode == 1
+    assert re.search("non-finite .* checkpoint 7 .* last good state", done.stderr), done.stderr
     assert sorted(os.listdir(workdir / "ckpt" / "mnist")) == ["7"]
     state, _, _ = restore_newest(str(workdir / "ckpt"), cfg)
     assert bool(steps.is_finite(state))
@@ -165,14 +180,16 @@ def test_skip_nonfinite_skips_updates_with_nan_gradients(tmp_path):
     nan_batch = jnp.full((32, 784), jnp.nan)
     for skip in (False, True):
         gan, state = steps.build(small_config(tmp_path, skip_nonfinite=skip))
-        new, _ = gan.d_update(state, nan_batch, gan.sample_noise(jax.random.key(0), 32), jax.random.key(1))
+        d_update = jax.jit(gan.d_update)  # as the training loop runs it (and one program, not an op at a time)
+        new, _ = d_update(state, nan_batch, gan.sample_noise(jax.random.key(0), 32), jax.random.key(1))
         assert bool(steps.is_finite(new)) == skip
         if skip:
             assert leaves_equal(new.d_params, state.d_params)
-        good, _ = gan.d_update(new, nan_batch * 0, gan.sample_noise(jax.random.key(0), 32), jax.random.key(1))
+        good, _ = d_update(new, nan_batch * 0, gan.sample_noise(jax.random.key(0), 32), jax.random.key(1))
         assert bool(steps.is_finite(good)) == skip
 
 
+@pytest.mark.quick
 def test_one_run_per_checkpoint_folder_and_stale_locks_are_taken_over(workdir, capsys):
     cfg = small_config(workdir, data_dir=str(workdir / "data"), num_epochs=1)
     lock = ckpt_lib.RunLock(str(workdir / "ckpt" / "mnist"))
@@ -189,11 +206,13 @@ def test_one_run_per_checkpoint_folder_and_stale_locks_are_taken_over(workdir, c
     assert not os.path.exists(lock.path)
 
 
-def test_a_signal_during_an_epochs_last_chunk_resumes_to_exactly_the_uninterrupted_run(workdir, monkeypatch):
-    # 7 steps per epoch in chunks of 3, 3 and the tail. The signal is sent from inside the loop the
+@pytest.mark.quick
+def test_a_signal_during_an_epochs_last_chunk_resumes_to_exactly_the_uninterrupted_run(workdir, monkeypatch,
+                                                                                      tmp_path_factory):
+    # 7 steps per epoch in chunks of 4, 2 and the tail. The signal is sent from inside the loop the
     # moment the host reads the second chunk of epoch 2 — after the epoch's last chunk (the tail)
     # was dispatched and before the epoch's grid pass: the window a kill test hits only by chance.
-    cfg = small_config(workdir, data_dir=str(workdir / "data"), num_epochs=4, steps_per_call=3)
+    cfg = small_config(workdir, data_dir=str(workdir / "data"), num_epochs=4)
     advanced = {"steps": 0}
     real_advance = report.Reporter.advance
 
@@ -212,13 +231,12 @@ def test_a_signal_during_an_epochs_last_chunk_resumes_to_exactly_the_uninterrupt
     assert (workdir / "samples" / "mnist" / "fake_images_2.png").exists()
     assert [s for s, _ in report.read_scalars(str(workdir / "runs" / "mnist"))["Generator_Loss"]] == [1, 2]
     resumed = train_and_evaluate(replace(cfg, resume=True))
-    straight_cfg = small_config(workdir / "straight", data_dir=str(workdir / "data"), num_epochs=4, steps_per_call=3)
-    straight = train_and_evaluate(straight_cfg)
+    straight, straight_dir = uninterrupted(tmp_path_factory, 4)
     assert leaves_equal(resumed.g_stats, straight.g_stats)  # the grid pass moved them in both runs
     assert leaves_equal(resumed, straight)
     for epoch in (1, 2, 3, 4):
         grid = f"samples/mnist/fake_images_{epoch}.png"
-        assert (workdir / grid).read_bytes() == (workdir / "straight" / grid).read_bytes(), epoch
+        assert (workdir / grid).read_bytes() == (straight_dir / grid).read_bytes(), epoch
     assert [s for s, _ in report.read_scalars(str(workdir / "runs" / "mnist"))["Generator_Loss"]] == [1, 2, 3, 4]
 
 
@@ -243,6 +261,7 @@ def test_a_second_identical_run_compiles_nothing(workdir):
                      "--ckpt_dir", "again", "--sample_dir", "s2", "--logdir", "r2", cwd=str(workdir))
     assert second.returncode == 0, second.stderr
     assert f"compiled 0 programs, read {compiled} from the compile cache in {cache}" in second.stdout
-    off = run_cli("jaxgan.train", *FLAGS, "--num_epochs", "1", "--compile_cache", "none",
-                  "--ckpt_dir", "third", cwd=str(workdir))
+    # Off: no line. A fresh process proves nothing more here (the command decides what it prints).
+    off = run_main("jaxgan.train", *FLAGS, "--num_epochs", "1", "--compile_cache", "none",
+                   "--ckpt_dir", "third", cwd=str(workdir))
     assert off.returncode == 0 and "compile cache" not in off.stdout
