@@ -134,8 +134,8 @@ def render(meta: dict, rows: list[dict], coverage: list[dict] | None = None) -> 
         "",
         f"- XLA in the pytest process (tracing, lowering, compiling; cache reads not included): "
         f"{sum(r['xla_s'] for r in rows):.0f} s, of which XLA's backend compile {sum(r['compile_s'] for r in rows):.0f} s",
-        f"- real subprocesses started (each pays ~3-5 s of imports before it does anything, then its own "
-        f"compiles): {sum(r['subprocesses'] for r in rows)}, by "
+        f"- real subprocesses started through tests.conftest.spawn (each pays ~3-5 s of imports before it "
+        f"does anything, then its own compiles): {sum(r['subprocesses'] for r in rows)}, by "
         f"{sum(1 for r in rows if r['subprocesses'])} tests",
         "- the rest: training and parity steps, checkpoints, data, metrics",
         "",

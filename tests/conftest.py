@@ -60,11 +60,12 @@ def _on_duration(event: str, duration: float, **kwargs) -> None:
 jax.monitoring.register_event_duration_secs_listener(_on_duration)
 
 
-@pytest.fixture(autouse=True)
-def _record_cost(request):
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    # Around setup, call and teardown: module fixtures' work counts for the test that sets them up.
     before = dict(_cost)
     yield
-    _per_test[request.node.nodeid] = {k: _cost[k] - before[k] for k in _cost}
+    _per_test[item.nodeid] = {k: _cost[k] - before[k] for k in _cost}
 
 
 def pytest_sessionfinish(session, exitstatus):
