@@ -414,11 +414,11 @@ def jax_precision_record(matmul_dtype: str) -> dict[str, Any]:
     rec: dict[str, Any] = {"jax_matmul_dtype": matmul_dtype,
                            "jax_default_matmul_precision": str(jax.config.jax_default_matmul_precision)}
     try:
-        from jaxgan.models import matmul_precision
+        from jaxgan.layers import precision
 
-        rec["jax_dot_precision"] = str(matmul_precision(matmul_dtype))
+        rec["jax_dot_precision"] = str(precision(matmul_dtype))
     except ImportError:
-        rec["jax_dot_precision"] = "unknown (jaxgan.models.matmul_precision missing)"
+        rec["jax_dot_precision"] = "unknown (jaxgan.layers.precision missing)"
     return rec
 
 
@@ -438,7 +438,7 @@ def jax_config(batch_size: int, matmul_dtype: str, data_dir: str = "unused", spe
     if impl is not None:
         values["conv_impl"] = impl.conv_impl
         if impl.conv_impl == "other":  # the form auto does not pick on this backend
-            from jaxgan.steps import resolve_conv_impl
+            from jaxgan.convnets import resolve_conv_impl
 
             values["conv_impl"] = {"lax": "matmul", "matmul": "lax"}[resolve_conv_impl("auto")]
         if impl.population:
@@ -451,7 +451,7 @@ def row_jax(spec: dict, impl: Impl) -> dict[str, Any]:
     import jax
 
     from jaxgan import data as data_lib
-    from jaxgan import parallel, program, steps
+    from jaxgan import convnets, parallel, program
 
     if (jax.default_backend() == "gpu") != (spec["device"] == "gpu"):
         raise RuntimeError(f"JAX's backend is {jax.default_backend()}, asked for {spec['device']}")
@@ -500,7 +500,7 @@ def row_jax(spec: dict, impl: Impl) -> dict[str, Any]:
     timing = timed_blocks(run_block, sync, spec["min_time"])
     return {**timing, "iters": timing["calls"] * length, "steps_per_call": length, "compile_s": compile_s,
             **jax_precision_record(impl.precision), "n_params": int(n_params), "members": members,
-            "conv_impl": steps.conv_impl(cfg) if cfg.model != "mlp" else None,
+            "conv_impl": convnets.resolve_conv_impl(cfg.conv_impl) if cfg.family.reads("conv_impl") else None,
             "device_name": jax.devices()[0].device_kind if spec["device"] == "gpu" else cpu_model()}
 
 

@@ -13,8 +13,8 @@
 # Knobs (environment): GPU_BATCH_SIZES (default 64,4096), GPU_BUDGET_S (seconds after which the MLP
 # throughput run starts no new row; default 180), GPU_MIN_TIME (seconds timed per row; default 1),
 # GPU_POPULATION (default 8,64,256,1024: a K that does not fit shows as a failed row).
-# Afterwards unpack gpu_results.tgz into benchmarks/results/: `python benchmarks/report.py readme`
-# then shows the MLP rows in the README section.
+# Afterwards unpack gpu_results.tgz into benchmarks/results/: `python -m scripts.render_docs`
+# then shows the MLP rows in docs/benchmarks.md.
 # CPU check of the same script (no GPU needed): GPU_RUN_CPU_CHECK=1 bash benchmarks/gpu_run.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu_run_out}

@@ -10,7 +10,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np, torch, jax, jax.numpy as jnp, optax
 from tests import test_dcgan as T
 from benchmarks import torch_dcgan as ref
-from jaxgan import dcgan
+from jaxgan import optim
 
 PRE_BN = {("gp", "fc", "bias"), *{("gp", "deconvs", i, "bias") for i in (0, 1, 2)},
           *{("dp", "convs", i, "bias") for i in (1, 2, 3)}}
@@ -32,7 +32,7 @@ def run(model, x64):
             g_tx, d_tx = optax.adam(2e-4, 0.5, 0.999, eps=1e-8), optax.adam(2e-4, 0.5, 0.999, eps=1e-8)
         else:
             opt_g, opt_d = ref.wgan_optimizers(tg, td)
-            g_tx, d_tx = dcgan.rmsprop(5e-5), dcgan.rmsprop(5e-5)
+            g_tx, d_tx = optim.rmsprop(5e-5), optim.rmsprop(5e-5)
         it_fn, critic, g_step = T.make_iterations(*T.graphs(shape), g_tx, d_tx)
         gp, gs = ref.generator_to_jaxgan(tg, dt); dp, ds = ref.discriminator_to_jaxgan(td, dt)
         gp, gs, dp, ds = jax.tree_util.tree_map(jnp.asarray, (gp, gs, dp, ds))

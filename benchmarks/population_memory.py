@@ -28,7 +28,7 @@ def analyse(k: int, batch: int, n: int = 60000, length: int = 10) -> dict:
     # The trainer's own program (jaxgan.program), lowered from shapes: nothing is allocated.
     prog = program.compile_run(cfg, abstract=True)
     state = prog.initial_state
-    data = jax.ShapeDtypeStruct((n, 784), jnp.uint8)
+    data = {"images": jax.ShapeDtypeStruct((n, 784), jnp.uint8)}  # data.put_dataset's layout
     perms = jax.ShapeDtypeStruct((k, n) if k > 1 else (n,), jnp.int32)  # a solo run: one permutation
     scalar = jax.ShapeDtypeStruct((), jnp.int32)
     compiled = prog.chunk.lower(state, data, perms, scalar, scalar).compile()

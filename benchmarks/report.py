@@ -1,7 +1,7 @@
 """Markdown from the benchmark JSON: every number printed here is read from a results file.
 
     python benchmarks/report.py throughput benchmarks/results/cpu_quick.json   # that run's tables
-    python benchmarks/report.py readme                                         # the README's section
+    python -m scripts.render_docs                                              # the docs' blocks (render_block)
     python benchmarks/report.py quietest run1.json run2.json --copy_to benchmarks/results/cpu_quick.json
 
 ``quietest`` applies the rule for repeated runs on a shared machine: keep the run whose mean
@@ -416,7 +416,7 @@ def render_readme(cpu: dict, startup: dict | None, profile: dict | None, gpu_leg
            "python benchmarks/startup.py --json startup.json          # whole processes: a short run, both sides",
            "python benchmarks/profile_torch.py --json profile.json     # where PyTorch's iteration time goes",
            "bash benchmarks/gpu_run.sh                                 # one GPU: all of the above, one command",
-           "python benchmarks/report.py readme                         # this section, from the JSON files",
+           "python -m scripts.render_docs                             # this section, from the JSON files",
            "```", "",
            "The rows: " + "; ".join(f"{v['label']} `{k}`: {v['what']}" for k, v in cpu["impls"].items()) + ". "
            "On a GPU also (h) `torch_cudagraphs` (`torch.compile(mode=\"reduce-overhead\")` with fused Adam), "
@@ -442,7 +442,7 @@ def render_readme(cpu: dict, startup: dict | None, profile: dict | None, gpu_leg
     plot_path = os.path.splitext(cpu.get("_path", ""))[0] + ".png"
     if os.path.isfile(plot_path):
         rel = os.path.relpath(plot_path, os.path.dirname(HERE))
-        out += ["", f"![throughput on this CPU]({rel})"]
+        out += ["", f"![throughput on this CPU](../{rel})"]  # from docs/benchmarks.md
     out += ["", "Every row as a ratio to the reference as written at the same batch size, with its precision "
             "and its fraction of the roofline:", "",
             "| row | precision | " + " | ".join(f"batch {b}: ÷ (a)" for b in s["batch_sizes"])
@@ -516,7 +516,8 @@ def render_readme(cpu: dict, startup: dict | None, profile: dict | None, gpu_leg
 
 def _widths(settings: dict, sep: str) -> tuple[str, bool]:
     """A conv run's channel widths as text, and whether they are reduced from the reference's."""
-    from jaxgan.config import DCGAN_D_HIDDEN, DCGAN_G_HIDDEN
+    from jaxgan.convnets import D_HIDDEN as DCGAN_D_HIDDEN
+    from jaxgan.convnets import G_HIDDEN as DCGAN_G_HIDDEN
 
     g, d = settings.get("g_hidden"), settings.get("d_hidden")
     text = f"G {','.join(map(str, g or DCGAN_G_HIDDEN))}{sep} D {','.join(map(str, d or DCGAN_D_HIDDEN))}"
@@ -573,22 +574,11 @@ def render_population(doc: dict) -> str:
 
 
 def render_population_seeds(doc: dict) -> str:
-    """The README's 8-seed table from ``jaxgan.evaluate``'s JSON of a population run."""
+    """The docs' 8-seed table: ``jaxgan.evaluate``'s own population table of its committed JSON."""
+    from jaxgan.quality import population_table
+
     pop = doc["population"]
-    fmt = {"frechet_distance": ("Fréchet dist. ↓", ".2f"), "classifier_score": ("classifier score ↑", ".3f"),
-           "classes_covered": ("classes", "g"), "kl_to_real": ("KL to real ↓", ".4f"),
-           "precision": ("precision", ".3f"), "recall": ("recall", ".3f")}
-    out = [f"| {pop['members']} seeds, reference recipe, 100 epochs | mean ± std (ddof 1) | min | max |",
-           "|---|---:|---:|---:|"]
-    for key, (label, f) in fmt.items():
-        v = pop[key]
-        out.append(f"| {label} | {v['mean']:{f}} ± {v['std']:{f}} | {v['min']:{f}} | {v['max']:{f}} |")
-    best = pop["best"]
-    metric = [k for k in best if k != "member"][0]
-    name = {"frechet_distance": "Fréchet distance", "classifier_score": "classifier score"}[metric]
-    out += ["", f"Best member by the rule `--best_by {pop['best_by']}`: member {best['member']} ({name} "
-            f"{best[metric]:.2f})."]
-    return "\n".join(out)
+    return population_table(pop, f"{pop['members']} seeds, reference recipe, 100 epochs")
 
 
 def render_population_memory(doc: dict) -> str:
@@ -652,23 +642,51 @@ def benchmark_section(src: dict) -> str:
                          opt["gpu"], opt["gpu_profile"])
 
 
-def updated_readme(text: str, sources: dict | None = None) -> str:
-    """The README with every generated part rendered anew from the results files: the
-    '## Benchmarks' section, the conv-bench, population-bench and quality blocks. A README whose
-    figures came from these files is returned unchanged (tests/test_benchmarks.py checks it)."""
-    src = {**README_SOURCES, **{k: v for k, v in (sources or {}).items() if k in README_SOURCES and v is not None}}
-    head, rest = text.split("\n## Benchmarks\n", 1)
-    text = head + "\n" + benchmark_section(src) + "\n" + rest[rest.index("\n## "):]
-    conv = [load(c) for c in src["conv"] if os.path.isfile(c)]
-    text = replace_between(text, "conv-bench", render_conv(conv) if conv else not_measured(src["conv"]))
-    for block, path, render in (("population-bench", src["population"], render_population),
-                                ("population-seeds", src["population_seeds"], render_population_seeds),
-                                ("population-memory", src["population_memory"], render_population_memory)):
-        text = replace_between(text, block, render(load(path)) if os.path.isfile(path) else not_measured([path]))
-    if os.path.isfile(src["quality"]):
-        with open(src["quality"], encoding="utf-8") as f:
-            text = replace_between(text, "quality", f.read().rstrip("\n"))
-    return text
+def headline(src: dict) -> str:
+    """The README's headline figures, each from its results file, with links to the pages."""
+    cpu = load(src["cpu"])
+    f32 = {e["batch_size"]: e for e in cpu.get("summary", []) if e["precision"] == "float32"}
+    mlp = " and ".join(f"**{e['ratio']:.2f}×** at batch {bs}" for bs, e in sorted(f32.items()))
+    conv = []
+    for path in src["conv"]:
+        if not os.path.isfile(path):
+            continue
+        doc = load(path)
+        _, reduced = _widths(doc["settings"], ";")
+        if reduced:
+            continue
+        for e in doc.get("summary", []):
+            if e["precision"] == "float32":
+                conv.append(f"{doc['settings']['model'].upper()} **{e['ratio']:.2f}×** (batch {e['batch_size']})")
+    peak = cpu["peak_by_precision"]["float32"]["flops_per_s"] / 1e9
+    lines = [f"- **Speed, this 2-core CPU** ({cpu['created_utc'][:10]}, float32 matmul peak {peak:,.0f} GFLOP/s in "
+             f"that run): jaxgan ÷ the fastest PyTorch loop, measured side by side — the original GAN {mlp}; "
+             + (", ".join(conv) + " at the reference widths" if conv else "the conv models: not measured")
+             + ". [benchmarks](docs/benchmarks.md)"]
+    if os.path.isfile(src["population_seeds"]):
+        pop = load(src["population_seeds"])["population"]
+        fd, score = pop["frechet_distance"], pop["classifier_score"]
+        lines.append(f"- **Quality, offline digits**: the reference recipe (100 epochs) over {pop['members']} seeds "
+                     f"from one population run: Fréchet distance {fd['mean']:.1f} ± {fd['std']:.1f}, classifier "
+                     f"score {score['mean']:.2f} ± {score['std']:.2f} (n = 1,000 each, judge's features). "
+                     "[quality](docs/quality.md)")
+    return "\n".join(lines)
+
+
+def render_block(name: str, sources: dict | None = None) -> str:
+    """One generated block of the README or docs (scripts/render_docs.py names them)."""
+    src = {**README_SOURCES, **(sources or {})}
+    if name == "benchmarks":
+        return benchmark_section(src).split("\n", 2)[2]  # the page gives the section its header
+    if name == "headline":
+        return headline(src)
+    if name == "conv-bench":
+        conv = [load(c) for c in src["conv"] if os.path.isfile(c)]
+        return render_conv(conv) if conv else not_measured(src["conv"])
+    path, fn = {"population-bench": (src["population"], render_population),
+                "population-seeds": (src["population_seeds"], render_population_seeds),
+                "population-memory": (src["population_memory"], render_population_memory)}[name]
+    return fn(load(path)) if os.path.isfile(path) else not_measured([path])
 
 
 def main() -> int:
@@ -676,43 +694,12 @@ def main() -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("throughput", help="one throughput JSON's tables")
     t.add_argument("json")
-    r = sub.add_parser("readme", help="the README's benchmark section from the results files")
-    r.add_argument("--cpu", default=README_SOURCES["cpu"], help="(default results/cpu_quick.json)")
-    r.add_argument("--startup", default=README_SOURCES["startup"],
-                   help="(default results/startup_cpu.json; skipped if missing)")
-    r.add_argument("--profile", default=README_SOURCES["profile"],
-                   help="(default results/profile_torch_cpu.json; skipped if missing)")
-    r.add_argument("--cpu_1thread", default=README_SOURCES["cpu_1thread"],
-                   help="(default results/cpu_quick_1thread.json; skipped if missing)")
-    r.add_argument("--gpu", default=README_SOURCES["gpu"],
-                   help="(default results/gpu_throughput.json, from gpu_run.sh; skipped if missing)")
-    r.add_argument("--gpu_profile", default=README_SOURCES["gpu_profile"],
-                   help="(default results/profile_torch_gpu.json, from gpu_run.sh; skipped if missing)")
-    r.add_argument("--gpu_legacy", default=README_SOURCES["gpu_legacy"], help="(default results/h200.json)")
-    r.add_argument("--conv", nargs="*", default=README_SOURCES["conv"],
-                   help="DCGAN/WGAN throughput JSONs, in table order (default results/" + ", ".join(CONV_RESULTS)
-                   + "; missing ones skipped)")
-    r.add_argument("--population", default=README_SOURCES["population"],
-                   help="population throughput JSON (default results/population_cpu.json)")
-    r.add_argument("--write", help="update this README in place: its '## Benchmarks' section and every "
-                   "generated block (conv-bench, population-bench, population-seeds, population-memory, quality) "
-                   "(default: print the benchmark section)")
     q = sub.add_parser("quietest", help="keep the run with the lowest mean load average")
     q.add_argument("json", nargs="+")
     q.add_argument("--copy_to", help="copy the chosen run (and its .md/.png) here (default: only print)")
     a = p.parse_args()
     if a.cmd == "throughput":
         print(render_throughput(load(a.json)))
-    elif a.cmd == "readme":
-        if not a.write:
-            print(benchmark_section({**README_SOURCES, **{k: v for k, v in vars(a).items() if k in README_SOURCES}}))
-            return 0
-        with open(a.write, encoding="utf-8") as f:
-            text = f.read()
-        text = updated_readme(text, vars(a))
-        with open(a.write, "w", encoding="utf-8") as f:
-            f.write(text)
-        print(f"updated {a.write}")
     else:
         best, means = quietest(a.json)
         for path, m in means.items():

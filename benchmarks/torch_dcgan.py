@@ -28,8 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-G_HIDDEN = (1024, 512, 256, 128)
-D_HIDDEN = (128, 256, 512, 1024)
+from jaxgan.convnets import D_HIDDEN, G_HIDDEN  # the references' widths, declared once
 
 
 class Generator(nn.Module):
@@ -163,7 +162,7 @@ def _as(dtype):
 
 
 def generator_to_jaxgan(G: Generator, dtype=np.float32) -> tuple[dict, dict]:
-    """(params, stats) trees of ``jaxgan.dcgan.Generator`` holding G's weights; ConvTranspose2d
+    """(params, stats) trees of ``jaxgan.convnets.Generator`` holding G's weights; ConvTranspose2d
     weights (in, out, kh, kw) become kernels (kh, kw, in, out), not flipped."""
     a = _as(dtype)
     deconvs = [m for m in G.modules() if isinstance(m, nn.ConvTranspose2d)]
@@ -176,7 +175,7 @@ def generator_to_jaxgan(G: Generator, dtype=np.float32) -> tuple[dict, dict]:
 
 
 def discriminator_to_jaxgan(D: Discriminator, dtype=np.float32) -> tuple[dict, dict]:
-    """(params, stats) trees of ``jaxgan.dcgan.Discriminator`` holding D's weights; Conv2d
+    """(params, stats) trees of ``jaxgan.convnets.Discriminator`` holding D's weights; Conv2d
     weights (out, in, kh, kw) become kernels (kh, kw, in, out)."""
     a = _as(dtype)
     convs = [m for m in D.modules() if isinstance(m, nn.Conv2d)]
@@ -187,3 +186,4 @@ def discriminator_to_jaxgan(D: Discriminator, dtype=np.float32) -> tuple[dict, d
               "norms": {i: p for i, (p, _) in enumerate(norms)},
               "out": {"kernel": a(out.weight).T.copy(), "bias": a(out.bias)}}
     return params, {"norms": {i: s for i, (_, s) in enumerate(norms)}}
+

@@ -30,7 +30,7 @@ from flax import nnx
 
 from jaxgan import checkpoint as ckpt_lib
 from jaxgan import data as data_lib
-from jaxgan import models
+from jaxgan import layers
 
 
 class CNN(nnx.Module):
@@ -88,7 +88,7 @@ def train(images: np.ndarray, labels: np.ndarray, test_images: np.ndarray, test_
           log=print) -> Classifier:
     """Adam(1e-3) with cross-entropy on the training split; accuracy measured on the test split."""
     model = CNN(image_shape, rngs=nnx.Rngs(seed))
-    graph, params, _ = models.split(model)
+    graph, params, _ = layers.split(model)
     tx = optax.adam(1e-3)
     opt = tx.init(params)
 
@@ -138,7 +138,7 @@ def load(ckpt_dir: str, dataset: str, image_shape: tuple[int, int, int]) -> Clas
         raise ckpt_lib.CheckpointError(
             f"no classifier for {dataset} in {path}; train one with "
             f"`python -m jaxgan.evaluate --train_classifier --dataset {dataset} --ckpt_dir {ckpt_dir}`")
-    graph, template, _ = models.split(CNN(image_shape, rngs=nnx.Rngs(0)))
+    graph, template = _template(image_shape)
     cks = ckpt_lib.Checkpoints(path, keep=1)
     try:
         restored = cks.restore_newest_good(template, warn=lambda m: None)
@@ -155,7 +155,7 @@ def load(ckpt_dir: str, dataset: str, image_shape: tuple[int, int, int]) -> Clas
 
 def _template(image_shape: tuple[int, int, int]) -> tuple[nnx.GraphDef, dict]:
     # Shapes only: nothing is initialised just to be overwritten.
-    graph, params, _ = models.split(nnx.eval_shape(lambda: CNN(image_shape, rngs=nnx.Rngs(0))))
+    graph, params, _ = layers.split(nnx.eval_shape(lambda: CNN(image_shape, rngs=nnx.Rngs(0))))
     return graph, params
 
 

@@ -16,6 +16,8 @@ from typing import Any, Sequence
 
 import yaml
 
+from jaxgan import families
+
 
 class ConfigError(ValueError):
     """A user-facing configuration problem; the message is one line."""
@@ -28,29 +30,15 @@ DATASETS: dict[str, tuple[str, tuple[int, int, int]]] = {
     "cifar10": ("CIFAR10", (3, 32, 32)),
 }
 _ALIASES = {"fashionmnist": "fashion_mnist", "fashion-mnist": "fashion_mnist", "cifar-10": "cifar10"}
-MODELS = ("mlp", "dcgan", "wgan")
-CONV_IMAGE_SIZE = 32  # dcgan/train.py's image_size for all three datasets (MNIST is resized to it)
-DCGAN_G_HIDDEN, DCGAN_D_HIDDEN = (1024, 512, 256, 128), (128, 256, 512, 1024)
-
-# Each reference script's own defaults where they differ from the MLP's (gan/train.py): a run with
-# --model dcgan|wgan takes these for every flag that neither the command line nor the YAML gives.
-MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "mlp": {},
-    "dcgan": {"batch_size": 128, "num_epochs": 200, "g_hidden": DCGAN_G_HIDDEN, "d_hidden": DCGAN_D_HIDDEN},
-    # wgan/train.py: RMSprop(5e-5), batch 64, 100,000 generator iterations of 5 critic steps,
-    # a grid every 1,000 generator iterations; its batch generator skips each epoch's short batch.
-    "wgan": {"lr": 0.00005, "batch_size": 64, "d_steps": 5, "interval": 1000, "last_batch": "drop",
-             "g_hidden": DCGAN_G_HIDDEN, "d_hidden": DCGAN_D_HIDDEN},
-}
 # YAML keys that name a declared flag by the reference's other name.
 YAML_ALIASES = {"n_critic": "d_steps"}
 
 
 def run_folder(root: str, model: str, dataset: str) -> str:
     """Where a run's outputs go under ``root``: ``<root>/<dataset>`` for the MLP GAN (the
-    reference's layout), ``<root>/<model>/<dataset>`` for dcgan and wgan, so that runs of
-    different models never share a checkpoint folder."""
-    return os.path.join(root, dataset) if model == "mlp" else os.path.join(root, model, dataset)
+    reference's layout), ``<root>/<model>/<dataset>`` for the other families, so that runs of
+    different models never share a checkpoint folder (``Family.run_folder``)."""
+    return families.get(model).run_folder(root, dataset)
 
 
 def canonical_dataset(name: str) -> str:
@@ -66,14 +54,18 @@ REFUSE, ACCEPT = "refused", "accepted"  # what --resume does when a flag's value
 
 
 def flag(default: Any, help: str, *, resume: str = ACCEPT, choices: tuple[str, ...] = (),
-         aliases: tuple[str, ...] = (), cli: str | None = None, program: bool = True) -> Any:
+         aliases: tuple[str, ...] = (), cli: str | None = None, program: bool = True,
+         family_only: bool = False) -> Any:
     """Declare one training flag, once: its default, its help line, and whether a resumed run may
     change it. The parser, the YAML loader, ``--help`` and the README's flag table all read this.
     ``cli``: a switch's spelling when the flag is set by its absence (``--no_download``).
     ``program=False``: the flag never changes the compiled training program (folders, run length,
-    bookkeeping), so runs that differ only in such flags share one (``jaxgan.program``)."""
+    bookkeeping), so runs that differ only in such flags share one (``jaxgan.program``).
+    ``family_only``: only the families that read it take it (``Family.reads``); given to another
+    on the command line or in YAML, it is refused rather than silently ignored."""
     return dataclasses.field(default=default, metadata={
-        "help": help, "resume": resume, "choices": choices, "aliases": aliases, "cli": cli, "program": program})
+        "help": help, "resume": resume, "choices": choices, "aliases": aliases, "cli": cli, "program": program,
+        "family_only": family_only})
 
 
 @dataclass(frozen=True)
@@ -81,26 +73,23 @@ class Config:
     """Everything a training run depends on. Defaults are the PyTorch reference's."""
 
     dataset: str = flag("mnist", "mnist | fashion_mnist | cifar10 (any case)", resume=REFUSE)
-    model: str = flag("mlp", "mlp: the original GAN's MLPs (reference gan/); dcgan: DCGAN's convolutional "
-                      "G and D, BCE losses, Adam (dcgan/); wgan: the same networks as a weight-clipped WGAN "
-                      "critic and generator, RMSprop (wgan/). Conv models train on 32x32 images (MNIST and "
-                      "FashionMNIST resized by torchvision's Resize(32)); flags not given take the chosen "
-                      "reference's defaults. D(x), D(G(z)) are mean probabilities, for wgan the critic's raw "
-                      "mean scores", resume=REFUSE, choices=MODELS)
+    model: str = flag("mlp", "the model family (`jaxgan.families`); each trains as its reference does, and flags "
+                      "not given take that reference's defaults", resume=REFUSE)
     data_dir: str = flag("data", "torchvision dataset root", program=False)
     download: bool = flag(True, "never download; fail with a message saying which files to put where",
                           cli="--no_download", aliases=("--no-download",), program=False)
     skip_checksums: bool = flag(False, "accept CIFAR-10 pickles whose MD5 differs from the official files", program=False)
-    lr: float = flag(0.0002, "learning rate, G and D (Adam; RMSprop for wgan)")
-    beta1: float = flag(0.5, "Adam beta1 (mlp, dcgan)")
-    beta2: float = flag(0.999, "Adam beta2 (mlp, dcgan)")
+    lr: float = flag(0.0002, "learning rate of G and D (the family's optimiser: Adam, RMSprop for wgan)")
+    beta1: float = flag(0.5, "Adam's beta1 (the families trained with Adam)")
+    beta2: float = flag(0.999, "Adam's beta2 (the families trained with Adam)")
     batch_size: int = flag(64, "mini-batch size (the global batch with several devices)", resume=REFUSE)
-    num_epochs: int = flag(100, "training epochs, in total when resuming (mlp, dcgan)", program=False)
-    gen_iters: int = flag(100000, "wgan: generator iterations (each after d_steps critic steps), in total "
-                          "when resuming", program=False)
+    num_epochs: int = flag(100, "training epochs, in total when resuming (families reported per epoch)",
+                           program=False, family_only=True)
+    gen_iters: int = flag(100000, "generator iterations (each after d_steps critic steps), in total when "
+                          "resuming (families reported per generator iterations)", program=False, family_only=True)
     latent_dim: int = flag(100, "noise dimension", resume=REFUSE)
     sample_dir: str = flag("samples", "image grids go to <sample_dir>/<dataset>/", program=False)
-    interval: int = flag(1, "epochs between saved grids; wgan: generator iterations between grids, "
+    interval: int = flag(1, "epochs between saved grids; families reported per generator iterations (wgan): generator iterations between grids, "
                          "TensorBoard scalars (their means) and checkpoints", program=False)
     logdir: str = flag("runs", "TensorBoard events go to <logdir>/<dataset>/", program=False)
     ckpt_dir: str = flag("checkpoints", "checkpoints go to <ckpt_dir>/<dataset>/", program=False)
@@ -115,26 +104,26 @@ class Config:
                            "interval)", program=False)
     keep_checkpoints: int = flag(3, "how many recent checkpoints to keep", program=False)
     loss: str = flag("nonsaturating", "G's loss: nonsaturating -E log D(G(z)) (reference) or minimax "
-                     "E log(1-D(G(z))) (the paper's value function)", resume=REFUSE,
-                     choices=("nonsaturating", "minimax"))
+                     "E log(1-D(G(z))) (the paper's value function); BCE families", resume=REFUSE,
+                     choices=("nonsaturating", "minimax"), family_only=True)
     noise: str = flag("uniform", "z ~ U[0,1) (reference's torch.rand) or normal N(0,1)", resume=REFUSE,
                       choices=("uniform", "normal"))
-    d_steps: int = flag(1, "D updates per G update (Algorithm 1's k; wgan's n_critic, also spelled "
+    d_steps: int = flag(1, "D updates per G update (Algorithm 1's k; a critic's n_critic, also spelled "
                         "--n_critic); each D update takes the next batch", resume=REFUSE,
                         aliases=("--n_critic",))
     clip_limit: float = flag(0.01, "wgan: every critic parameter is clamped to [-clip_limit, clip_limit] "
-                             "after each critic step", resume=REFUSE)
+                             "after each critic step", resume=REFUSE, family_only=True)
     last_batch: str = flag("partial", "the epoch's short last batch: partial trains on it (reference), "
                            "drop skips it", resume=REFUSE, choices=("partial", "drop"), program=False)
     steps_per_call: int = flag(200, "training steps fused into one compiled lax.scan call")
-    g_hidden: tuple[int, ...] = flag((128, 256, 512, 1024), "G's hidden widths; dcgan/wgan: its 4 channel "
+    g_hidden: tuple[int, ...] = flag((128, 256, 512, 1024), "G's hidden widths; the conv families: its 4 channel "
                                      "widths, from the first (deepest) layer", resume=REFUSE)
-    d_hidden: tuple[int, ...] = flag((512, 256, 128), "D's hidden widths; dcgan/wgan: its 4 channel widths, "
+    d_hidden: tuple[int, ...] = flag((512, 256, 128), "D's hidden widths; the conv families: its 4 channel widths, "
                                      "from the first layer", resume=REFUSE)
-    d_dropout: float = flag(0.3, "D's dropout rate (mlp)", resume=REFUSE)
+    d_dropout: float = flag(0.3, "D's dropout rate (mlp)", resume=REFUSE, family_only=True)
     g_ema: float = flag(0.0, "also keep an exponential moving average of G's weights with this decay "
                         "(e.g. 0.999); sample and evaluate draw from it; 0 = off", resume=REFUSE)
-    eval_every: int = flag(0, "epochs (wgan: intervals) between sample-quality metrics (2,000 samples) "
+    eval_every: int = flag(0, "reporting periods (epochs; wgan: intervals) between sample-quality metrics (2,000 samples) "
                            "logged to TensorBoard under eval/; 0 = never", program=False)
     keep_best: str = flag("", "with --eval_every: keep the checkpoint that scores best by this metric "
                           "(fd: lowest Frechet distance, score: highest classifier score) in "
@@ -145,10 +134,10 @@ class Config:
                              "tf32: the backend's default precision (TF32 on NVIDIA GPUs); bfloat16: "
                              "bf16 operands, float32 accumulation", resume=REFUSE,
                              choices=("float32", "tf32", "bfloat16"))
-    conv_impl: str = flag("auto", "dcgan/wgan: how convolutions are computed (the same mathematics, other "
+    conv_impl: str = flag("auto", "the conv families: how convolutions are computed (the same mathematics, other "
                           "rounding): lax: XLA convolutions; matmul: patches times a kernel matrix, many "
                           "times faster on XLA's CPU backend; auto: matmul on CPU, lax elsewhere",
-                          choices=("auto", "lax", "matmul"))
+                          choices=("auto", "lax", "matmul"), family_only=True)
     compile_cache: str = flag("", "folder of XLA's persistent compilation cache; empty = "
                               "$JAXGAN_COMPILE_CACHE or ~/.cache/jaxgan/xla; none = off", program=False)
     coordinator_address: str = flag("", "multi-process: host:port of process 0 (jax.distributed)", program=False)
@@ -157,10 +146,17 @@ class Config:
     progress: bool = flag(True, "no progress bar", cli="--no_progress", aliases=("--no-progress",), program=False)
 
     @property
+    def family(self) -> "families.Family":
+        """The model family that trains this run (``jaxgan.families``)."""
+        return families.get(self.model)
+
+    @property
     def image_shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of the images the model trains on: the dataset's own, or 32x32 for conv models."""
+        """(C, H, W) of the images the model trains on: the dataset's own channels, at the size
+        its family trains on (the dataset's own for the MLP, 32x32 for DCGAN and WGAN)."""
         c, h, w = DATASETS[self.dataset][1]
-        return (c, h, w) if self.model == "mlp" else (c, CONV_IMAGE_SIZE, CONV_IMAGE_SIZE)
+        size = self.family.image_size(h)
+        return (c, h, w) if size == h else (c, size, size)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -173,6 +169,9 @@ class Config:
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 # Fields that define the model, the data or the objective: a resumed run must agree on them.
 MODEL_FIELDS = tuple(name for name, f in _FIELDS.items() if f.metadata["resume"] == REFUSE)
+RUN_LENGTH_FLAGS = ("num_epochs", "gen_iters")  # schedule.Periods.length_flag of the two kinds
+# Flags only some families read (see ``flag(family_only=True)``).
+FAMILY_OPTIONS = tuple(name for name, f in _FIELDS.items() if f.metadata["family_only"])
 # Fields that never change the compiled training program (see ``flag(program=False)``).
 RUN_ONLY_FIELDS = tuple(name for name, f in _FIELDS.items() if not f.metadata["program"])
 
@@ -232,6 +231,7 @@ def _coerce(name: str, value: Any) -> Any:
 def validate(cfg: Config) -> Config:
     """Check every field once; return the config with the dataset name made canonical."""
     cfg = dataclasses.replace(cfg, dataset=canonical_dataset(cfg.dataset))
+    family = families.get(cfg.model)  # an unknown model: a one-line error naming the known ones
     positive = ("batch_size", "num_epochs", "gen_iters", "latent_dim", "interval", "steps_per_call",
                 "keep_checkpoints")
     for name in positive:
@@ -276,18 +276,7 @@ def validate(cfg: Config) -> Config:
         if allowed and getattr(cfg, name) not in allowed:
             shown = ", ".join(a if a else "'' (off)" for a in allowed)
             raise ConfigError(f"{name} must be one of {shown}; got {getattr(cfg, name)!r}")
-    if cfg.model != "mlp":
-        for name, ref in (("g_hidden", DCGAN_G_HIDDEN), ("d_hidden", DCGAN_D_HIDDEN)):
-            if len(getattr(cfg, name)) != 4:
-                raise ConfigError(f"--{name} needs exactly 4 channel widths for --model {cfg.model} "
-                                  f"(the reference's: {','.join(map(str, ref))}), got "
-                                  f"{','.join(map(str, getattr(cfg, name)))}")
-    if cfg.model == "wgan":
-        if cfg.last_batch != "drop":
-            raise ConfigError("--model wgan trains on full batches only (the reference skips each epoch's "
-                              "short last batch); --last_batch partial does not apply")
-        if cfg.loss != "nonsaturating":
-            raise ConfigError("--loss applies to the BCE models (mlp, dcgan); wgan's losses are the critic's")
+    family.check(cfg)
     if cfg.keep_best and not cfg.eval_every:
         raise ConfigError("--keep_best needs --eval_every N (the epochs between evaluations)")
     for name in ("data_dir", "sample_dir", "logdir", "ckpt_dir"):
@@ -321,14 +310,12 @@ def load_yaml(path: str) -> dict[str, Any]:
 
 def from_dict(values: dict[str, Any]) -> Config:
     """Build and validate a Config from a dict of field values (unknown keys are an error). Keys
-    not given take the chosen model's reference defaults (``MODEL_DEFAULTS``), then Config's."""
+    not given take the chosen family's reference defaults (``Family.defaults``), then Config's."""
     unknown = sorted(set(values) - set(_FIELDS))
     if unknown:
         raise ConfigError(f"unknown settings: {', '.join(unknown)}")
     model = str(values.get("model", _FIELDS["model"].default)).strip().lower()
-    if model not in MODELS:
-        raise ConfigError(f"model must be one of {', '.join(MODELS)}; got {values['model']!r}")
-    values = {**MODEL_DEFAULTS[model], **values, "model": model}
+    values = {**families.get(model).defaults, **values, "model": model}
     return validate(Config(**{k: _coerce(k, v) for k, v in values.items()}))
 
 
@@ -347,10 +334,10 @@ def _typed(value: Any) -> str:
 
 
 def default_text(name: str) -> str:
-    """A flag's default as the user would type it, then the models whose reference differs."""
+    """A flag's default as the user would type it, then the families whose reference differs."""
     base = _FIELDS[name].default
-    others = [f"{model} {_typed(d[name])}" for model, d in MODEL_DEFAULTS.items()
-              if name in d and d[name] != base]
+    others = [f"{f.name} {_typed(f.defaults[name])}" for f in map(families.get, families.names())
+              if name in f.defaults and f.defaults[name] != base]
     text = _typed(base)
     return f"{text}; {'; '.join(others)}" if others else text
 
@@ -358,7 +345,7 @@ def default_text(name: str) -> str:
 def build_parser() -> OneLineParser:
     """Flags of ``python -m jaxgan.train``, generated from the Config declarations."""
     p = OneLineParser(prog="python -m jaxgan.train", argument_default=argparse.SUPPRESS,
-                      description="Train the original GAN (MLP G and D), DCGAN or WGAN in JAX/Flax.")
+                      description="Train the original GAN, or another family of GANs, in JAX/Flax.")
     p.add_argument("--config", help="YAML file of flag: value (see configs/); flags on the command line win")
     for name, f in _FIELDS.items():
         meta = f.metadata
@@ -368,8 +355,16 @@ def build_parser() -> OneLineParser:
                            action="store_false" if f.default else "store_true", help=meta["help"])
         else:
             p.add_argument(f"--{name}", *meta["aliases"], dest=name,
-                           help=f"{meta['help']} (default {default_text(name)})")
+                           help=f"{help_text(name)} (default {default_text(name)})")
     return p
+
+
+def help_text(name: str) -> str:
+    """A flag's help line; ``--model``'s lists every family with its own line."""
+    text = _FIELDS[name].metadata["help"]
+    if name == "model":
+        text += ": " + "; ".join(f"{f.name}: {f.help}" for f in map(families.get, families.names()))
+    return text
 
 
 def flag_table() -> str:
@@ -381,14 +376,14 @@ def flag_table() -> str:
             spelling, default = (meta["cli"], "off") if f.default else (f"--{name}", "off")
         else:
             spelling, default = f"--{name}", f"`{default_text(name)}`"
-        text = meta["help"].replace("|", "\\|")
+        text = help_text(name).replace("|", "\\|")
         rows.append(f"| `{spelling}` | {default} | {meta['resume']} | {text} |")
     return "\n".join(rows)
 
 
-def check_resume_config(saved: dict, cfg: Config) -> None:
-    """Refuse to resume with settings that change the model, the data or the objective; say
-    which of the other settings changed."""
+def check_resume_config(saved: dict, cfg: Config) -> list[str]:
+    """Refuse to resume with settings that change the model, the data or the objective; return the
+    other settings that changed, as ``name old -> new`` (the trainer says them)."""
     new = cfg.to_dict()
     for name in MODEL_FIELDS:
         # A record written before a flag existed was trained with what is now its default (e.g.
@@ -398,10 +393,8 @@ def check_resume_config(saved: dict, cfg: Config) -> None:
         if was != new[name]:
             raise ConfigError(f"--resume: the checkpoint was trained with {name}={was!r}, "
                               f"this run asks for {name}={new[name]!r}; drop the flag or use another --ckpt_dir")
-    changed = [f"{k} {saved[k]!r} -> {new[k]!r}" for k in sorted(saved)
-               if k in new and k not in MODEL_FIELDS and k != "resume" and saved[k] != new[k]]
-    if changed:
-        print("resume with changed settings: " + ", ".join(changed), flush=True)
+    return [f"{k} {saved[k]!r} -> {new[k]!r}" for k in sorted(saved)
+            if k in new and k not in MODEL_FIELDS and k != "resume" and saved[k] != new[k]]
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Config:
@@ -410,10 +403,13 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     values = load_yaml(ns.pop("config")) if "config" in ns else {}
     values.update(ns)
     cfg = from_dict(values)
-    # A run-length flag of the other kind of loop would be silently ignored: say so instead.
-    if cfg.model == "wgan" and "num_epochs" in values:
-        raise ConfigError("--model wgan runs for --gen_iters generator iterations; --num_epochs does not apply")
-    for name in ("gen_iters", "clip_limit"):
-        if cfg.model != "wgan" and name in values:
-            raise ConfigError(f"--{name} applies to --model wgan only")
+    # A flag this family does not read would be silently ignored: say so instead.
+    for name in values:
+        if name in FAMILY_OPTIONS and not cfg.family.reads(name):
+            takers = "|".join(f.name for f in map(families.get, families.names()) if f.reads(name))
+            length = cfg.family.periods.length_flag
+            if name in RUN_LENGTH_FLAGS:
+                raise ConfigError(f"--{name} applies to --model {takers} only: --model {cfg.model} runs for "
+                                  f"--{length}, and --{name} does not apply to it")
+            raise ConfigError(f"--{name} applies to --model {takers} only")
     return cfg

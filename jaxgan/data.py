@@ -198,10 +198,20 @@ def epoch_permutation(shuffle_key: jax.Array, epoch: jax.Array | int, n: int) ->
     return jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), n).astype(jnp.int32)
 
 
-def gather_batch(data: jax.Array, perm: jax.Array, index: jax.Array, batch_size: int) -> jax.Array:
+Dataset = dict[str, jax.Array]  # {"images": uint8 (N, C*H*W)[, "labels": int32 (N,)]}, on the device
+
+
+def take_rows(data: Dataset, rows: jax.Array) -> dict[str, jax.Array]:
+    """The dataset's ``rows`` as a batch: images normalised to [-1, 1] (``normalize``), labels as
+    they are, every other leaf gathered alike."""
+    batch = {k: jnp.take(v, rows, axis=0) for k, v in data.items()}
+    batch["images"] = normalize(batch["images"])
+    return batch
+
+
+def gather_batch(data: Dataset, perm: jax.Array, index: jax.Array, batch_size: int) -> dict[str, jax.Array]:
     """Batch ``index`` of an epoch: the rows ``perm[index*B : (index+1)*B]`` of the device dataset."""
-    rows = jax.lax.dynamic_slice_in_dim(perm, index * batch_size, batch_size)
-    return normalize(jnp.take(data, rows, axis=0))
+    return take_rows(data, jax.lax.dynamic_slice_in_dim(perm, index * batch_size, batch_size))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,11 +247,15 @@ def fingerprint(images: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()[:16]
 
 
-def put_dataset(images: np.ndarray, mesh) -> jax.Array:
-    """The way in: uint8 (N, H, W, C) images -> the device-resident (N, C*H*W) uint8 array the
-    steps gather batches from, replicated on every device of the mesh (each device gathers only
-    its own rows of each batch; normalisation happens inside the compiled step)."""
-    return parallel.put_replicated(flatten_chw(images), mesh)
+def put_dataset(images: np.ndarray, mesh, labels: np.ndarray | None = None) -> Dataset:
+    """The way in: uint8 (N, H, W, C) images -> the device-resident dataset the steps gather
+    batches from, ``{"images": uint8 (N, C*H*W)}`` (and ``"labels"``: int32 (N,) when given),
+    replicated on every device of the mesh (each device gathers only its own rows of each batch;
+    normalisation happens inside the compiled step)."""
+    data = {"images": flatten_chw(images)}
+    if labels is not None:
+        data["labels"] = np.asarray(labels, np.int32)
+    return parallel.put_replicated(data, mesh)
 
 
 def resize_images(images: np.ndarray, size: int) -> np.ndarray:

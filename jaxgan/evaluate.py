@@ -23,33 +23,21 @@ from collections.abc import Sequence
 from jaxgan import checkpoint as ckpt_lib
 from jaxgan import classifier as clf_lib
 from jaxgan import data as data_lib
-from jaxgan import generate, quality, runtime
-from jaxgan.config import CONV_IMAGE_SIZE, DATASETS, MODELS, ConfigError, OneLineParser, canonical_dataset
+from jaxgan import generate, quality, runs, runtime
+from jaxgan.config import DATASETS, ConfigError, OneLineParser, canonical_dataset
 
 
 def build_parser() -> OneLineParser:
     p = OneLineParser(prog="python -m jaxgan.evaluate", description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", default="mnist", help="dataset of the run (default mnist)")
+    runs.add_run_flags(p, member_help="score one member of a --population run (default: every member, then "
+                                      "their mean +- std and the best by --best_by)")
     p.add_argument("--data_dir", default="data", help="folder holding the dataset (default data)")
-    p.add_argument("--ckpt_dir", default="checkpoints",
-                   help="checkpoints of the run, and of an own judge under classifier/ (default checkpoints)")
     p.add_argument("--num_samples", type=int, default=None,
                    help="generated images (default: the held-out split's size, so every row is comparable); "
                         "more are also scored whole, in a row marked not comparable")
-    p.add_argument("--seed", type=int, default=0, help="seed of the generator's noise (default 0)")
-    p.add_argument("--bn", choices=("batch", "running"), default="batch",
-                   help="G's BatchNorm statistics when sampling, see jaxgan.sample (default batch)")
-    p.add_argument("--step", type=int, default=None, help="generator checkpoint step (default the newest)")
-    p.add_argument("--model", choices=MODELS, default="mlp",
-                   help="the run's --model: where its checkpoints are (default mlp)")
-    p.add_argument("--member", type=int, default=None,
-                   help="score one member of a --population run (default: every member, then their mean "
-                        "+- std and the best by --best_by)")
     p.add_argument("--best_by", choices=("fd", "score"), default="fd",
                    help="with several members: which is best, by lowest Frechet distance (fd) or highest "
                         "classifier score (default fd)")
-    p.add_argument("--best", action="store_true",
-                   help="score the checkpoint kept by the trainer's --keep_best (default off: the newest)")
     p.add_argument("--judge", choices=quality.JUDGES, default="auto",
                    help="shipped: jaxgan's classifier; own: yours from --train_classifier; "
                         "auto (default): shipped where jaxgan ships one (mnist), else own")
@@ -97,15 +85,18 @@ def train_own_judge(args, dataset: str) -> dict:
 def evaluate(args, dataset: str) -> dict:
     """Score the generator's samples and the held-out real images at matched sizes; a population's
     members one by one (or ``--member i``), with their mean +- std and the best by a rule."""
-    # Conv models train on 32x32: real images are compared through the same path as their samples.
-    image_size = None if args.model == "mlp" else CONV_IMAGE_SIZE
-    ev = quality.Evaluator(dataset, args.data_dir, args.ckpt_dir, args.download, args.skip_checksums, args.judge,
-                           image_size=image_size)
-    size = generate.population_size(dataset, args.ckpt_dir, args.best, args.model)
+    judge = quality.load_judge(dataset, args.ckpt_dir, args.judge)  # a missing judge is said first
+    cfg = generate.run_config(dataset, args.ckpt_dir, args.best, args.model)
+    # Real images are compared through the same path as the samples: at the size the model trains
+    # on (a DCGAN's 32x32 for MNIST's 28), then at the judge's (quality.Evaluator).
+    ev = quality.Evaluator(dataset, args.data_dir, args.ckpt_dir, args.download, args.skip_checksums, judge,
+                           image_size=cfg.image_shape[1])
+    size = cfg.population
     members = [args.member] if args.member is not None or size == 1 else list(range(size))
     generated, per_member = {}, {}
     for i in members:
-        gan, state, record = generate.load_generator(dataset, args.ckpt_dir, args.step, best=args.best, member=i, model=args.model)
+        gan, state, record = generate.load_generator(dataset, args.ckpt_dir, args.step, best=args.best, member=i,
+                                                     model=args.model)
         num = args.num_samples or ev.matched_n
         # With --bn batch, G sees batches of the training size, as during training and in its grids.
         batch = record["config"]["batch_size"] if args.bn == "batch" else 1000

@@ -12,7 +12,8 @@ import struct
 
 import numpy as np
 
-_MNIST_FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
+from jaxgan.config import DATASETS
+
 
 
 def _write_idx(path: str, array: np.ndarray) -> None:
@@ -31,7 +32,7 @@ def write_mnist(root: str, train_images: np.ndarray, train_labels: np.ndarray,
     torchvision requires the test split files to exist too; when none are given, the first
     images of the training split stand in. Returns the raw folder.
     """
-    raw = os.path.join(root, _MNIST_FOLDERS[dataset], "raw")
+    raw = os.path.join(root, DATASETS[dataset][0], "raw")  # torchvision's folder for the dataset
     os.makedirs(raw, exist_ok=True)
     if test_images is None:
         test_images, test_labels = train_images[:16], train_labels[:16]

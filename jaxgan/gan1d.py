@@ -53,7 +53,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from jaxgan.steps import d_loss_from_logits, g_loss_from_logits
+from jaxgan.losses import bce_d_loss, bce_g_loss
 
 Params = Any
 TARGETS = {"w1": 0.05, "max_abs_d_minus_half": 0.05}
@@ -165,7 +165,7 @@ class Toy:
         def loss(p):
             # One pass over real and fake together (D has no batch statistics).
             logits = self.D(p, jnp.concatenate([real, fake]))
-            value = d_loss_from_logits(logits[:batch], logits[batch:])
+            value = bce_d_loss(logits[:batch], logits[batch:])
             if r1:
                 # dD/dx at real points, forward mode (D maps each point on its own); a quarter
                 # of the batch estimates the expectation well enough at a quarter of the cost.
@@ -186,7 +186,7 @@ class Toy:
         upd, d_opt = self.d_tx.update(d_grads, state["d_opt"], state["d"])
         d = optax.apply_updates(state["d"], upd)
         z = jax.random.uniform(kg, (s.batch,))
-        grads = jax.grad(lambda p: g_loss_from_logits(self.D(d, self.G(p, z)), "nonsaturating"))(state["g"])
+        grads = jax.grad(lambda p: bce_g_loss(self.D(d, self.G(p, z)), "nonsaturating"))(state["g"])
         upd, g_opt = self.g_tx.update(grads, state["g_opt"], state["g"])
         g = optax.apply_updates(state["g"], upd)
         step = state["step"] + 1

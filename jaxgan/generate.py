@@ -21,8 +21,8 @@ import numpy as np
 
 from jaxgan import checkpoint as ckpt_lib
 from jaxgan import data as data_lib
-from jaxgan import population, steps
-from jaxgan.config import ConfigError, from_dict, run_folder
+from jaxgan import population, runs, steps
+from jaxgan.config import ConfigError, from_dict
 
 RECALIBRATION_BATCHES = 100  # batches of noise whose statistics replace the EMA weights' running ones
 
@@ -30,20 +30,14 @@ RECALIBRATION_BATCHES = 100  # batches of noise whose statistics replace the EMA
 def load_generator(dataset: str, ckpt_dir: str, step: int | None = None, best: bool = False,
                    member: int | None = None, model: str = "mlp") -> tuple[steps.GAN, steps.TrainState, dict]:
     """Rebuild the run's models from the configuration stored in its checkpoint and restore it.
-    ``model``: the run's ``--model`` (its folder: ``config.run_folder``). ``best``: the checkpoint
-    kept by ``--keep_best`` (``<run folder>/best``). ``member``:
-    which member of a population (default 0; the record says which in ``record["member"]``). A run
+    ``model``: the run's ``--model`` (its folder: ``runs.locate``). ``best``: the checkpoint kept
+    by ``--keep_best`` (``<run folder>/best``). ``member``: which member of a population (default 0; the record says which in ``record["member"]``). A run
     trained with ``--g_ema`` comes back with the averaged weights in ``g_params`` and statistics
     recalibrated for them."""
-    folder = os.path.join(run_folder(ckpt_dir, model, dataset), *(["best"] if best else []))
-    if not os.path.isdir(folder):
-        what = "no best checkpoint (train with --keep_best)" if best else "no checkpoints"
-        raise ckpt_lib.CheckpointError(f"{what} for {dataset} in {folder}")
+    folder = runs.locate(dataset, ckpt_dir, model, best)
     checkpoints = ckpt_lib.Checkpoints(folder)
     try:
         available = checkpoints.steps()
-        if not available:
-            raise ckpt_lib.CheckpointError(f"no checkpoint in {os.path.abspath(folder)}")
         if step is not None and step not in available:
             raise ckpt_lib.CheckpointError(f"no checkpoint at step {step} in {folder} (have {available})")
         record = checkpoints.read_record(step if step is not None else available[-1])
@@ -70,17 +64,14 @@ def load_generator(dataset: str, ckpt_dir: str, step: int | None = None, best: b
     return gan, state, record
 
 
-def population_size(dataset: str, ckpt_dir: str, best: bool = False, model: str = "mlp") -> int:
-    """How many members the newest checkpoint of a run holds (1: a solo run)."""
-    folder = os.path.join(run_folder(ckpt_dir, model, dataset), *(["best"] if best else []))
-    if not os.path.isdir(folder):
-        return 1
-    checkpoints = ckpt_lib.Checkpoints(folder)
+def run_config(dataset: str, ckpt_dir: str, best: bool = False, model: str = "mlp"):
+    """The configuration the run's newest checkpoint was trained with (cheap: no arrays are read)."""
+    checkpoints = ckpt_lib.Checkpoints(runs.locate(dataset, ckpt_dir, model, best))
     try:
-        available = checkpoints.steps()
-        return int(checkpoints.read_record(available[-1])["config"].get("population", 1)) if available else 1
+        record = checkpoints.read_record(checkpoints.steps()[-1])
     finally:
         checkpoints.close()
+    return from_dict({k: v for k, v in record["config"].items() if k != "resume"})
 
 
 @functools.partial(jax.jit, static_argnums=(0, 3))
@@ -90,7 +81,7 @@ def _generate(gan: steps.GAN, state: steps.TrainState, z: jax.Array, use_batch_s
 
 
 @functools.partial(jax.jit, static_argnums=(0, 2, 3))
-def _batch_stats(gan: steps.GAN, state: steps.TrainState, batch: int, batches: int) -> steps.models.Params:
+def _batch_stats(gan: steps.GAN, state: steps.TrainState, batch: int, batches: int) -> steps.Params:
     # G in training mode from zeroed averages: after one update (momentum 0.1) they hold 0.1 x
     # that batch's mean and unbiased variance; undo the factor and average over the batches.
     keys = jax.random.split(jax.random.key(0), batches)

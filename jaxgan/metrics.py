@@ -13,6 +13,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+# "Best" by a metric, the one rule for --keep_best and a population's best member:
+# name -> (metric key, sign: +1 higher is better, -1 lower is better).
+BEST_BY = {"fd": ("frechet_distance", -1.0), "score": ("classifier_score", 1.0)}
+
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """||mu_a - mu_b||^2 + tr(S_a) + tr(S_b) - 2 tr((S_a^1/2 S_b S_a^1/2)^1/2), in float64."""

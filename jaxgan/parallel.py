@@ -83,13 +83,13 @@ def put(tree: Any, sharding: NamedSharding) -> Any:
 
 
 def to_host(tree: Any) -> Any:
-    """Global arrays -> numpy. Replicated arrays are read from this process's own copy, so this
-    works on every process of a multi-host run."""
+    """Global arrays -> numpy, by an explicit ``jax.device_get``. Replicated arrays are read from
+    this process's own copy, so this works on every process of a multi-host run."""
 
     def get(x):
         if isinstance(x, jax.Array) and not x.is_fully_addressable:
-            return np.asarray(x.addressable_data(0))
-        return np.asarray(x)
+            x = x.addressable_data(0)
+        return np.asarray(jax.device_get(x))
 
     return jax.tree_util.tree_map(get, tree)
 

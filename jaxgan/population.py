@@ -48,13 +48,13 @@ class Population:
         g_tx, d_tx = steps.optimizers(self.cfg, hyper["lr"], hyper["beta1"], hyper["beta2"])
         return dataclasses.replace(self.gan, step_key=step_key, g_tx=g_tx, d_tx=d_tx, mesh=None)
 
-    def train_chunk(self, state, data: jax.Array, perms: jax.Array, start: jax.Array, length: jax.Array):
+    def train_chunk(self, state, data: data_lib.Dataset, perms: jax.Array, start: jax.Array, length: jax.Array):
         """``length`` steps of every member; metrics have shape (K, chunk_steps)."""
         def one(st, key, hyper, perm):
             return self._member(key, hyper).train_chunk(st, data, perm, start, length)
         return jax.vmap(one)(state, self.step_keys, self.hyper, perms)
 
-    def train_tail(self, state, data: jax.Array, perms: jax.Array, start: int):
+    def train_tail(self, state, data: data_lib.Dataset, perms: jax.Array, start: int):
         """The epoch's short last batch of every member; metrics (K, 1) like a chunk's."""
         def one(st, key, hyper, perm):
             return self._member(key, hyper).train_tail(st, data, perm, start)

@@ -11,7 +11,7 @@ it has always been, bit for bit.
 
 Programs are cached per process by everything that defines them (``config.program_key``: the
 configuration without its folders, run length and bookkeeping, plus the mesh): a second run with
-the same model in the same process (a resume, a sweep, a test) traces and compiles nothing.
+the same settings in one process (a resume, a sweep, a test) traces and compiles nothing.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ class Program:
     cfg: Config
     run: Any  # steps.GAN or population.Population
     gan: steps.GAN  # the solo run's GAN; for a population, member 0's (its static half)
-    initial_state: Any  # a fresh run's state (shapes only when built abstract)
+    initial_state: Any  # a fresh run's state as host (numpy) arrays, which no donation can consume;
+    # shapes only when built abstract. Put it on the devices with parallel.put(initial_state, state_sharding).
     state_sharding: NamedSharding
     replicated: NamedSharding
     chunk: Callable
@@ -75,6 +76,8 @@ def _compile_run(cfg: Config, mesh: Mesh, abstract: bool) -> Program:
     # population: its members). With in_shardings jit takes no keyword arguments, so the static
     # ones go by position. (state, data, perms, start[, length])
     ins = (shard, rep, shard)
+    if not abstract:
+        initial_state = jax.device_get(initial_state)
     return Program(
         cfg=cfg, run=run, gan=gan, initial_state=initial_state, state_sharding=shard, replicated=rep,
         chunk=jax.jit(run.train_chunk, donate_argnums=0, in_shardings=(*ins, rep, rep), out_shardings=shard),

@@ -87,13 +87,14 @@ class Evaluator:
     """Holds a judge, the real reference features and the held-out split, to score many sets."""
 
     def __init__(self, dataset: str, data_dir: str, ckpt_dir: str, download: bool = False,
-                 skip_checksums: bool = False, judge: str = "auto", image_size: int | None = None):
+                 skip_checksums: bool = False, judge: str | tuple = "auto", image_size: int | None = None):
         """``image_size``: the side of the images the model trains on, when it is not the judge's
         (32 for dcgan/wgan on MNIST's 28). Generated images are resized to the judge's size; so that
         a perfect generator would score like the held-out digits, the real reference and the
         held-out ceiling then take the same path: the training images at ``image_size`` (as the
         model saw them, torchvision's Resize) resized back to the judge's size the same way."""
-        self.clf, self.judge = load_judge(dataset, ckpt_dir, judge)
+        # ``judge``: a --judge value, or what load_judge returned for one.
+        self.clf, self.judge = load_judge(dataset, ckpt_dir, judge) if isinstance(judge, str) else judge
         native = DATASETS[dataset][1][1]
         size = image_size if image_size and image_size != native else None
         self.path = f"{native}px" if size is None else \
@@ -164,7 +165,6 @@ def table(rows: dict[str, dict]) -> str:
 
 
 SUMMARY = ("frechet_distance", "classifier_score", "classes_covered", "kl_to_real", "precision", "recall")
-BEST_BY = {"fd": ("frechet_distance", -1.0), "score": ("classifier_score", 1.0)}
 
 
 def summarize(rows: list[dict], best_by: str = "fd") -> dict:
@@ -176,20 +176,31 @@ def summarize(rows: list[dict], best_by: str = "fd") -> dict:
         values = np.asarray([r[key] for r in rows], np.float64)
         out[key] = {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
                     "min": float(values.min()), "max": float(values.max())}
-    key, sign = BEST_BY[best_by]
+    key, sign = metrics.BEST_BY[best_by]
     scores = [sign * r[key] for r in rows]
     best = int(np.argmax(scores))  # the first of equals
     out["best"] = {"member": int(rows[best].get("member", best)), key: float(rows[best][key])}
     return out
 
 
-def population_table(summary: dict) -> str:
-    """Markdown of a population summary: mean +- std (min..max) per metric, and the best member."""
-    lines = [f"| {summary['members']} members | mean ± std | min | max |", "|---|---:|---:|---:|"]
-    for key in SUMMARY:
-        s = summary[key]
-        lines.append(f"| {key} | {s['mean']:.4g} ± {s['std']:.2g} | {s['min']:.4g} | {s['max']:.4g} |")
+# How each summarised metric is shown: label and format.
+SHOWN = {"frechet_distance": ("Fréchet dist. ↓", ".2f"), "classifier_score": ("classifier score ↑", ".3f"),
+         "classes_covered": ("classes", "g"), "kl_to_real": ("KL to real ↓", ".4f"),
+         "precision": ("precision", ".3f"), "recall": ("recall", ".3f")}
+
+
+def population_table(summary: dict, title: str | None = None) -> str:
+    """Markdown of a population summary (:func:`summarize`): each metric's mean ± std (ddof 1),
+    min and max over the members, then the best member by the rule. The evaluate command prints it;
+    the docs' table of eight seeds is this table of a committed evaluate JSON."""
+    title = title or f"{summary['members']} members"
+    lines = [f"| {title} | mean ± std (ddof 1) | min | max |", "|---|---:|---:|---:|"]
+    for key, (label, f) in SHOWN.items():
+        v = summary[key]
+        lines.append(f"| {label} | {v['mean']:{f}} ± {v['std']:{f}} | {v['min']:{f}} | {v['max']:{f}} |")
     best = summary["best"]
     metric = [k for k in best if k != "member"][0]
-    lines.append(f"\nbest member by {summary['best_by']} ({metric}): member {best['member']} ({best[metric]:.4g})")
+    name = {"frechet_distance": "Fréchet distance", "classifier_score": "classifier score"}[metric]
+    lines += ["", f"Best member by the rule `--best_by {summary['best_by']}`: member {best['member']} ({name} "
+              f"{best[metric]:.2f})."]
     return "\n".join(lines)

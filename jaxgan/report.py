@@ -12,12 +12,6 @@ import numpy as np
 from PIL import Image
 
 
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """Images in [-1, 1] -> uint8, as the reference's ``denormalize`` + ``save_image`` round them."""
-    x = np.clip((np.asarray(images, dtype=np.float32) + 1.0) / 2.0, 0.0, 1.0)
-    return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)
-
-
 def make_grid(images_hwc: np.ndarray, nrow: int = 8, padding: int = 2) -> np.ndarray:
     """uint8 (N, H, W, C) -> one (H', W', 3) uint8 grid, laid out like ``torchvision.utils.make_grid``."""
     n, h, w, c = images_hwc.shape

@@ -20,28 +20,21 @@ from collections.abc import Sequence
 import numpy as np
 
 from jaxgan import checkpoint as ckpt_lib
-from jaxgan import generate, report, runtime
-from jaxgan.config import MODELS, ConfigError, OneLineParser, canonical_dataset, from_dict
+from jaxgan import generate, report, runs, runtime
+from jaxgan.config import ConfigError, OneLineParser, canonical_dataset
+
+
+def build_parser() -> OneLineParser:
+    p = OneLineParser(prog="python -m jaxgan.sample", description=__doc__.splitlines()[0])
+    runs.add_run_flags(p, member_help="which member of a --population run to draw from (default 0)")
+    p.add_argument("--num_samples", type=int, default=64, help="images to draw (default %(default)s)")
+    p.add_argument("--out", default="samples.png",
+                   help=".png: an 8-column grid; .npy: uint8 (N, H, W, C) (default %(default)s)")
+    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = OneLineParser(prog="python -m jaxgan.sample", description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", default="mnist", help="the run's dataset (default %(default)s)")
-    p.add_argument("--ckpt_dir", default="checkpoints", help="the run's --ckpt_dir (default %(default)s)")
-    p.add_argument("--num_samples", type=int, default=64, help="images to draw (default %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the noise (default %(default)s)")
-    p.add_argument("--out", default="samples.png",
-                   help=".png: an 8-column grid; .npy: uint8 (N, H, W, C) (default %(default)s)")
-    p.add_argument("--bn", choices=("batch", "running"), default="batch",
-                   help="G's BatchNorm statistics: of the drawn batch (reference) or running averages "
-                   "(default %(default)s)")
-    p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the newest)")
-    p.add_argument("--model", choices=MODELS, default="mlp",
-                   help="the run's --model: where its checkpoints are (default mlp)")
-    p.add_argument("--member", type=int, default=None,
-                   help="which member of a --population run to draw from (default 0)")
-    p.add_argument("--best", action="store_true",
-                   help="the checkpoint kept by training's --keep_best (default: off)")
+    p = build_parser()
     args = p.parse_args(argv)
     runtime.setup()
     try:

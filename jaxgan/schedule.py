@@ -6,10 +6,11 @@ A run is ``total`` steps (D updates). Two clocks divide it:
   short tail batch); epoch ``e`` covers steps ``e * S .. (e + 1) * S - 1`` and has its own
   permutation of the images;
 - **reporting periods** of ``period`` steps, after each of which the loop does its periodic work
-  (the grid, the scalars, by default a checkpoint). For the MLP GAN and DCGAN a period is an
-  epoch, as in their references; for WGAN it is ``interval`` generator iterations, i.e.
-  ``interval * n_critic`` steps, independent of the data epochs (wgan/train.py draws batches
-  endlessly); a run whose total is no multiple of the period ends with a shorter last period.
+  (the grid, the scalars, by default a checkpoint). Each model family says which kind it uses
+  (:class:`Periods`): an epoch (the MLP GAN, DCGAN), or ``interval`` generator iterations, i.e.
+  ``interval * n_critic`` steps, independent of the data epochs (WGAN: wgan/train.py draws
+  batches endlessly); a run whose total is no multiple of the period ends with a shorter last
+  period.
 
 The loop dispatches *chunks*: runs of consecutive full batches fused into one compiled call, or
 the tail batch alone. A chunk never crosses the end of an epoch (the next one has another
@@ -48,13 +49,82 @@ class Chunk:
         return self.step + self.length
 
 
-def run_length(cfg: Config, layout: Layout) -> tuple[int, int]:
-    """``(total steps, steps per reporting period)`` of a run: ``num_epochs`` epochs reported per
-    epoch (mlp, dcgan), or ``gen_iters`` generator iterations of ``d_steps`` critic steps each,
-    reported every ``interval`` generator iterations (wgan)."""
-    if cfg.model == "wgan":
+class Periods:
+    """How a family measures and reports a run: its length, its reporting period, the names and
+    numbers of its periods and grids. Two kinds: :data:`EPOCHS` and :data:`GENERATOR_ITERATIONS`."""
+
+    length_flag = ""  # the flag that sets the run's length
+
+    def run_length(self, cfg: Config, layout: Layout) -> tuple[int, int]:
+        """``(total steps, steps per reporting period)``."""
+        raise NotImplementedError
+
+    def describe(self, cfg: Config) -> str:
+        """The run's length in words, e.g. ``100 epochs``."""
+        raise NotImplementedError
+
+    def name(self, cfg: Config, period: int) -> tuple[str, str, int]:
+        """(progress/summary name, short name, scalar step) of 0-based period ``period``."""
+        raise NotImplementedError
+
+    def grid(self, cfg: Config, chunk: Chunk, steps_per_period: int) -> tuple[int, bool, bool]:
+        """After the period that ``chunk`` ends: (the grid's number, whether G passes over the
+        fixed noise, whether the grid is saved as ``fake_images_<number>.png``)."""
+        raise NotImplementedError
+
+
+class _Epochs(Periods):
+    """A period is a data epoch (gan/ and dcgan/train.py): ``num_epochs`` of them, a grid pass
+    after each, saved every ``interval`` epochs as fake_images_<epoch>.png."""
+
+    length_flag = "num_epochs"
+
+    def run_length(self, cfg: Config, layout: Layout) -> tuple[int, int]:
+        return cfg.num_epochs * layout.steps_per_epoch, layout.steps_per_epoch
+
+    def describe(self, cfg: Config) -> str:
+        return f"{cfg.num_epochs} epochs"
+
+    def name(self, cfg: Config, period: int) -> tuple[str, str, int]:
+        k = period + 1
+        return f"epoch {k}/{cfg.num_epochs}", f"epoch {k}", k
+
+    def grid(self, cfg: Config, chunk: Chunk, steps_per_period: int) -> tuple[int, bool, bool]:
+        number = chunk.period + 1
+        return number, True, number % cfg.interval == 0
+
+
+class _GeneratorIterations(Periods):
+    """A period is ``interval`` generator iterations of ``d_steps`` critic steps each
+    (wgan/train.py), independent of the data epochs; the run is ``gen_iters`` of them. After each
+    period i: its scalars at generator iteration i, and G over the fixed noise saved as
+    fake_images_<i // interval>.png; a shorter last period gets its scalars and checkpoint but no
+    grid (wgan/train.py passes G over the fixed noise every ``interval`` iterations only)."""
+
+    length_flag = "gen_iters"
+
+    def run_length(self, cfg: Config, layout: Layout) -> tuple[int, int]:
         return cfg.gen_iters * cfg.d_steps, cfg.interval * cfg.d_steps
-    return cfg.num_epochs * layout.steps_per_epoch, layout.steps_per_epoch
+
+    def describe(self, cfg: Config) -> str:
+        return f"{cfg.gen_iters:,} generator iterations of {cfg.d_steps} critic steps"
+
+    def name(self, cfg: Config, period: int) -> tuple[str, str, int]:
+        it = min((period + 1) * cfg.interval, cfg.gen_iters)
+        return f"gen iter {it}/{cfg.gen_iters}", f"gen iter {it}", it
+
+    def grid(self, cfg: Config, chunk: Chunk, steps_per_period: int) -> tuple[int, bool, bool]:
+        whole = chunk.end % steps_per_period == 0
+        return chunk.end // steps_per_period, whole, whole
+
+
+EPOCHS: Periods = _Epochs()
+GENERATOR_ITERATIONS: Periods = _GeneratorIterations()
+
+
+def run_length(cfg: Config, layout: Layout) -> tuple[int, int]:
+    """``(total steps, steps per reporting period)`` of a run, as its family's periods count them."""
+    return cfg.family.periods.run_length(cfg, layout)
 
 
 def next_chunk(step: int, layout: Layout, total: int, steps_per_call: int, ckpt_every: int = 0,

@@ -4,8 +4,9 @@ The device runs whole chunks of steps per compiled call (``steps.GAN.train_chunk
 only talks to it between chunks: to read metrics, update the bar, write grids and checkpoints.
 Chunk k+1 is dispatched before chunk k's metrics are read, so the device never waits for the
 host. What runs next is decided by the pure ``schedule.next_chunk``. The periodic work (grid,
-scalars, checkpoint) follows each reporting period: an epoch for the MLP GAN and DCGAN,
-``interval`` generator iterations for WGAN, as their references do it.
+scalars, checkpoint) follows each reporting period, of the kind the model family reports by
+(``schedule.Periods``: an epoch for the MLP GAN and DCGAN, ``interval`` generator iterations for
+WGAN), as their references do it.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from jaxgan import checkpoint as ckpt_lib
 from jaxgan import data as data_lib
 from jaxgan import generate, parallel, program, report, schedule, steps
 from jaxgan.config import Config, ConfigError, check_resume_config, run_folder
+from jaxgan.metrics import BEST_BY
 
 EVAL_SAMPLES = 2000  # per --eval_every evaluation: enough for stable trends, cheap on a CPU
-BEST = {"fd": ("frechet_distance", -1.0), "score": ("classifier_score", 1.0)}  # --keep_best: metric, sign
 
 
 class Stopped(Exception):
@@ -83,6 +84,14 @@ class Pending:
             if not chunk.tail:
                 metrics = {k: v if k == "finite" else v[..., :chunk.length] for k, v in metrics.items()}
             yield chunk, metrics
+
+
+def no_host_arrays():
+    """The training programs' dispatch: every argument must already be on the devices, so a host
+    array slipping into the hot loop (an implicit copy per call) fails loudly instead. The
+    per-chunk scalars are put there explicitly (``Trainer.scalar``). (JAX's CPU backend does not
+    guard device-to-host copies, so only this direction is checked here.)"""
+    return jax.transfer_guard_host_to_device("disallow")
 
 
 def run_dirs(cfg: Config) -> dict[str, str]:
@@ -173,7 +182,9 @@ class Trainer:
 
     def check_resume(self, record: dict) -> None:
         """Refuse a resume whose settings or data differ from the checkpoint's."""
-        check_resume_config(record.get("config", {}), self.cfg)
+        changed = check_resume_config(record.get("config", {}), self.cfg)
+        if changed and self.primary:
+            print("resume with changed settings: " + ", ".join(changed), flush=True)
         saved = record.get("data")
         if saved and saved != self.data_facts:
             raise ConfigError(f"--resume: the checkpoint was trained on {saved['n']:,} images (fingerprint "
@@ -187,21 +198,23 @@ class Trainer:
         state, period_record = self.restore_or_start()
         self.announce()
         self.reporter = report.Reporter(self.dirs["logs"] if self.primary else None, cfg.progress and self.primary,
-                                        quiet=not self.primary, critic=cfg.model == "wgan")
+                                        quiet=not self.primary, critic=cfg.family.critic)
         pending, perm, means = Pending(), None, None
         try:
             with Signals() as signals:
                 for chunk in schedule.chunks(steps_done(state), layout, total, cfg.steps_per_call, cfg.ckpt_every,
                                              period):
                     if perm is None or chunk.pos == 0:  # a new epoch (or the first chunk after a resume)
-                        perm = self.program.permutations(self.scalar(chunk.epoch), layout.n)
+                        with no_host_arrays():
+                            perm = self.program.permutations(self.scalar(chunk.epoch), layout.n)
                     if means is None or chunk.period_pos == 0:  # a new period (or the first after a resume)
                         means = report.EpochMeans.from_record(period_record if chunk.period_pos else None)
                         period_record = None
                         length = min(period, total - chunk.step + chunk.period_pos)
                         self.reporter.start_period(self.period_name(chunk)[0], length, chunk.period_pos)
                         speed, t_period, step0 = report.Throughput(), time.perf_counter(), chunk.step
-                    state, metrics = self.dispatch(state, chunk, perm)
+                    with no_host_arrays():
+                        state, metrics = self.dispatch(state, chunk, perm)
                     pending.push(chunk, metrics)
                     self.read(pending, means, speed, keep=1)
                     if chunk.ends_period:
@@ -229,8 +242,7 @@ class Trainer:
             return
         devices, cfg = jax.devices(), self.cfg
         _, h, w = cfg.image_shape
-        run = (f"{cfg.gen_iters:,} generator iterations of {cfg.d_steps} critic steps" if cfg.model == "wgan"
-               else f"{cfg.num_epochs} epochs")
+        run = cfg.family.periods.describe(cfg)
         split = len(self.state_sharding.spec) > 0  # members split over the devices, or all on each
         where = "" if len(devices) == 1 else (" split over the devices" if split else " on every device")
         who = f"a population of {self.members}{where}: " if self.members > 1 else ""
@@ -247,7 +259,7 @@ class Trainer:
 
     def scalar(self, value: int) -> jax.Array:
         """A per-chunk int32 scalar, put on the devices explicitly (no implicit host transfer)."""
-        return parallel.put(np.int32(value), self.program.replicated)
+        return jax.device_put(np.int32(value), self.program.replicated)
 
     def read(self, pending: Pending, means: report.EpochMeans, speed: report.Throughput, keep: int = 0) -> None:
         """Bring finished chunks' metrics to the host: epoch sums, progress bar, finiteness."""
@@ -262,31 +274,21 @@ class Trainer:
     def period_name(self, chunk: schedule.Chunk) -> tuple[str, str, int]:
         """(progress/summary name, short name, scalar step) of the chunk's period: ``epoch 3/100``,
         ``epoch 3``, 3; WGAN: ``gen iter 2000/100000``, ``gen iter 2000``, 2000 (at its end)."""
-        cfg, k = self.cfg, chunk.period + 1
-        if cfg.model == "wgan":
-            it = min(k * cfg.interval, cfg.gen_iters)
-            return f"gen iter {it}/{cfg.gen_iters}", f"gen iter {it}", it
-        return f"epoch {k}/{cfg.num_epochs}", f"epoch {k}", k
+        return self.cfg.family.periods.name(self.cfg, chunk.period)
 
     def end_period(self, state: steps.TrainState, chunk: schedule.Chunk, means: report.EpochMeans,
                    img_per_s: float) -> steps.TrainState:
         """The reference's periodic work: G(fixed noise) in training mode (its BatchNorm averages
-        move, as in PyTorch), the grid, the period's scalars; then jaxgan's evaluation.
-        MLP/DCGAN: every epoch, the grid saved every ``interval`` epochs as fake_images_<epoch>.png.
-        WGAN: every ``interval`` generator iterations i, the grid saved as fake_images_<i//interval>.png
-        (wgan/train.py passes G over the fixed noise only then; a shorter last period gets its
-        scalars and checkpoint but no grid, as there)."""
+        move, as in PyTorch), the grid, the period's scalars; then jaxgan's evaluation. Which
+        periods get a grid pass and a saved grid, and their numbers, is the family's
+        (``schedule.Periods.grid``)."""
         cfg = self.cfg
         name, short, scalar_step = self.period_name(chunk)
-        if cfg.model == "wgan":
-            number = chunk.end // self.period
-            do_grid = save_png = chunk.end % self.period == 0
-        else:
-            number, do_grid = chunk.period + 1, True
-            save_png = number % cfg.interval == 0
+        number, do_grid, save_png = cfg.family.periods.grid(cfg, chunk, self.period)
         grid = None
         if do_grid:
-            state, fake = self.program.grid(state, self.fixed)
+            with no_host_arrays():
+                state, fake = self.program.grid(state, self.fixed)
             fake = parallel.to_host(fake)
             # A population's grids: one folder per member; TensorBoard shows member 0's.
             for i, member_fake in enumerate(fake if self.members > 1 else [fake]):
@@ -313,7 +315,7 @@ class Trainer:
         self.reporter.log_eval(name, scalar_step, result)
         if not self.cfg.keep_best:
             return
-        key, sign = BEST[self.cfg.keep_best]
+        key, sign = BEST_BY[self.cfg.keep_best]
         value = float(result[key])
         if self.best is None or sign * value > sign * self.best["value"]:
             self.best = {"metric": self.cfg.keep_best, "value": value, "step": step, "epoch": epoch + 1}

@@ -168,7 +168,7 @@ def markdown(out: str) -> str:
     shown = [(row, r) for row, r in results if os.path.isfile(os.path.join(out, row.name + ".png"))]
     if shown:  # 64 samples of each row's generator (jaxgan.sample, the same flags and seed)
         lines += ["", "| " + " | ".join(row.label for row, _ in shown) + " |", "|" + "---|" * len(shown),
-                  "| " + " | ".join(f"![](docs/quality/{row.name}.png)" for row, _ in shown) + " |"]
+                  "| " + " | ".join(f"![](quality/{row.name}.png)" for row, _ in shown) + " |"]
     lines += ["", "Commands (in a folder holding the offline digits in `data/`; each run in its own folder):", "",
               "```bash", "python scripts/offline_mnist.py --data_dir data"]
     seen = set()

@@ -260,23 +260,10 @@ def test_reference_run_refuses_bad_input_in_one_line(tmp_path):
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
 
 
-def test_readme_figures_are_rendered_from_the_committed_results():
-    # Every benchmark and quality figure in the README comes from a results file in the repo:
-    # rendering the README's generated parts anew from those files changes nothing.
-    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
-        text = f.read()
-    assert "<!-- conv-bench:begin -->" in text and "<!-- quality:begin -->" in text
-    assert report.updated_readme(text) == text, "run: python benchmarks/report.py readme --write README.md"
-
-
 def test_the_quality_table_is_rendered_from_its_row_jsons():
-    # docs/quality/table.md (shown in the README) is what scripts/quality_table.py makes from the
+    # docs/quality/table.md (shown in docs/quality.md) is what scripts/quality_table.py makes from the
     # committed row JSONs, and nothing else.
-    sys.path.insert(0, os.path.join(REPO, "scripts"))
-    try:
-        import quality_table
-    finally:
-        sys.path.pop(0)
+    from scripts import quality_table
     out = os.path.join(REPO, "docs", "quality")
     with open(os.path.join(out, "table.md"), encoding="utf-8") as f:
         assert quality_table.markdown(out) == f.read()

@@ -81,7 +81,7 @@ def test_epoch_permutation_visits_every_image_once_and_differs_by_epoch():
     np.testing.assert_array_equal(np.sort(p0), np.arange(1000))
     assert not np.array_equal(p0, p1)
     data = jnp.arange(1000, dtype=jnp.uint8)[:, None].repeat(3, axis=1)
-    batch = data_lib.gather_batch(data, jnp.asarray(p0), jnp.int32(2), 10)
+    batch = data_lib.gather_batch({"images": data}, jnp.asarray(p0), jnp.int32(2), 10)["images"]
     np.testing.assert_array_equal(np.asarray(batch[:, 0]),
                                   np.asarray(data_lib.normalize(data[p0[20:30], 0])))
 

@@ -16,7 +16,8 @@ import torch
 from flax import nnx
 
 from benchmarks import torch_dcgan as ref
-from jaxgan import dcgan
+from jaxgan import convnets, layers, losses, optim
+from jaxgan.families.wgan import clip_params
 
 # Every test here is small (models against torch, no training loop): all of them are in the quick tier.
 pytestmark = pytest.mark.quick
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.quick
 G_SMALL, D_SMALL = (64, 32, 16, 8), (8, 16, 32, 64)
 LATENT = 100
 # Every parity test runs both ways of computing a convolution (--conv_impl lax | matmul).
-EACH_CONV = pytest.mark.parametrize("conv_impl", dcgan.CONV_IMPLS)
+EACH_CONV = pytest.mark.parametrize("conv_impl", layers.CONV_IMPLS)
 
 
 def f32(t: torch.Tensor) -> jax.Array:
@@ -48,27 +49,27 @@ def one_torch_thread():
 
 def graphs(shape, conv_impl, g_hidden=G_SMALL, d_hidden=D_SMALL):
     # The graphs only (the weights come from torch): built abstract, nothing is initialised.
-    g = nnx.eval_shape(lambda: dcgan.Generator(LATENT, shape, g_hidden, init="torch", conv_impl=conv_impl,
+    g = nnx.eval_shape(lambda: convnets.Generator(LATENT, shape, g_hidden, init="torch", conv_impl=conv_impl,
                                                rngs=nnx.Rngs(0)))
-    d = nnx.eval_shape(lambda: dcgan.Discriminator(shape, d_hidden, init="torch", conv_impl=conv_impl,
+    d = nnx.eval_shape(lambda: convnets.Discriminator(shape, d_hidden, init="torch", conv_impl=conv_impl,
                                                    rngs=nnx.Rngs(1)))
-    return dcgan.split(g)[0], dcgan.split(d)[0]
+    return layers.split(g)[0], layers.split(d)[0]
 
 
 @functools.partial(jax.jit, static_argnums=0)
 def generator_both_modes(graph, params, stats, z):
     """G's pure forward pass in training mode, then in evaluation mode from the statistics the
     training pass left behind, compiled as training compiles them (one program, not one per op)."""
-    train_images, new_stats = dcgan.apply_generator(graph, params, stats, z, True)
-    eval_images, eval_stats = dcgan.apply_generator(graph, params, new_stats, z, False)
+    train_images, new_stats = layers.apply(graph, params, stats, z, True)
+    eval_images, eval_stats = layers.apply(graph, params, new_stats, z, False)
     return train_images, new_stats, eval_images, eval_stats
 
 
 @functools.partial(jax.jit, static_argnums=0)
 def discriminator_both_modes(graph, params, stats, x):
     """D's pure forward pass in training mode, then in evaluation mode (as ``generator_both_modes``)."""
-    train_logits, new_stats = dcgan.discriminator_logits(graph, params, stats, x, True)
-    eval_logits, _ = dcgan.discriminator_logits(graph, params, new_stats, x, False)
+    train_logits, new_stats = layers.apply(graph, params, stats, x, True)
+    eval_logits, _ = layers.apply(graph, params, new_stats, x, False)
     return train_logits, new_stats, eval_logits
 
 
@@ -147,12 +148,12 @@ def test_parameter_counts_equal_pytorch_at_reference_widths(channels):
     shape = (channels, 32, 32)
     with torch.device("meta"):
         tg, td = ref.Generator(channels, 32, LATENT), ref.Discriminator(channels, 32)
-    g = nnx.eval_shape(lambda: dcgan.Generator(LATENT, shape, init="dcgan", rngs=nnx.Rngs(0)))
-    d = nnx.eval_shape(lambda: dcgan.Discriminator(shape, init="dcgan", rngs=nnx.Rngs(0)))
+    g = nnx.eval_shape(lambda: convnets.Generator(LATENT, shape, init="dcgan", rngs=nnx.Rngs(0)))
+    d = nnx.eval_shape(lambda: convnets.Discriminator(shape, init="dcgan", rngs=nnx.Rngs(0)))
     for flax_module, torch_module in ((g, tg), (d, td)):
-        _, params, stats = dcgan.split(flax_module)
-        assert dcgan.count_params(params) == sum(p.numel() for p in torch_module.parameters())
-        assert dcgan.count_params(stats) == sum(b.numel() for n, b in torch_module.named_buffers()
+        _, params, stats = layers.split(flax_module)
+        assert layers.count_params(params) == sum(p.numel() for p in torch_module.parameters())
+        assert layers.count_params(stats) == sum(b.numel() for n, b in torch_module.named_buffers()
                                                 if not n.endswith("num_batches_tracked"))
     assert sum(p.numel() for p in tg.parameters()) > 10_000_000  # really the reference's widths
 
@@ -166,8 +167,8 @@ def kernels_and_biases(module):
 
 def test_dcgan_init_is_init_weight():
     shape = (1, 32, 32)
-    g = dcgan.Generator(LATENT, shape, (256, 128, 64, 32), init="dcgan", rngs=nnx.Rngs(0))
-    d = dcgan.Discriminator(shape, (32, 64, 128, 256), init="dcgan", rngs=nnx.Rngs(1))
+    g = convnets.Generator(LATENT, shape, (256, 128, 64, 32), init="dcgan", rngs=nnx.Rngs(0))
+    d = convnets.Discriminator(shape, (32, 64, 128, 256), init="dcgan", rngs=nnx.Rngs(1))
     for module in (g, d):
         for layer in kernels_and_biases(module):
             w = np.asarray(layer.kernel[...])
@@ -188,8 +189,8 @@ def test_torch_init_follows_pytorch_default_bounds():
     shape, gh, dh = (1, 32, 32), (256, 128, 64, 32), (32, 64, 128, 256)
     torch.manual_seed(0)
     tg, td = ref.Generator(1, 32, LATENT, gh), ref.Discriminator(1, 32, dh)
-    g = dcgan.Generator(LATENT, shape, gh, init="torch", rngs=nnx.Rngs(0))
-    d = dcgan.Discriminator(shape, dh, init="torch", rngs=nnx.Rngs(1))
+    g = convnets.Generator(LATENT, shape, gh, init="torch", rngs=nnx.Rngs(0))
+    d = convnets.Discriminator(shape, dh, init="torch", rngs=nnx.Rngs(1))
     torch_layers = [tg.fc] + [m for m in tg.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
     torch_layers += [m for m in td.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
     for layer, t in zip(kernels_and_biases(g) + kernels_and_biases(d), torch_layers):
@@ -213,7 +214,7 @@ def test_rmsprop_equals_torch_rmsprop_over_several_steps():
     scales = np.array([1.0, 1e-3, 1e-6, 1e-7, 1e-8, 1e-9])[:, None]
     t_param = torch.nn.Parameter(torch.tensor(p0))
     t_opt = torch.optim.RMSprop([t_param], lr=0.01)
-    tx = dcgan.rmsprop(0.01)
+    tx = optim.rmsprop(0.01)
     params = {"w": jnp.asarray(p0, jnp.float32)}
     state = tx.init(params)
     for _ in range(6):
@@ -228,9 +229,9 @@ def test_rmsprop_equals_torch_rmsprop_over_several_steps():
 
 
 def test_clip_params_clamps_every_parameter_batchnorm_included():
-    d = dcgan.Discriminator((1, 32, 32), D_SMALL, init="torch", rngs=nnx.Rngs(0))
-    _, params, stats = dcgan.split(d)
-    clipped = dcgan.clip_params(params, 0.01)
+    d = convnets.Discriminator((1, 32, 32), D_SMALL, init="torch", rngs=nnx.Rngs(0))
+    _, params, stats = layers.split(d)
+    clipped = clip_params(params, 0.01)
     for x, y in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(clipped)):
         np.testing.assert_array_equal(np.asarray(y), np.clip(np.asarray(x), -0.01, 0.01))
     assert np.all(np.asarray(clipped["norms"][0]["scale"]) == np.float32(0.01))  # 1 -> 0.01
@@ -238,8 +239,8 @@ def test_clip_params_clamps_every_parameter_batchnorm_included():
 
 def test_wgan_losses():
     real, fake = jnp.array([1.0, 2.0, 3.0]), jnp.array([-1.0, 0.5, 0.0])
-    assert float(dcgan.wgan_critic_loss(real, fake)) == pytest.approx(-1 / 6 - 2)
-    assert float(dcgan.wgan_generator_loss(fake)) == pytest.approx(1 / 6)
+    assert float(losses.wasserstein_critic_loss(real, fake)) == pytest.approx(-1 / 6 - 2)
+    assert float(losses.wasserstein_g_loss(fake)) == pytest.approx(1 / 6)
 
 
 def test_full_batches_forever_is_wgan_scripts_generate():
@@ -257,29 +258,29 @@ def test_full_batches_forever_is_wgan_scripts_generate():
 
 def test_bad_shapes_and_options_are_refused():
     with pytest.raises(ValueError, match="multiple of 16"):
-        dcgan.Generator(LATENT, (1, 28, 28), G_SMALL, init="dcgan", rngs=nnx.Rngs(0))
+        convnets.Generator(LATENT, (1, 28, 28), G_SMALL, init="dcgan", rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="4 positive channel widths"):
-        dcgan.Discriminator((1, 32, 32), (8, 16, 32), init="dcgan", rngs=nnx.Rngs(0))
+        convnets.Discriminator((1, 32, 32), (8, 16, 32), init="dcgan", rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="init"):
-        dcgan.Discriminator((1, 32, 32), D_SMALL, init="xavier", rngs=nnx.Rngs(0))
+        convnets.Discriminator((1, 32, 32), D_SMALL, init="xavier", rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="compute_dtype"):
-        dcgan.Generator(LATENT, (1, 32, 32), G_SMALL, init="dcgan", compute_dtype="float16", rngs=nnx.Rngs(0))
+        convnets.Generator(LATENT, (1, 32, 32), G_SMALL, init="dcgan", compute_dtype="float16", rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="conv_impl"):
-        dcgan.Discriminator((1, 32, 32), D_SMALL, init="dcgan", conv_impl="fft", rngs=nnx.Rngs(0))
+        convnets.Discriminator((1, 32, 32), D_SMALL, init="dcgan", conv_impl="fft", rngs=nnx.Rngs(0))
 
 
 def precisions(compute_dtype, conv_impl):
     """Precision and operand dtypes of every convolution and matmul in a G and a D forward pass."""
     shape = (1, 32, 32)
     # Traced only: the modules' shapes are all it needs.
-    g, g_params, g_stats = dcgan.split(nnx.eval_shape(lambda: dcgan.Generator(
+    g, g_params, g_stats = layers.split(nnx.eval_shape(lambda: convnets.Generator(
         LATENT, shape, G_SMALL, init="torch", conv_impl=conv_impl, compute_dtype=compute_dtype, rngs=nnx.Rngs(0))))
-    d, d_params, d_stats = dcgan.split(nnx.eval_shape(lambda: dcgan.Discriminator(
+    d, d_params, d_stats = layers.split(nnx.eval_shape(lambda: convnets.Discriminator(
         shape, D_SMALL, init="torch", conv_impl=conv_impl, compute_dtype=compute_dtype, rngs=nnx.Rngs(1))))
     z = jax.ShapeDtypeStruct((4, LATENT), jnp.float32)
     x = jax.ShapeDtypeStruct((4, 32 * 32), jnp.float32)
-    eqns = jax.make_jaxpr(lambda gp, gs, dp, ds, z, x: (dcgan.apply_generator(g, gp, gs, z, True),
-                                                        dcgan.discriminator_logits(d, dp, ds, x, True)))(
+    eqns = jax.make_jaxpr(lambda gp, gs, dp, ds, z, x: (layers.apply(g, gp, gs, z, True),
+                                                        layers.apply(d, dp, ds, x, True)))(
         g_params, g_stats, d_params, d_stats, z, x).eqns
     ops = [e for e in eqns if e.primitive.name in ("conv_general_dilated", "dot_general")]
     assert len(ops) == 10  # fc, 4 deconvs; 4 convs, out
@@ -299,11 +300,11 @@ def test_compute_dtypes_set_precision_and_operands(conv_impl):
 def test_bfloat16_compute_stays_close_with_float32_parameters():
     shape = (1, 32, 32)
     z = jax.random.uniform(jax.random.key(0), (16, LATENT))
-    _, params, stats = dcgan.split(dcgan.Generator(LATENT, shape, G_SMALL, init="torch", rngs=nnx.Rngs(0)))
+    _, params, stats = layers.split(convnets.Generator(LATENT, shape, G_SMALL, init="torch", rngs=nnx.Rngs(0)))
     out = {}
     for dt in ("float32", "bfloat16"):
         # The same weights through each compute dtype's graph; the parameters stay float32.
-        graph, dt_params, _ = dcgan.split(nnx.eval_shape(lambda: dcgan.Generator(
+        graph, dt_params, _ = layers.split(nnx.eval_shape(lambda: convnets.Generator(
             LATENT, shape, G_SMALL, init="torch", compute_dtype=dt, rngs=nnx.Rngs(0))))
         assert all(p.dtype == jnp.float32 for p in jax.tree_util.tree_leaves(dt_params))
         out[dt] = generator_both_modes(graph, params, stats, z)[0]
@@ -319,8 +320,8 @@ def test_matmul_conv_forms_equal_torch_at_odd_and_non_square_sizes(h, w):
     x = rng.normal(size=(2, h, w, 3))
     k = rng.normal(size=(5, 5, 3, 4))
     with jax.enable_x64(True):
-        got, got_t = jax.jit(lambda x, k: (dcgan.conv2d_as_matmul(x, k, "float32"),
-                                           dcgan.conv_transpose2d_as_matmul(x, k, "float32")))(
+        got, got_t = jax.jit(lambda x, k: (layers.conv2d_as_matmul(x, k, "float32"),
+                                           layers.conv_transpose2d_as_matmul(x, k, "float32")))(
             jnp.asarray(x), jnp.asarray(k))
     xt = torch.tensor(x).permute(0, 3, 1, 2)
     want = torch.nn.functional.conv2d(xt, torch.tensor(k).permute(3, 2, 0, 1), stride=2, padding=2)

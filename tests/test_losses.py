@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from jaxgan import steps
+from jaxgan import losses
 
 # Deliberately asymmetric: swapping the real and fake terms, or a sign, changes every value below.
 REAL = np.array([2.0, -1.0, 0.5, 3.0])
@@ -27,9 +27,9 @@ def f32(x):
 
 def test_losses_when_d_outputs_one_half():
     zeros = jnp.zeros(32)  # logit 0 <=> D = 1/2
-    assert float(steps.d_loss_from_logits(zeros, zeros)) == pytest.approx(2 * math.log(2), rel=1e-6)
-    assert float(steps.g_loss_from_logits(zeros, "nonsaturating")) == pytest.approx(math.log(2), rel=1e-6)
-    assert float(steps.g_loss_from_logits(zeros, "minimax")) == pytest.approx(-math.log(2), rel=1e-6)
+    assert float(losses.bce_d_loss(zeros, zeros)) == pytest.approx(2 * math.log(2), rel=1e-6)
+    assert float(losses.bce_g_loss(zeros, "nonsaturating")) == pytest.approx(math.log(2), rel=1e-6)
+    assert float(losses.bce_g_loss(zeros, "minimax")) == pytest.approx(-math.log(2), rel=1e-6)
 
 
 @pytest.mark.quick
@@ -37,10 +37,10 @@ def test_losses_equal_their_closed_forms():
     # L_D = mean(-log sigmoid(r)) + mean(-log(1 - sigmoid(f))) = mean(log(1+e^-r)) + mean(log(1+e^f));
     # non-saturating L_G = mean(log(1+e^-f)); minimax L_G = mean(log(1 - sigmoid(f))) = -mean(log(1+e^f)).
     d_want = log1p_exp(-REAL).mean() + log1p_exp(FAKE).mean()
-    assert float(steps.d_loss_from_logits(f32(REAL), f32(FAKE))) == pytest.approx(d_want, rel=1e-6)
-    assert float(steps.g_loss_from_logits(f32(FAKE), "nonsaturating")) == pytest.approx(
+    assert float(losses.bce_d_loss(f32(REAL), f32(FAKE))) == pytest.approx(d_want, rel=1e-6)
+    assert float(losses.bce_g_loss(f32(FAKE), "nonsaturating")) == pytest.approx(
         log1p_exp(-FAKE).mean(), rel=1e-6)
-    assert float(steps.g_loss_from_logits(f32(FAKE), "minimax")) == pytest.approx(-log1p_exp(FAKE).mean(), rel=1e-6)
+    assert float(losses.bce_g_loss(f32(FAKE), "minimax")) == pytest.approx(-log1p_exp(FAKE).mean(), rel=1e-6)
 
 
 def test_loss_gradients_equal_their_closed_forms():
@@ -52,12 +52,12 @@ def test_loss_gradients_equal_their_closed_forms():
     def sig(x):
         return 1 / (1 + np.exp(-np.asarray(x, np.float64)))
 
-    g_real, g_fake = jax.grad(steps.d_loss_from_logits, argnums=(0, 1))(f32(REAL), f32(FAKE))
+    g_real, g_fake = jax.grad(losses.bce_d_loss, argnums=(0, 1))(f32(REAL), f32(FAKE))
     np.testing.assert_allclose(np.asarray(g_real), -(1 - sig(REAL)) / n, rtol=1e-5)
     np.testing.assert_allclose(np.asarray(g_fake), sig(FAKE) / n, rtol=1e-5)
-    ns = jax.grad(lambda l: steps.g_loss_from_logits(l, "nonsaturating"))(f32(FAKE))
+    ns = jax.grad(lambda l: losses.bce_g_loss(l, "nonsaturating"))(f32(FAKE))
     np.testing.assert_allclose(np.asarray(ns), -(1 - sig(FAKE)) / n, rtol=1e-5)
-    mm = jax.grad(lambda l: steps.g_loss_from_logits(l, "minimax"))(f32(FAKE))
+    mm = jax.grad(lambda l: losses.bce_g_loss(l, "minimax"))(f32(FAKE))
     np.testing.assert_allclose(np.asarray(mm), -sig(FAKE) / n, rtol=1e-5)
 
 
@@ -73,10 +73,10 @@ def test_losses_equal_reference_bce(seed):
     ones, zeros = torch.ones(64, dtype=torch.float64), torch.zeros(64, dtype=torch.float64)
     d_ref = bce(p_real, ones) + bce(p_fake, zeros)
     g_ref = bce(p_fake, ones)
-    assert float(steps.d_loss_from_logits(logits[0], logits[1])) == pytest.approx(float(d_ref), rel=1e-5)
-    assert float(steps.g_loss_from_logits(logits[1], "nonsaturating")) == pytest.approx(float(g_ref), rel=1e-5)
+    assert float(losses.bce_d_loss(logits[0], logits[1])) == pytest.approx(float(d_ref), rel=1e-5)
+    assert float(losses.bce_g_loss(logits[1], "nonsaturating")) == pytest.approx(float(g_ref), rel=1e-5)
     # The paper's minimax form is E log(1 - D(G(z))) = -BCE(D(G(z)), 0).
-    assert float(steps.g_loss_from_logits(logits[1], "minimax")) == pytest.approx(
+    assert float(losses.bce_g_loss(logits[1], "minimax")) == pytest.approx(
         -float(bce(p_fake, zeros)), rel=1e-5)
 
 
@@ -84,9 +84,9 @@ def test_losses_stay_finite_and_exact_where_d_saturates():
     # There float32 sigmoid rounds to exactly 0 or 1 and log(D) would be -inf (PyTorch's BCELoss
     # clamps it to -100); the logit form still gives log(1 + e^200) = 200 (+ e^-200).
     real, fake = f32([-200.0, 200.0]), f32([200.0, -200.0])
-    assert float(steps.d_loss_from_logits(real, fake)) == pytest.approx(200.0, rel=1e-6)
-    assert float(steps.g_loss_from_logits(fake, "nonsaturating")) == pytest.approx(100.0, rel=1e-6)
-    grad = jax.grad(lambda l: steps.g_loss_from_logits(l, "nonsaturating"))(fake)
+    assert float(losses.bce_d_loss(real, fake)) == pytest.approx(200.0, rel=1e-6)
+    assert float(losses.bce_g_loss(fake, "nonsaturating")) == pytest.approx(100.0, rel=1e-6)
+    grad = jax.grad(lambda l: losses.bce_g_loss(l, "nonsaturating"))(fake)
     np.testing.assert_allclose(np.asarray(grad), [0.0, -0.5], atol=1e-7)
 
 
@@ -102,7 +102,7 @@ def test_optimal_discriminator_is_pdata_over_pdata_plus_pg():
     real_idx, fake_idx = np.repeat(support, count_data), np.repeat(support, count_g)
 
     def batch_loss(logits):  # one logit per support point: D's free value there
-        return steps.d_loss_from_logits(logits[real_idx], logits[fake_idx])
+        return losses.bce_d_loss(logits[real_idx], logits[fake_idx])
 
     d_star = p_data / (p_data + p_g)
     m = (p_data + p_g) / 2
@@ -124,5 +124,5 @@ def test_optimal_discriminator_is_pdata_over_pdata_plus_pg():
     # With D fixed at D*, the minimax G loss E_g log(1 - D*) plus E_data log D* is the virtual
     # criterion C(G) = -log 4 + 2 JSD (Thm. 1), i.e. minus the optimal D loss.
     e_log_d = np.sum(p_data * np.log(d_star))
-    assert e_log_d + float(steps.g_loss_from_logits(logit_star[fake_idx], "minimax")) == pytest.approx(
+    assert e_log_d + float(losses.bce_g_loss(logit_star[fake_idx], "minimax")) == pytest.approx(
         -math.log(4) + 2 * jsd, rel=1e-5)

@@ -68,7 +68,7 @@ def run_chunk(cfg, data, perm, length):
     reuse. Returns the run's GAN (a population's: member 0's), its state and the metrics."""
     prog = program.compile_run(cfg)
     put = parallel.put
-    state, metrics = prog.chunk(put(prog.initial_state, prog.state_sharding), put(np.asarray(data), prog.replicated),
+    state, metrics = prog.chunk(put(prog.initial_state, prog.state_sharding), put({"images": np.asarray(data)}, prog.replicated),
                                 put(np.asarray(perm), prog.state_sharding), put(np.int32(0), prog.replicated),
                                 put(np.int32(length), prog.replicated))
     return prog.gan, state, metrics

@@ -11,13 +11,14 @@ import torch
 
 from benchmarks import torch_reference as ref
 from jaxgan import data as data_lib
-from jaxgan import models, parallel, program, steps
+from jaxgan import losses, parallel, program, steps
 from jaxgan.data import epoch_layout
 from tests.conftest import leaves_all_differ, leaves_equal, replace, small_config, torch_to_flax
 from tests.test_train_step_parity import assert_state_equals_torch, prebn_bias_gaps
 
 # 200 images: in batches of 32, six full batches and a short one of 8.
 DATA = np.random.default_rng(0).integers(0, 256, (200, 784), dtype=np.uint8)
+DATASET = {"images": DATA}  # data.put_dataset's layout
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +71,8 @@ def test_generator_gets_gradient_through_discriminator(small):
     z = gan.sample_noise(jax.random.key(1), 32)
 
     def g_loss(g_params):
-        fake, _ = models.apply_generator(gan.g_graph, g_params, state.g_stats, z, True)
-        return steps.g_loss_from_logits(gan.d_logits(state.d_params, fake, None), "nonsaturating")
+        fake, _ = gan.apply_g(g_params, state.g_stats, z, True)
+        return losses.bce_g_loss(gan.d_forward(state.d_params, state.d_stats, fake, None)[0], "nonsaturating")
 
     grads = jax.jit(jax.grad(g_loss))(state.g_params)
     for leaf in jax.tree_util.tree_leaves(grads):
@@ -119,11 +120,11 @@ def test_scan_fused_steps_equal_single_steps(small):
     # bit-identical states; so do other splits. Resume relies on this.
     prog, _, _ = small
     order = perm()
-    fused, metrics = prog.chunk(fresh(prog), DATA, order, np.int32(1), np.int32(4))
+    fused, metrics = prog.chunk(fresh(prog), DATASET, order, np.int32(1), np.int32(4))
     for parts in ([1, 1, 1, 1], [3, 1]):
         single, losses, pos = fresh(prog), [], 1
         for length in parts:
-            single, m = prog.chunk(single, DATA, order, np.int32(pos), np.int32(length))
+            single, m = prog.chunk(single, DATASET, order, np.int32(pos), np.int32(length))
             losses += list(np.asarray(m["d_loss"])[:length])
             pos += length
         assert int(fused.step) == int(single.step) == 4
@@ -133,7 +134,7 @@ def test_scan_fused_steps_equal_single_steps(small):
     step = jax.jit(prog.run.train_step)
     ref_state = fresh(prog)
     for i in range(1, 5):
-        ref_state, m = step(ref_state, data_lib.gather_batch(jnp.asarray(DATA), order, jnp.int32(i), 32))
+        ref_state, m = step(ref_state, data_lib.gather_batch({"images": jnp.asarray(DATA)}, order, jnp.int32(i), 32)["images"])
     assert float(m["d_loss"]) == pytest.approx(float(metrics["d_loss"][-1]), rel=1e-4)
 
 
@@ -144,7 +145,7 @@ def test_same_seed_gives_same_state_and_another_seed_does_not(small, tmp_path):
 
     def run(seed):
         _, state = steps.build(replace(prog.cfg, seed=seed))  # laid out as the trainer lays it out
-        return prog.chunk(parallel.put(state, prog.state_sharding), DATA, perm(), np.int32(0), np.int32(3))[0]
+        return prog.chunk(parallel.put(state, prog.state_sharding), DATASET, perm(), np.int32(0), np.int32(3))[0]
 
     first = run(prog.cfg.seed)
     assert leaves_equal(first, run(prog.cfg.seed))
@@ -168,7 +169,7 @@ def test_partial_last_batch_trains_on_exactly_the_leftover_images(small):
     assert epoch_layout(200, 32, "partial").tail == 8
     prog, _, _ = small
     order = perm()
-    new, m = prog.tail(fresh(prog), DATA, order, 192)
+    new, m = prog.tail(fresh(prog), DATASET, order, 192)
     # The same step on those 8 images, normalised as the reference's ToTensor + Normalize(0.5, 0.5).
     rows = DATA[np.asarray(order)[192:]]
     want, want_m = jax.jit(prog.run.train_step)(fresh(prog), jnp.asarray((rows / 255 - 0.5) / 0.5, jnp.float32))

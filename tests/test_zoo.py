@@ -18,7 +18,7 @@ import torch
 
 from benchmarks import torch_dcgan as ref
 from jaxgan import data as data_lib
-from jaxgan import dcgan, parallel, program, report, steps
+from jaxgan import convnets, layers, parallel, program, report, steps
 from jaxgan.config import from_dict
 from jaxgan.formats import write_mnist
 from jaxgan.trainer import train_and_evaluate
@@ -177,7 +177,7 @@ def assert_same_as_torch(gan, state, tg, td):
 # whose true gradient is exactly zero, move on noise alone. In float64 every parameter, those
 # biases included, and every statistic must agree to ~1e-9. Batches of 8: XLA:CPU runs float64
 # convolutions (lax) as plain loops, slowly, and nothing here depends on the batch's size.
-EACH_CONV = pytest.mark.parametrize("conv_impl", dcgan.CONV_IMPLS)
+EACH_CONV = pytest.mark.parametrize("conv_impl", layers.CONV_IMPLS)
 
 
 @EACH_CONV
@@ -252,7 +252,7 @@ def on_device(p, value):
 def program_inputs(p, seed=0):
     """A dataset of the runs' shape and epoch 0's order, on the program's devices."""
     images = np.random.default_rng(seed).integers(0, 256, (N_IMAGES, 32 * 32), dtype=np.uint8)
-    data = parallel.put(images, p.replicated)
+    data = parallel.put({"images": images}, p.replicated)  # data.put_dataset's layout
     return data, p.permutations(on_device(p, 0), N_IMAGES)
 
 
@@ -289,10 +289,10 @@ def test_conv_impl_auto_is_matmul_on_cpu_and_both_train_alike(tmp_path, data_dir
     # them on rounding noise alone, see the float64 parity tests above).
     cfg = dcgan_config(tmp_path, data_dir)
     auto = "matmul" if jax.default_backend() == "cpu" else "lax"
-    assert steps.conv_impl(cfg) == auto
-    assert steps.conv_impl(replace(cfg, conv_impl="lax")) == "lax"
+    assert convnets.resolve_conv_impl(cfg.conv_impl) == auto
+    assert convnets.resolve_conv_impl(replace(cfg, conv_impl="lax").conv_impl) == "lax"
     kernels, images, scores = {}, {}, {}
-    for impl in dcgan.CONV_IMPLS:
+    for impl in layers.CONV_IMPLS:
         p = program.compile_run(replace(cfg, conv_impl=impl))
         gan = p.gan
         # The built models compute the form asked for: XLA convolutions only with lax.

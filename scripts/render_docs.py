@@ -1,0 +1,145 @@
+"""Render every generated block of README.md and docs/*.md from the committed results, or check
+that they are current.
+
+    python -m scripts.render_docs            # rewrite the blocks in place
+    python -m scripts.render_docs --check    # exit 1 (naming the files) if a block is out of date
+
+A block is the text between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->``; ``BLOCKS`` says
+what renders each NAME. No figure in the README or docs is typed by hand: each comes from a JSON
+in the repository through one of these functions, and tests/test_docs.py fails when a page
+drifts from what they render.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import re
+import sys
+from collections.abc import Callable
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PAGES = ("README.md", *sorted(os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, "docs", "*.md"))))
+
+
+def _load(rel: str) -> dict:
+    with open(os.path.join(REPO, rel), encoding="utf-8") as f:
+        return json.load(f)
+
+
+# -- the 1-D figure ------------------------------------------------------------------------------
+TOY1D = "docs/toy1d/toy1d.json"
+ABLATIONS = (("none (default)", "default"), ("`--r1 0`", "r1_0"), ("`--d_lr_ratio 1`", "d_lr_ratio_1"),
+             ("`--r1 0 --d_lr_ratio 1`", "r1_0_d_lr_ratio_1"), ("`--ema 0`", "ema_0"))
+
+
+def _meets(row: dict, targets: dict) -> bool:
+    return all(row[k] <= v for k, v in targets.items())
+
+
+def toy1d_seeds() -> str:
+    d = _load(TOY1D)
+    s, t = d["settings"], d["targets"]
+    seeds = ", ".join(str(r["seed"]) for r in d["seeds"])
+    lines = [f"`{d['command']}` trains seeds {seeds} together as one compiled program (`jax.vmap` over the "
+             f"seeds' states and keys, `lax.scan`/`fori_loop` over the steps; {s['steps']:,} steps at batch "
+             f"{s['batch']:,} each, then D refitted to the final G for {s['d_refit']:,} steps): z ~ U[0, 1), "
+             f"x ~ N(0, 1). Per seed, W1(G's samples, N(0, 1)) and max |D(x) − ½| on [−2, 2] with D refitted "
+             f"to the final G (targets ≤ {t['w1']} and ≤ {t['max_abs_d_minus_half']}; `{TOY1D}`):", "",
+             "| seed | W1 | max abs(D − ½) on [−2, 2] |", "|---:|---:|---:|"]
+    lines += [f"| {r['seed']} | {r['w1']:.4f} | {r['max_abs_d_minus_half']:.4f} |" for r in d["seeds"]]
+    lines += [f"| **worst** | {d['worst']['w1']:.4f} | {d['worst']['max_abs_d_minus_half']:.4f} |",
+              f"| **mean** | {d['mean']['w1']:.4f} | {d['mean']['max_abs_d_minus_half']:.4f} |"]
+    return "\n".join(lines)
+
+
+def toy1d_ablations() -> str:
+    lines = ["| change | seeds meeting both targets | worst W1 | worst max abs(D − ½) | command |",
+             "|---|---:|---:|---:|---|"]
+    for label, name in ABLATIONS:
+        d = _load(f"docs/toy1d/seeds0-19/{name}.json")
+        met = sum(_meets(r, d["targets"]) for r in d["seeds"])
+        command = re.sub(r" --out \S+", "", d["command"])
+        lines.append(f"| {label} | {met}/{len(d['seeds'])} | {d['worst']['w1']:.4f} | "
+                     f"{d['worst']['max_abs_d_minus_half']:.4f} | `{command}` |")
+    return "\n".join(lines)
+
+
+# -- the registry ----------------------------------------------------------------------------------
+def _flags() -> str:
+    from jaxgan.config import flag_table
+
+    return flag_table()
+
+
+def _quality() -> str:
+    with open(os.path.join(REPO, "docs", "quality", "table.md"), encoding="utf-8") as f:
+        return f.read().rstrip("\n")
+
+
+def _report(name: str) -> Callable[[], str]:
+    def render() -> str:
+        from benchmarks import report
+
+        return report.render_block(name)
+    return render
+
+
+BLOCKS: dict[str, Callable[[], str]] = {
+    "flags": _flags,
+    "quality": _quality,
+    "toy1d-seeds": toy1d_seeds,
+    "toy1d-ablations": toy1d_ablations,
+    **{name: _report(name) for name in ("headline", "benchmarks", "conv-bench", "population-bench",
+                                        "population-seeds", "population-memory")},
+}
+_BLOCK = re.compile(r"<!-- ([a-z0-9-]+):begin -->\n.*?<!-- \1:end -->", re.S)
+
+
+def render(text: str) -> str:
+    """``text`` with every block rendered anew; an unknown block name is an error."""
+    def one(m: re.Match) -> str:
+        name = m.group(1)
+        if name not in BLOCKS:
+            raise KeyError(f"no renderer for block {name!r}")
+        return f"<!-- {name}:begin -->\n{BLOCKS[name]()}\n<!-- {name}:end -->"
+    return _BLOCK.sub(one, text)
+
+
+def stale() -> list[str]:
+    """The pages whose blocks differ from what the results render."""
+    out = []
+    for page in PAGES:
+        with open(os.path.join(REPO, page), encoding="utf-8") as f:
+            text = f.read()
+        if render(text) != text:
+            out.append(page)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m scripts.render_docs", description=__doc__.splitlines()[0])
+    p.add_argument("--check", action="store_true", help="only check; exit 1 if a page is out of date")
+    args = p.parse_args(argv)
+    if args.check:
+        bad = stale()
+        if bad:
+            print(f"out of date: {', '.join(bad)}; run: python -m scripts.render_docs", file=sys.stderr)
+            return 1
+        return 0
+    for page in PAGES:
+        path = os.path.join(REPO, page)
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        new = render(text)
+        if new != text:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(new)
+            print(f"rendered {page}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""The README is a front door and the docs pages hold the rest: every generated block is what the
+committed results render, the README stays short, and every link and picture resolves."""
+
+import os
+import re
+
+import pytest
+
+from scripts import render_docs
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.quick
+LINK = re.compile(r"\]\(([^)#\s]+)(#[^)]*)?\)")
+
+
+def test_every_generated_block_is_rendered_from_the_committed_results():
+    # Changing one figure in a results JSON (or typing one into a page) makes this fail.
+    assert render_docs.stale() == [], "run: python -m scripts.render_docs"
+
+
+def test_every_page_has_each_of_its_blocks_once_and_each_block_has_a_renderer():
+    seen = {}
+    for page in render_docs.PAGES:
+        with open(os.path.join(REPO, page), encoding="utf-8") as f:
+            text = f.read()
+        for name in re.findall(r"<!-- ([a-z0-9-]+):begin -->", text):
+            assert name in render_docs.BLOCKS, (page, name)
+            assert text.count(f"<!-- {name}:end -->") == 1, (page, name)
+            seen.setdefault(name, []).append(page)
+    assert set(seen) == set(render_docs.BLOCKS), "a renderer no page uses"
+
+
+def test_the_readme_is_a_front_door():
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    assert len(text.splitlines()) <= 250
+    for section in ("## Install", "## Train", "## Sample", "## Evaluate", "## Layout", "## Tests"):
+        assert section in text, section
+    assert "pytest -m quick" in text and 'pip install -e ".[test]" && pytest' in text
+
+
+def test_every_link_and_picture_resolves_and_the_pages_link_to_each_other():
+    pages = [p for p in render_docs.PAGES if p.startswith("docs")]
+    for page in render_docs.PAGES:
+        with open(os.path.join(REPO, page), encoding="utf-8") as f:
+            text = f.read()
+        targets = [m.group(1) for m in LINK.finditer(text) if not m.group(1).startswith("http")]
+        for target in targets:
+            path = os.path.normpath(os.path.join(REPO, os.path.dirname(page), target))
+            assert os.path.exists(path), (page, target)
+        linked = {os.path.normpath(os.path.join(os.path.dirname(page), t)) for t in targets}
+        # The README links every page; every page links the README and every other page.
+        others = set(pages) - {page}
+        assert others <= linked, (page, sorted(others - linked))
+        if page != "README.md":
+            assert "README.md" in linked, page

@@ -1,0 +1,65 @@
+"""One compiled run (jaxgan.program): built once per configuration and process, shared by the
+trainer and the benchmarks, and dispatched with no implicit host-to-device copy."""
+
+import os
+import re
+
+import jax
+import numpy as np
+import pytest
+
+from jaxgan import parallel, program
+from jaxgan.trainer import no_host_arrays
+from tests.conftest import REPO, replace, small_config
+
+pytestmark = pytest.mark.quick
+
+
+def test_runs_that_differ_only_in_folders_or_length_share_one_program(tmp_path):
+    cfg = small_config(tmp_path)
+    first = program.compile_run(cfg)
+    same = program.compile_run(replace(cfg, ckpt_dir=str(tmp_path / "other"), num_epochs=7, resume=True,
+                                       interval=3, ckpt_every=5))
+    assert same is first
+    for change in (dict(seed=cfg.seed + 1), dict(lr=1e-3), dict(steps_per_call=3), dict(batch_size=16)):
+        assert program.compile_run(replace(cfg, **change)) is not first, change
+
+
+def test_an_accidental_host_array_in_the_step_fails_loudly(tmp_path):
+    cfg = small_config(tmp_path)
+    prog = program.compile_run(cfg)
+    data = jax.device_put({"images": np.zeros((64, 784), np.uint8)}, prog.replicated)
+
+    def scalar(v):
+        return jax.device_put(np.int32(v), prog.replicated)
+
+    state = parallel.put(prog.initial_state, prog.state_sharding)  # explicitly, before the hot loop
+    with no_host_arrays():
+        perm = prog.permutations(scalar(0), 64)
+        state, metrics = prog.chunk(state, data, perm, scalar(0), scalar(2))  # all on the device: runs
+        assert int(jax.device_get(state.step)) == 2
+        with pytest.raises(Exception, match="Disallowed host-to-device transfer"):
+            prog.chunk(state, data, np.asarray(jax.device_get(perm)), scalar(0), scalar(2))  # a host perm
+        with pytest.raises(Exception, match="Disallowed host-to-device transfer"):
+            prog.chunk(state, data, perm, 0, scalar(2))  # a Python int where a device scalar belongs
+    metrics = parallel.to_host(metrics)  # host reads are explicit device_gets
+    assert metrics["d_loss"].shape == (cfg.steps_per_call,) and np.all(metrics["d_loss"][2:] == 0)
+
+
+def test_the_trainer_and_the_benchmarks_build_their_programs_in_one_place():
+    # Whoever jits a training chunk, tail or grid outside jaxgan/program.py re-assembles the program
+    # by hand and times (or trains) a cousin of it.
+    pattern = re.compile(r"jax\.jit\([^)]*\.(train_chunk|train_tail|grid)\b")
+    hits = []
+    for top in ("jaxgan", "benchmarks"):
+        for folder, _, files in os.walk(os.path.join(REPO, top)):
+            for name in files:
+                if name.endswith(".py") and name != "program.py":
+                    with open(os.path.join(folder, name), encoding="utf-8") as f:
+                        hits += [f"{name}: {ln.strip()}" for ln in f if pattern.search(ln)]
+    assert hits == []
+    with open(os.path.join(REPO, "jaxgan", "trainer.py"), encoding="utf-8") as f:
+        assert "program.compile_run(" in f.read()
+    for script in ("bench_row.py", "population_memory.py"):
+        with open(os.path.join(REPO, "benchmarks", script), encoding="utf-8") as f:
+            assert "program.compile_run(" in f.read(), script
