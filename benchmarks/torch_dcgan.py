@@ -1,4 +1,5 @@
-"""The PyTorch reference's DCGAN and WGAN, reproduced: models, initialisation, training iterations.
+"""The PyTorch reference's DCGAN and WGAN, reproduced, and WGAN-GP: models, initialisation,
+training iterations.
 
 Written for jaxgan as the baseline it is measured and tested against, from the reference's
 ``dcgan/dcgan.py``, ``dcgan/train.py``, ``wgan/wgan.py`` and ``wgan/train.py``:
@@ -13,6 +14,10 @@ Written for jaxgan as the baseline it is measured and tested against, from the r
   defaults, ``n_critic`` critic steps of E D(G(z)) - E D(x) each followed by clamping every critic
   parameter (BatchNorm's weight and bias included) to +-clip, then one G step of -E D(G(z)).
 - Noise is ``torch.rand`` (U[0, 1)) in both scripts.
+- WGAN-GP (Gulrajani et al., 2017; not in the reference, written from the paper's Algorithm 1):
+  DCGAN's G, a critic without BatchNorm (``Critic``), Adam(1e-4, betas (0, 0.9)), ``n_critic``
+  critic steps of E D(G(z)) - E D(x) + lambda E[(||grad D(x_hat)||_2 - 1)^2] with autograd's double
+  backward (``create_graph=True``), then one G step of -E D(G(z)).
 
 The reference's ``wgan/train.py`` cannot start: it builds ``Generator(num_channels=C,
 latent_dim=...)`` and ``Discriminator(num_channels=C)`` without the required ``image_size``
@@ -76,6 +81,23 @@ class Discriminator(nn.Module):
         return self.model(images)
 
 
+class Critic(nn.Module):
+    """WGAN-GP's critic: DCGAN's discriminator without BatchNorm (the penalty is per example),
+    4 x [Conv2d(k5, s2, p2) -> LeakyReLU(0.2)] -> Flatten -> Linear, no Sigmoid."""
+
+    def __init__(self, num_channels: int, image_size: int, hidden=D_HIDDEN):
+        super().__init__()
+        layers: list[nn.Module] = []
+        widths = (num_channels,) + tuple(hidden)
+        for a, b in zip(widths[:-1], widths[1:]):
+            layers += [nn.Conv2d(a, b, kernel_size=5, stride=2, padding=2), nn.LeakyReLU(0.2)]
+        layers += [nn.Flatten(), nn.Linear(hidden[-1] * (image_size // 16) ** 2, 1)]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)
+
+
 def init_weight(module: nn.Module) -> None:
     """dcgan/train.py's initialisation, applied with ``G.apply(init_weight)``."""
     if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
@@ -93,6 +115,43 @@ def dcgan_optimizers(G: nn.Module, D: nn.Module, lr=0.0002, beta1=0.5, beta2=0.9
 def wgan_optimizers(G: nn.Module, D: nn.Module, lr=0.00005, **options):
     return (torch.optim.RMSprop(G.parameters(), lr=lr, **options),
             torch.optim.RMSprop(D.parameters(), lr=lr, **options))
+
+
+def wgan_gp_optimizers(G: nn.Module, D: nn.Module, lr=0.0001, betas=(0.0, 0.9), **options):
+    """Algorithm 1's Adam(1e-4, betas (0, 0.9)) for G and the critic."""
+    return (torch.optim.Adam(G.parameters(), lr=lr, betas=betas, **options),
+            torch.optim.Adam(D.parameters(), lr=lr, betas=betas, **options))
+
+
+def gradient_penalty(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """E[(||grad_x D(x_hat)||_2 - 1)^2] at x_hat = eps real + (1 - eps) fake (``eps``: one per
+    example, shape (N,)), the gradient kept in the graph (``create_graph``) so that the penalty's own
+    gradient in D's parameters is the double backward."""
+    e = eps.reshape(-1, *([1] * (real.dim() - 1)))
+    x_hat = (e * real + (1 - e) * fake).requires_grad_(True)
+    grad, = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
+    return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+
+
+def wgan_gp_iteration(G, D, opt_g, opt_d, batches: Sequence[torch.Tensor], zs_d: Sequence[torch.Tensor],
+                      epss: Sequence[torch.Tensor], z_g: torch.Tensor, n_critic: int, lam: float = 10.0):
+    """One generator iteration of WGAN-GP's Algorithm 1: ``n_critic`` critic steps (batch
+    ``batches[i]``, noise ``zs_d[i]``, interpolation weights ``epss[i]``), each minimising
+    E D(G(z)) - E D(x) + lam * penalty, then one G step of -E D(G(z)). Returns (the critic losses,
+    penalty included, one per step; g_loss)."""
+    d_losses = []
+    for i in range(n_critic):
+        fake = G(zs_d[i]).detach()
+        d_loss = D(fake).mean() - D(batches[i]).mean() + lam * gradient_penalty(D, batches[i], fake, epss[i])
+        opt_d.zero_grad()
+        d_loss.backward()
+        opt_d.step()
+        d_losses.append(d_loss.detach())
+    g_loss = (-D(G(z_g))).mean()
+    opt_g.zero_grad()
+    g_loss.backward()
+    opt_g.step()
+    return d_losses, g_loss.detach()
 
 
 def dcgan_iteration(G, D, opt_g, opt_d, images: torch.Tensor, z_d: torch.Tensor, z_g: torch.Tensor):
@@ -187,3 +246,14 @@ def discriminator_to_jaxgan(D: Discriminator, dtype=np.float32) -> tuple[dict, d
               "out": {"kernel": a(out.weight).T.copy(), "bias": a(out.bias)}}
     return params, {"norms": {i: s for i, (_, s) in enumerate(norms)}}
 
+
+def critic_to_jaxgan(D: Critic, dtype=np.float32) -> tuple[dict, dict]:
+    """(params, stats) trees of ``jaxgan.families.wgan_gp.Critic`` holding the critic's weights
+    (it has no statistics)."""
+    a = _as(dtype)
+    convs = [m for m in D.modules() if isinstance(m, nn.Conv2d)]
+    out = [m for m in D.modules() if isinstance(m, nn.Linear)][-1]
+    params = {"convs": {i: {"kernel": a(m.weight).transpose(2, 3, 1, 0).copy(), "bias": a(m.bias)}
+                        for i, m in enumerate(convs)},
+              "out": {"kernel": a(out.weight).T.copy(), "bias": a(out.bias)}}
+    return params, {}

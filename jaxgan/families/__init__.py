@@ -31,6 +31,7 @@ BUILTIN: dict[str, str] = {
     "mlp": "jaxgan.families.mlp",
     "dcgan": "jaxgan.families.dcgan",
     "wgan": "jaxgan.families.wgan",
+    "wgan_gp": "jaxgan.families.wgan_gp",
 }
 _loaded: dict[str, "Family"] = {}
 
