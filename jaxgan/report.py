@@ -34,6 +34,24 @@ def save_png(grid: np.ndarray, path: str) -> None:
     os.replace(tmp, path)
 
 
+def summary_writer_class():
+    """tensorboardX's ``SummaryWriter``, imported without torch when torch is not loaded yet.
+
+    tensorboardX's package import pulls torch in (about 0.5 GB of memory and 1-3 s per process)
+    only so that it can also accept torch tensors, which jaxgan never hands it; its writer treats a
+    missing torch as optional. A training process whose dataset cache exists never needs torch, so
+    torch is hidden from that one import; a process that has loaded torch already is unaffected."""
+    if "torch" in sys.modules or "tensorboardX" in sys.modules:
+        from tensorboardX import SummaryWriter
+        return SummaryWriter
+    sys.modules["torch"] = None  # `import torch` raises ImportError inside tensorboardX's import
+    try:
+        from tensorboardX import SummaryWriter
+    finally:
+        del sys.modules["torch"]
+    return SummaryWriter
+
+
 class Reporter:
     """TensorBoard events (tensorboardX) plus a tqdm bar and one summary line per reporting period
     (an epoch; for WGAN ``interval`` generator iterations)."""
@@ -41,7 +59,7 @@ class Reporter:
     def __init__(self, logdir: str | None, progress: bool, quiet: bool = False, critic: bool = False):
         self.writer = None
         if logdir is not None:
-            from tensorboardX import SummaryWriter  # imported lazily: slow to import
+            SummaryWriter = summary_writer_class()  # imported lazily: slow to import
 
             # tensorboardX names the file by the second and the host only: a run resumed within the
             # same second (a fast resume after a signal) would overwrite the first run's events.
@@ -131,6 +149,7 @@ def read_scalars(events_dir: str) -> dict[str, list[tuple[int, float]]]:
     import glob
     import struct
 
+    summary_writer_class()  # tensorboardX without torch (see there)
     from tensorboardX.proto import event_pb2
 
     out: dict[str, list[tuple[int, float]]] = {}

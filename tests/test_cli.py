@@ -194,3 +194,16 @@ def test_each_command_exits_2_with_one_line_as_a_shell_sees_it(trained_run):
         assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, (name, err)
     assert set(before) <= set(p.name for p in root.rglob("*"))
     assert (root / IMAGES_FILE).stat().st_size == 200 * 784 + 16
+
+
+def test_tensorboard_events_are_written_without_importing_torch(tmp_path):
+    # tensorboardX's own import pulls torch in (about 0.5 GB and 1-3 s per process), which a run
+    # whose dataset cache exists never needs: report.summary_writer_class keeps it out. A real
+    # process, since this test process has imported torch long ago.
+    code = ("import sys; from jaxgan.report import Reporter, read_scalars; r = Reporter(sys.argv[1], False); "
+            "r.writer.add_scalar('Generator_Loss', 0.5, 3); r.close(); "
+            "print('torch' in sys.modules, read_scalars(sys.argv[1])['Generator_Loss'])")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=REPO))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "[(3,", "0.5)]"]
