@@ -51,12 +51,14 @@ def run(pytest_args: list[str], junit: str, coverage_file: str | None = None) ->
     t0 = time.perf_counter()
     child = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ, JAXGAN_SUITE_COST=junit + ".cost.json"))
     proc = psutil.Process(child.pid)
-    peak = [0]
+    peak = [0, 0.0]  # bytes, when
     done = threading.Event()
 
     def sample():
         while not done.is_set():
-            peak[0] = max(peak[0], tree_rss(proc))
+            rss = tree_rss(proc)
+            if rss > peak[0]:
+                peak[:] = [rss, time.time()]
             done.wait(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -66,7 +68,7 @@ def run(pytest_args: list[str], junit: str, coverage_file: str | None = None) ->
     done.set()
     sampler.join()
     return {"command": " ".join(["pytest", *pytest_args]), "rc": rc, "wall_s": round(wall, 1),
-            "peak_tree_rss_gb": round(peak[0] / 1e9, 2), "load_before": [round(x, 2) for x in load0],
+            "peak_tree_rss_gb": round(peak[0] / 1e9, 2), "peak_at": peak[1], "load_before": [round(x, 2) for x in load0],
             "load_after": [round(x, 2) for x in os.getloadavg()]}
 
 
@@ -89,7 +91,8 @@ def parse_junit(path: str) -> list[dict]:
         c = cost.get(f"{file}::{case.get('name')}", {})
         rows.append({"file": file, "test": case.get("name"), "seconds": float(case.get("time", 0.0)),
                      "outcome": outcome, "xla_s": c.get("trace_s", 0) + c.get("lower_s", 0) + c.get("compile_s", 0),
-                     "compile_s": c.get("compile_s", 0.0), "subprocesses": c.get("subprocesses", 0)})
+                     "compile_s": c.get("compile_s", 0.0), "subprocesses": c.get("subprocesses", 0),
+                     "start": c.get("start"), "end": c.get("end")})
     return rows
 
 
@@ -107,6 +110,15 @@ def module_coverage(coverage_file: str) -> list[dict]:
         rows.append({"module": os.path.relpath(os.path.join(REPO, path), REPO), "statements": s["num_statements"],
                      "run": s["covered_lines"], "share": s["percent_covered"] / 100})
     return rows
+
+
+def peak_test(meta: dict, rows: list[dict]) -> str:
+    """The test that was running when the process tree's memory peaked."""
+    at = meta.get("peak_at") or 0
+    for r in rows:
+        if r.get("start") and r["start"] <= at <= r["end"]:
+            return f"{r['file']}::{r['test']}"
+    return "between tests (collection, fixtures of a module, or teardown)"
 
 
 def render(meta: dict, rows: list[dict], coverage: list[dict] | None = None) -> str:
@@ -127,7 +139,8 @@ def render(meta: dict, rows: list[dict], coverage: list[dict] | None = None) -> 
         f"- command: `{meta['command']}` → exit {meta['rc']}, "
         + ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items())),
         f"- wall: **{meta['wall_s']:.0f} s** ({meta['wall_s'] / 60:.1f} min); sum of test times {total:.0f} s",
-        f"- peak resident memory of the whole process tree (summed RSS, sampled every 0.2 s): **{meta['peak_tree_rss_gb']:.2f} GB**",
+        f"- peak resident memory of the whole process tree (summed RSS, sampled every 0.2 s): "
+        f"**{meta['peak_tree_rss_gb']:.2f} GB**, during `{peak_test(meta, rows)}`",
         f"- load average before / after: {meta['load_before'][0]:.2f} / {meta['load_after'][0]:.2f}",
         "",
         "## Where the time goes",

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 # Compiling the same small programs again in every test (and in every CLI subprocess) dominates
 # the suite's time: share XLA's persistent compilation cache across the session's processes.
@@ -63,9 +64,9 @@ jax.monitoring.register_event_duration_secs_listener(_on_duration)
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     # Around setup, call and teardown: module fixtures' work counts for the test that sets them up.
-    before = dict(_cost)
+    before, start = dict(_cost), time.time()
     yield
-    _per_test[item.nodeid] = {k: _cost[k] - before[k] for k in _cost}
+    _per_test[item.nodeid] = {**{k: _cost[k] - before[k] for k in _cost}, "start": start, "end": time.time()}
 
 
 def pytest_sessionfinish(session, exitstatus):
