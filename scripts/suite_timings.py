@@ -121,6 +121,25 @@ def peak_test(meta: dict, rows: list[dict]) -> str:
     return "between tests (collection, fixtures of a module, or teardown)"
 
 
+# What kind of work a test is, by the first rule its id matches (file::name, lower case): the
+# issue's breakdown of the suite's time. A test of several kinds counts once, for the first.
+KINDS = [
+    ("real processes (kill -9, signals, exit codes, several devices or processes)", lambda r: r["subprocesses"] > 0),
+    ("parity with the PyTorch code (float64 iterations, same weights same outputs)",
+     lambda r: any(w in r["id"] for w in ("pytorch", "torch", "parity"))),
+    ("resume and checkpoints (bit-exact resumes, interrupted runs)",
+     lambda r: any(w in r["id"] for w in ("resume", "interrupt", "checkpoint", "sigterm", "kill"))),
+    ("commands run in-process (train, sample, evaluate, toy1d, benchmarks)",
+     lambda r: any(w in r["id"] for w in ("cli", "command", "evaluate", "sample", "benchmark", "toy1d"))),
+    ("the rest (steps, models, data, metrics, config)", lambda r: True),
+]
+
+
+def kind_of(r: dict) -> str:
+    r = {**r, "id": f"{r['file']}::{r['test']}".lower()}
+    return next(name for name, rule in KINDS if rule(r))
+
+
 def render(meta: dict, rows: list[dict], coverage: list[dict] | None = None) -> str:
     total = sum(r["seconds"] for r in rows) or 1.0
     files: dict[str, list[float]] = {}
@@ -150,7 +169,12 @@ def render(meta: dict, rows: list[dict], coverage: list[dict] | None = None) -> 
         f"- real subprocesses started through tests.conftest.spawn (each pays ~3-5 s of imports before it "
         f"does anything, then its own compiles): {sum(r['subprocesses'] for r in rows)}, by "
         f"{sum(1 for r in rows if r['subprocesses'])} tests",
-        "- the rest: training and parity steps, checkpoints, data, metrics",
+        "",
+        "| kind of test (first rule in `KINDS` that matches) | tests | seconds | share | XLA s |",
+        "|---|---:|---:|---:|---:|",
+        *(f"| {k} | {len(rs)} | {sum(r['seconds'] for r in rs):.0f} | {100 * sum(r['seconds'] for r in rs) / total:.0f}% "
+          f"| {sum(r['xla_s'] for r in rs):.0f} |"
+          for k in (name for name, _ in KINDS) for rs in [[r for r in rows if kind_of(r) == k]] if rs),
         "",
         "## Per file",
         "",

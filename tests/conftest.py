@@ -67,6 +67,11 @@ def pytest_runtest_protocol(item, nextitem):
     before, start = dict(_cost), time.time()
     yield
     _per_test[item.nodeid] = {**{k: _cost[k] - before[k] for k in _cost}, "start": start, "end": time.time()}
+    if os.environ.get("JAXGAN_SUITE_COST"):
+        import psutil
+
+        _per_test[item.nodeid].update(rss_end=psutil.Process().memory_info().rss,
+                                      live_bytes=sum(a.nbytes for a in jax.live_arrays()))
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -76,6 +81,33 @@ def pytest_sessionfinish(session, exitstatus):
 
         with open(path, "w") as f:
             json.dump(_per_test, f)
+
+
+
+def release_compiled_programs() -> None:
+    """Drop every compiled program this process holds and hand the freed heap back to the system.
+
+    JAX keeps each executable it compiles in in-memory caches for the life of the process (and
+    jaxgan.program memoizes a few Programs): across the suite's test modules, each compiling its
+    own small programs, that grew the pytest process from 1 GB to 5 GB. The persistent disk cache
+    still serves any program that comes back."""
+    import ctypes
+    import gc
+
+    from jaxgan import program
+
+    program._compile_run.cache_clear()
+    jax.clear_caches()
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_after_each_module():
+    yield
+    release_compiled_programs()
+
 
 from jaxgan.config import Config, validate
 from jaxgan.formats import write_cifar10, write_mnist

@@ -19,7 +19,7 @@ import importlib
 import json
 import sys
 
-from tests.conftest import run_main
+from tests.conftest import release_compiled_programs, run_main
 
 
 def main(spec_path: str) -> int:
@@ -31,6 +31,7 @@ def main(spec_path: str) -> int:
         results[run["name"]] = {"code": done.returncode, "out": done.stdout, "err": done.stderr}
         with open(spec["results"], "w") as f:
             json.dump(results, f)
+        release_compiled_programs()  # several runs' programs at once would double this process's memory
     last = spec.get("last")
     if last:
         return importlib.import_module(last["module"]).main(last["args"])
