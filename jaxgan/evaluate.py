@@ -24,14 +24,13 @@ from jaxgan import checkpoint as ckpt_lib
 from jaxgan import classifier as clf_lib
 from jaxgan import data as data_lib
 from jaxgan import generate, quality, runs, runtime
-from jaxgan.config import DATASETS, ConfigError, OneLineParser, canonical_dataset
+from jaxgan.config import DATASETS, FOLDER, NO_FOLDER_JUDGE, ConfigError, OneLineParser, canonical_dataset
 
 
 def build_parser() -> OneLineParser:
     p = OneLineParser(prog="python -m jaxgan.evaluate", description=__doc__.splitlines()[0])
     runs.add_run_flags(p, member_help="score one member of a --population run (default: every member, then "
                                       "their mean +- std and the best by --best_by)")
-    p.add_argument("--data_dir", default="data", help="folder holding the dataset (default data)")
     p.add_argument("--num_samples", type=int, default=None,
                    help="generated images (default: the held-out split's size, so every row is comparable); "
                         "more are also scored whole, in a row marked not comparable")
@@ -56,6 +55,8 @@ def build_parser() -> OneLineParser:
 
 def _check(args) -> str:
     dataset = canonical_dataset(args.dataset)
+    if dataset == FOLDER:
+        raise ConfigError(NO_FOLDER_JUDGE)
     if args.num_samples is not None and args.num_samples < 2:
         raise ConfigError(f"--num_samples must be >= 2, got {args.num_samples}")
     if args.member is not None and args.member < 0:
