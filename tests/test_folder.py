@@ -213,3 +213,23 @@ def test_built_in_datasets_take_image_size_and_channels(tmp_path):
     np.testing.assert_array_equal(got, want)
     assert Config(dataset="mnist", model="dcgan").image_shape == (1, 32, 32)  # the reference's Resize(32)
     assert Config(dataset="folder", model="dcgan", channels=1).image_shape == (1, 64, 64)
+
+
+def test_a_judge_takes_the_datasets_class_count(tmp_path):
+    """Three classes: the judge's head has three outputs, it saves and loads as such, and class
+    coverage counts three classes (a set all of one class covers 1/3 of them, not 1/10)."""
+    from jaxgan import classifier as clf_lib
+    from jaxgan import quality
+
+    images, labels = blob_images(90, 16, 16, 1, seed=6)
+    labels = labels % 3
+    clf = clf_lib.train(images, labels, images[:30], labels[:30], (1, 16, 16), epochs=1, log=lambda m: None)
+    _, probs = clf.predict(images[:5])
+    assert probs.shape == (5, 3)
+    clf_lib.save(clf, str(tmp_path), "three")
+    back = clf_lib.load(str(tmp_path), "three", (1, 16, 16))
+    assert leaves_equal(back.params, clf.params)
+    feats, probs = clf.predict(images)
+    one_class = images[probs.argmax(1) == np.bincount(probs.argmax(1)).argmax()]
+    row = quality.score_set(clf, one_class, feats, labels)
+    assert row["coverage"] == pytest.approx(1 / 3)
