@@ -418,6 +418,52 @@ def _decode_all(ds, rel: list[str], size: int, channels: int, progress: bool):
     return images, labels, [rel[i] for i in good], [rel[i] for i, (img, _) in enumerate(results) if img is None]
 
 
+def load_samples(path: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Images made by any tool, to be scored (``evaluate --samples``): a ``.npy`` of uint8
+    (N, H, W, C) (or (N, H, W): gray), an ``.npz`` with the keys ``images`` (and ``labels``, as the
+    conditional sampler writes them), or a folder of images (the folder rule; prepared at the
+    side of its first image, by ``Resize`` + ``CenterCrop``, with the folder's own channels).
+    Returns ``(images, labels or None)``; a one-line ConfigError for anything else."""
+    if not os.path.exists(path):
+        raise ConfigError(f"--samples {path!r} does not exist")
+    labels = None
+    if os.path.isdir(path):
+        from PIL import Image
+
+        ds, _ = _image_folder(path, image_extensions())
+        if not ds.samples:
+            raise ConfigError(f"--samples folder {path!r} holds no images")
+        with Image.open(ds.samples[0][0]) as first:
+            side = min(first.size)
+        return load_folder(path, side, folder_channels(path)).images, None
+    ext = os.path.splitext(path)[1].lower()
+    try:
+        if ext == ".npy":
+            images = np.load(path, mmap_mode="r", allow_pickle=False)
+        elif ext == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                if "images" not in z.files:
+                    raise ConfigError(f"--samples {path!r} holds {', '.join(z.files) or 'no arrays'}; "
+                                      "expected the key images (and optionally labels)")
+                images = z["images"]
+                labels = z["labels"] if "labels" in z.files else None
+        else:
+            raise ConfigError(f"--samples must be a .npy, an .npz or a folder of images, got {path!r}")
+    except ConfigError:
+        raise
+    except (OSError, ValueError, EOFError) as e:
+        raise ConfigError(f"--samples {path!r} is not a readable {ext} file ({type(e).__name__})") from None
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3) \
+            or images.shape[1] != images.shape[2]:
+        raise ConfigError(f"--samples {path!r}: expected uint8 square images (N, H, W, C) with C 1 or 3, "
+                          f"got {images.dtype} {tuple(images.shape)}")
+    if labels is not None and np.shape(labels) != (len(images),):
+        raise ConfigError(f"--samples {path!r}: labels has shape {np.shape(labels)}, expected ({len(images)},)")
+    return np.asarray(images), labels
+
+
 def load_split(cfg, train: bool = True, say=print) -> tuple[np.ndarray, np.ndarray | None]:
     """The images (and labels, None for an unlabelled folder) of one split of a run's dataset,
     prepared at its ``image_shape``: a built-in dataset's train or test files, or a folder's
