@@ -92,3 +92,17 @@ def test_bad_samples_get_one_line_and_exit_2(tmp_path, what, message):
     r = run_main("jaxgan.evaluate", "--no_download", "--data_dir", str(tmp_path / "none"), "--samples", str(path))
     assert r.returncode == 2
     assert message in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_the_torch_reference_saves_samples_that_evaluate_scores(digits, tmp_path):
+    root, _, _ = digits
+    out = str(tmp_path / "torch.npy")
+    r = run_main("benchmarks.torch_reference", "--data_dir", str(root / "data"), "--no-download", "--num_epochs", "1",
+                 "--workers", "0", "--batch_size", "32", "--save_samples", "33", "--samples_out", out,
+                 "--sample_dir", str(tmp_path / "grids"), "--logdir", str(tmp_path / "runs"))
+    assert r.returncode == 0, r.stderr
+    images = np.load(out)
+    assert images.dtype == np.uint8 and images.shape == (33, 28, 28, 1)
+    assert len(np.unique(images)) > 2  # drawn from G, not a constant
+    result, _ = _score(root, out)
+    assert result["rows"]["samples (torch.npy)"]["n"] == 33 == result["rows"][CEILING]["n"]
