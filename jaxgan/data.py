@@ -248,31 +248,48 @@ def held_out_by_path(relpath: str, fraction: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2.0**64 < fraction
 
 
-def _image_folder(root: str, extensions: tuple[str, ...]):
-    """torchvision's ``ImageFolder`` on ``root``, with a ``find_classes`` that also accepts a flat
-    folder (one class, no labels; ImageFolder itself refuses one) and never takes a dot-folder
-    (``.jaxgan``, ``.ipynb_checkpoints``) for a class. Returns it and the count of ignored files."""
-    from torchvision import datasets
+def _find_classes(directory: str) -> tuple[list[str], dict[str, int]]:
+    """ImageFolder's ``find_classes``, except that a flat folder is one class (``""``: its own
+    files; ImageFolder refuses one) and a dot-folder (``.jaxgan``, ``.ipynb_checkpoints``) is never
+    a class."""
+    classes = sorted(e.name for e in os.scandir(directory) if e.is_dir() and not e.name.startswith("."))
+    classes = classes or [""]
+    return classes, {c: i for i, c in enumerate(classes)}
 
-    ignored = [0]
+
+def _scan(root: str, extensions: tuple[str, ...]) -> tuple[list[str], list[tuple[str, int]], int]:
+    """``(classes, samples, ignored)`` as torchvision's ``ImageFolder`` lists them (its
+    ``make_dataset`` walk: classes in order, each walked sorted, files sorted), without importing
+    torch: a run whose cache is current never pays for it. ``ignored``: files that are not images
+    (files inside dot-folders, jaxgan's own cache among them, are not counted)."""
+    classes, class_to_idx = _find_classes(root)
+    samples, ignored = [], 0
+    for name in classes:
+        target = os.path.join(root, name)
+        for dirpath, _, fnames in sorted(os.walk(target, followlinks=True)):
+            if any(part.startswith(".") for part in os.path.relpath(dirpath, root).split(os.sep) if part != "."):
+                continue
+            for fname in sorted(fnames):
+                if fname.lower().endswith(extensions):
+                    samples.append((os.path.join(dirpath, fname), class_to_idx[name]))
+                else:
+                    ignored += 1
+    return classes, samples, ignored
+
+
+def _image_folder(root: str, extensions: tuple[str, ...], transform):
+    """torchvision's ``ImageFolder`` on ``root``, with :func:`_find_classes` and the image rule."""
+    from torchvision import datasets
 
     def is_image(path: str) -> bool:
         rel = os.path.relpath(path, root).split(os.sep)
-        if any(part.startswith(".") for part in rel[:-1]):
-            return False  # inside a dot-folder (jaxgan's own cache): neither image nor ignored file
-        if path.lower().endswith(extensions):
-            return True
-        ignored[0] += 1
-        return False
+        return not any(part.startswith(".") for part in rel[:-1]) and path.lower().endswith(extensions)
 
     class _Folder(datasets.ImageFolder):
         def find_classes(self, directory):
-            classes = sorted(e.name for e in os.scandir(directory) if e.is_dir() and not e.name.startswith("."))
-            classes = classes or [""]  # a flat folder: its own files, one class
-            return classes, {c: i for i, c in enumerate(classes)}
+            return _find_classes(directory)
 
-    ds = _Folder(root, is_valid_file=is_image, allow_empty=True)
-    return ds, ignored[0]
+    return _Folder(root, transform=transform, is_valid_file=is_image, allow_empty=True)
 
 
 def _file_list_key(root: str, paths: list[str]) -> str:
@@ -294,8 +311,8 @@ def folder_channels(root: str) -> int:
 
     if not os.path.isdir(root):
         return load_folder(root, 1, 1).images.shape[-1]  # the one-line error for a missing folder or a file
-    ds, _ = _image_folder(root, image_extensions())
-    paths = [p for p, _ in ds.samples]
+    _, samples, _ = _scan(root, image_extensions())
+    paths = [p for p, _ in samples]
     memo = os.path.join(root, CACHE_DIR, f"channels-{_file_list_key(root, paths)}.txt")
     with contextlib.suppress(OSError, ValueError):
         with open(memo) as f:
@@ -335,11 +352,11 @@ def load_folder(root: str, size: int, channels: int, *, strict: bool = False, pr
     if not os.path.isdir(root):
         raise ConfigError(f"--data_dir {root!r} is a file; --dataset folder needs a folder of images")
     extensions = image_extensions()
-    ds, ignored = _image_folder(root, extensions)
-    labelled = ds.classes != [""]
+    classes, samples, ignored = _scan(root, extensions)
+    labelled = classes != [""]
     loose = tuple(sorted(e.name for e in os.scandir(root) if e.is_file() and not e.name.startswith("."))) \
         if labelled else ()
-    paths = [p for p, _ in ds.samples]
+    paths = [p for p, _ in samples]
     if not paths:
         raise ConfigError(f"folder {root!r} holds no images ({ignored} other files ignored; an image is a file "
                           f"whose extension PIL reads, e.g. {', '.join(e for e in ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp') if e in extensions)})")
@@ -358,7 +375,10 @@ def load_folder(root: str, size: int, channels: int, *, strict: bool = False, pr
                 with open(listing, encoding="utf-8") as f:
                     bad = [line.rstrip("\n") for line in f if line.strip()]
     if loaded is None:
-        images, labels, kept, bad = _decode_all(ds, rel, size, channels, progress)
+        ds = _image_folder(root, extensions, image_transform(size, channels))
+        if ds.samples != samples:  # the folder changed between the listing and now
+            raise ConfigError(f"folder {root!r} changed while it was being read; run again")
+        images, labels, kept, bad = _decode_all(ds, rel, progress)
         if not bad and not kept:
             raise ConfigError(f"folder {root!r}: none of its {len(paths)} images could be read")
         loaded = images, labels, kept
@@ -378,18 +398,17 @@ def load_folder(root: str, size: int, channels: int, *, strict: bool = False, pr
     if not len(images):
         raise ConfigError(f"folder {root!r}: none of its {len(paths)} images could be read "
                           f"({', '.join(bad[:SHOWN])}, ...)")
-    return Folder(root, images, labels if labelled else None, tuple(kept), tuple(ds.classes), ignored, loose,
+    return Folder(root, images, labels if labelled else None, tuple(kept), tuple(classes), ignored, loose,
                   tuple(bad), listing if bad else None)
 
 
-def _decode_all(ds, rel: list[str], size: int, channels: int, progress: bool):
-    """Decode and transform every image of ``ds`` on a pool of threads (PIL releases the GIL
-    while it decodes), in ``ds.samples`` order; the unreadable ones are set aside by name."""
+def _decode_all(ds, rel: list[str], progress: bool):
+    """Decode and transform every image of ``ds`` (its ``transform``) on a pool of threads (PIL
+    releases the GIL while it decodes), in ``ds.samples`` order; the unreadable ones are set aside
+    by name."""
     import concurrent.futures
 
     from PIL import Image
-
-    ds.transform = image_transform(size, channels)
 
     def one(i: int):
         try:
@@ -413,7 +432,7 @@ def _decode_all(ds, rel: list[str], size: int, channels: int, progress: bool):
     if bar is not None:
         bar.close()
     good = [i for i, (img, _) in enumerate(results) if img is not None]
-    images = np.stack([results[i][0] for i in good]) if good else np.zeros((0, size, size, channels), np.uint8)
+    images = np.stack([results[i][0] for i in good]) if good else np.zeros((0, 1, 1, 1), np.uint8)
     labels = np.array([results[i][1] for i in good], np.int64)
     return images, labels, [rel[i] for i in good], [rel[i] for i, (img, _) in enumerate(results) if img is None]
 
@@ -430,10 +449,10 @@ def load_samples(path: str) -> tuple[np.ndarray, np.ndarray | None]:
     if os.path.isdir(path):
         from PIL import Image
 
-        ds, _ = _image_folder(path, image_extensions())
-        if not ds.samples:
+        _, samples, _ = _scan(path, image_extensions())
+        if not samples:
             raise ConfigError(f"--samples folder {path!r} holds no images")
-        with Image.open(ds.samples[0][0]) as first:
+        with Image.open(samples[0][0]) as first:
             side = min(first.size)
         return load_folder(path, side, folder_channels(path)).images, None
     ext = os.path.splitext(path)[1].lower()

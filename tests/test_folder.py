@@ -233,3 +233,20 @@ def test_a_judge_takes_the_datasets_class_count(tmp_path):
     one_class = images[probs.argmax(1) == np.bincount(probs.argmax(1)).argmax()]
     row = quality.score_set(clf, one_class, feats, labels)
     assert row["coverage"] == pytest.approx(1 / 3)
+
+
+def test_a_current_cache_is_read_without_importing_torch(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    root = str(tmp_path / "imgs")
+    images, labels = blob_images(12, 16, 16, 1)
+    write_image_folder(root, images, labels)
+    data_lib.load_folder(root, 16, 1)  # builds the cache (through torchvision)
+    code = ("import sys; from jaxgan import data; f = data.load_folder(sys.argv[1], 16, 1); "
+            "print(len(f.images), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, root], capture_output=True, text=True, cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": REPO})
+    assert out.stdout.split() == ["12", "False"], out.stderr
