@@ -31,6 +31,7 @@ DATASETS: dict[str, tuple[str, tuple[int, int, int]]] = {
 }
 _ALIASES = {"fashionmnist": "fashion_mnist", "fashion-mnist": "fashion_mnist", "cifar-10": "cifar10"}
 FOLDER = "folder"  # --dataset folder --data_dir PATH: your own images (jaxgan.data.load_folder)
+FOLDER_ONLY = ("held_out", "strict_images")  # flags only --dataset folder reads
 FOLDER_IMAGE = (3, 64)  # a folder's channels and side unless --channels / --image_size say (trainer: its own channels)
 # YAML keys that name a declared flag by the reference's other name.
 YAML_ALIASES = {"n_critic": "d_steps"}
@@ -457,6 +458,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     values = load_yaml(ns.pop("config")) if "config" in ns else {}
     values.update(ns)
     cfg = from_dict(values)
+    for name in FOLDER_ONLY:  # the same for a folder's flags on a built-in dataset
+        if name in values and cfg.dataset != FOLDER:
+            raise ConfigError(f"--{name} applies to --dataset folder only (the built-in datasets have their own split)")
     # A flag this family does not read would be silently ignored: say so instead.
     for name in values:
         if name in FAMILY_OPTIONS and not cfg.family.reads(name):

@@ -203,6 +203,16 @@ def test_bad_folder_inputs_get_one_line_and_exit_2(tmp_path, case, extra, messag
 
 
 @pytest.mark.quick
+def test_a_folders_flags_are_refused_on_a_built_in_dataset():
+    from jaxgan.config import parse_args
+
+    for flag in (["--held_out", "0.2"], ["--strict_images"]):
+        with pytest.raises(ConfigError, match=f"{flag[0]} applies to --dataset folder only"):
+            parse_args(["--dataset", "mnist", *flag])
+    assert parse_args(["--dataset", "folder", "--held_out", "0.2", "--strict_images"]).held_out == 0.2
+
+
+@pytest.mark.quick
 def test_built_in_datasets_take_image_size_and_channels(tmp_path):
     images, labels = blob_images(20, 28, 28, 1)
     write_mnist(str(tmp_path / "data"), images[..., 0], labels)
