@@ -234,7 +234,8 @@ class Folder:
         if self.ignored:
             line += f"; {self.ignored:,} non-image files ignored"
         if self.loose:
-            line += f"; {len(self.loose):,} loose files beside the class folders not used ({', '.join(self.loose[:SHOWN])})"
+            line += (f"; {len(self.loose):,} loose files beside the class folders not used "
+                     f"({', '.join(self.loose[:SHOWN])}{', ...' if len(self.loose) > SHOWN else ''})")
         if self.unreadable:
             line += (f"; {len(self.unreadable):,} unreadable images skipped ({', '.join(self.unreadable[:SHOWN])}"
                      f"{', ...' if len(self.unreadable) > SHOWN else ''}; all listed in {self.unreadable_list})")
@@ -358,8 +359,9 @@ def load_folder(root: str, size: int, channels: int, *, strict: bool = False, pr
         if labelled else ()
     paths = [p for p, _ in samples]
     if not paths:
+        common = [e for e in (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp") if e in extensions]
         raise ConfigError(f"folder {root!r} holds no images ({ignored} other files ignored; an image is a file "
-                          f"whose extension PIL reads, e.g. {', '.join(e for e in ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp') if e in extensions)})")
+                          f"whose extension PIL reads, e.g. {', '.join(common)})")
     cache_dir = os.path.join(root, CACHE_DIR)
     key = _file_list_key(root, paths)
     cache = os.path.join(cache_dir, f"images-{size}px-{channels}c-{key}.npz")
