@@ -93,6 +93,9 @@ def evaluate(args, dataset: str) -> dict:
     members one by one (or ``--member i``), with their mean +- std and the best by a rule."""
     judge = quality.load_judge(dataset, args.ckpt_dir, args.judge)  # a missing judge is said first
     cfg = generate.run_config(dataset, args.ckpt_dir, args.best, args.model)
+    if cfg.image_shape[0] != DATASETS[dataset][1][0]:
+        raise ConfigError(f"the run makes {cfg.image_shape[0]}-channel images (--channels {cfg.channels}); the "
+                          f"{dataset} judge reads {DATASETS[dataset][1][0]}-channel ones")
     # Real images are compared through the same path as the samples: at the size the model trains
     # on (a DCGAN's 32x32 for MNIST's 28), then at the judge's (quality.Evaluator).
     ev = quality.Evaluator(dataset, args.data_dir, args.ckpt_dir, args.download, args.skip_checksums, judge,

@@ -260,3 +260,19 @@ def test_a_current_cache_is_read_without_importing_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, root], capture_output=True, text=True, cwd=REPO,
                          env={**os.environ, "PYTHONPATH": REPO})
     assert out.stdout.split() == ["12", "False"], out.stderr
+
+
+def test_a_colour_run_of_gray_digits_trains_samples_in_colour_and_evaluate_says_why_not(tmp_path):
+    images, labels = blob_images(64, 28, 28, 1)
+    write_mnist(str(tmp_path / "data"), images[..., 0], labels)
+    ck = str(tmp_path / "ck")
+    r = run_main("jaxgan.train", "--data_dir", str(tmp_path / "data"), "--no_download", "--channels", "3",
+                 "--image_size", "12", "--g_hidden", "8,8", "--d_hidden", "8,8", "--latent_dim", "4",
+                 "--batch_size", "32", "--num_epochs", "1", "--no_progress", "--ckpt_dir", ck,
+                 "--sample_dir", str(tmp_path / "sm"), "--logdir", str(tmp_path / "lg"))
+    assert r.returncode == 0, r.stderr
+    out = str(tmp_path / "s.npy")
+    assert run_main("jaxgan.sample", "--ckpt_dir", ck, "--num_samples", "3", "--out", out).returncode == 0
+    assert np.load(out).shape == (3, 12, 12, 3)
+    e = run_main("jaxgan.evaluate", "--ckpt_dir", ck, "--data_dir", str(tmp_path / "data"), "--no_download")
+    assert e.returncode == 2 and "3-channel images" in e.stderr and e.stderr.count("\n") == 1, e.stderr
