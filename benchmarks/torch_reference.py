@@ -136,7 +136,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sample_dir", default="samples_torch", help="grids go here (default samples_torch)")
     p.add_argument("--logdir", default="runs_torch", help="TensorBoard events go here (default runs_torch)")
     p.add_argument("--seed", type=int, default=0, help="torch.manual_seed (default 0)")
+    p.add_argument("--save_samples", type=int, default=0, metavar="N",
+                   help="after training, save N samples as uint8 (N, 28, 28, 1) .npy for `jaxgan.evaluate "
+                        "--samples` (default 0: none)")
+    p.add_argument("--samples_out", default=None,
+                   help="where --save_samples writes (default <sample_dir>/samples.npy)")
+    p.add_argument("--bn", choices=("batch", "running"), default="batch",
+                   help="G's BatchNorm for --save_samples: the drawn batch's statistics (the reference's "
+                        "train mode, as its grids) or running averages (G.eval()) (default batch)")
     a = p.parse_args(argv)
+    if a.save_samples < 0:
+        p.error("--save_samples must be >= 0")
     if a.num_epochs < 1 or a.batch_size < 2 or a.workers < 0 or a.interval < 1:
         p.error("--num_epochs >= 1, --batch_size >= 2, --workers >= 0 and --interval >= 1 are required")
 
@@ -175,7 +185,31 @@ def main(argv: list[str] | None = None) -> int:
         print(f"epoch {epoch}/{a.num_epochs}  D loss {float(d_sum / n):.4f}  G loss {float(g_sum / n):.4f}  "
               f"{len(dataset) / seconds:,.0f} img/s", flush=True)
     writer.close()
+    if a.save_samples:
+        out = a.samples_out or os.path.join(a.sample_dir, "samples.npy")
+        save_samples(G, a.save_samples, a.latent_dim, a.batch_size, a.bn, out)
+        print(f"wrote {a.save_samples} samples (--bn {a.bn}) to {out}", flush=True)
     return 0
+
+
+def save_samples(G, n: int, latent_dim: int, batch_size: int, bn: str, path: str) -> None:
+    """``n`` images of G as uint8 (N, 28, 28, 1), drawn in batches of the training size from the
+    reference's noise (``torch.rand``) and rounded as ``save_image`` rounds (x * 255 + 0.5, clamped,
+    as ``jaxgan.data.to_images`` does); written to a temporary name, then renamed."""
+    import os
+
+    import numpy as np
+
+    G.train(bn == "batch")
+    parts = []
+    with torch.no_grad():  # whole batches (BatchNorm cannot normalise a batch of one), then the first n
+        for _ in range(0, n, batch_size):
+            fake = G(torch.rand(batch_size, latent_dim)) * 0.5 + 0.5
+            parts.append(fake.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).reshape(-1, 28, 28, 1).numpy())
+    G.train()
+    tmp = f"{path}.tmp.npy"
+    np.save(tmp, np.concatenate(parts)[:n])
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

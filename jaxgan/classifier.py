@@ -2,7 +2,7 @@
 sample-quality metrics (no pretrained Inception weights can be fetched).
 
 Conv(32, 3x3) -> ReLU -> MaxPool 2 -> Conv(64, 3x3) -> ReLU -> MaxPool 2 -> Dense(128) -> ReLU
-(the 128 features) -> Dense(10).
+(the 128 features) -> Dense(classes: 10 for the built-in datasets).
 
 Two kinds of judge: *shipped* ones, whose weights come inside the package (``jaxgan/judges/``,
 an ``.npz`` of the parameter tree whose SHA-256 is pinned in ``jaxgan.judges.SHIPPED`` and checked
@@ -63,7 +63,7 @@ class Classifier:
     test_images: int = 0  # size of the held-out set its test accuracy was measured on
 
     def predict(self, images_u8: np.ndarray, batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
-        """uint8 (N, H, W, C) -> (features (N, 128), class probabilities (N, 10))."""
+        """uint8 (N, H, W, C) -> (features (N, 128), class probabilities (N, classes))."""
         feats, probs = [], []
         for i in range(0, len(images_u8), batch):
             f, p = _predict(self.graph, self.params, jnp.asarray(images_u8[i:i + batch]))
@@ -85,9 +85,12 @@ def folder(ckpt_dir: str, dataset: str) -> str:
 
 def train(images: np.ndarray, labels: np.ndarray, test_images: np.ndarray, test_labels: np.ndarray,
           image_shape: tuple[int, int, int], epochs: int = 5, batch_size: int = 128, seed: int = 0,
-          log=print) -> Classifier:
-    """Adam(1e-3) with cross-entropy on the training split; accuracy measured on the test split."""
-    model = CNN(image_shape, rngs=nnx.Rngs(seed))
+          log=print, num_classes: int | None = None) -> Classifier:
+    """Adam(1e-3) with cross-entropy on the training split; accuracy measured on the test split.
+    ``num_classes``: the dataset's class count (default: the largest label + 1, of either split)."""
+    if num_classes is None:
+        num_classes = int(max(np.max(labels), np.max(test_labels, initial=0))) + 1
+    model = CNN(image_shape, num_classes, rngs=nnx.Rngs(seed))
     graph, params, _ = layers.split(model)
     tx = optax.adam(1e-3)
     opt = tx.init(params)
@@ -126,7 +129,8 @@ def save(clf: Classifier, ckpt_dir: str, dataset: str, extra: dict | None = None
     try:
         step = (cks.steps() or [0])[-1] + 1
         return cks.save(step, clf.params, {"test_accuracy": clf.test_accuracy, "train_images": clf.train_images,
-                                           "test_images": clf.test_images, **(extra or {})})
+                                           "test_images": clf.test_images, "num_classes": num_classes(clf.params),
+                                           **(extra or {})})
     finally:
         cks.close()
 
@@ -138,9 +142,12 @@ def load(ckpt_dir: str, dataset: str, image_shape: tuple[int, int, int]) -> Clas
         raise ckpt_lib.CheckpointError(
             f"no classifier for {dataset} in {path}; train one with "
             f"`python -m jaxgan.evaluate --train_classifier --dataset {dataset} --ckpt_dir {ckpt_dir}`")
-    graph, template = _template(image_shape)
     cks = ckpt_lib.Checkpoints(path, keep=1)
     try:
+        steps = cks.steps()
+        # The head's size is the dataset's class count, recorded beside the parameters (10 before it was).
+        classes = int(cks.read_record(steps[-1]).get("num_classes", 10)) if steps else 10
+        graph, template = _template(image_shape, classes)
         restored = cks.restore_newest_good(template, warn=lambda m: None)
     finally:
         cks.close()
@@ -153,10 +160,15 @@ def load(ckpt_dir: str, dataset: str, image_shape: tuple[int, int, int]) -> Clas
 
 # --- The published form: an .npz of the parameter tree, byte-for-byte reproducible. ---
 
-def _template(image_shape: tuple[int, int, int]) -> tuple[nnx.GraphDef, dict]:
+def _template(image_shape: tuple[int, int, int], classes: int = 10) -> tuple[nnx.GraphDef, dict]:
     # Shapes only: nothing is initialised just to be overwritten.
-    graph, params, _ = layers.split(nnx.eval_shape(lambda: CNN(image_shape, rngs=nnx.Rngs(0))))
+    graph, params, _ = layers.split(nnx.eval_shape(lambda: CNN(image_shape, classes, rngs=nnx.Rngs(0))))
     return graph, params
+
+
+def num_classes(params: dict) -> int:
+    """The class count of a judge's parameters: the width of its head."""
+    return int(np.shape(params["head"]["bias"])[-1])
 
 
 def _leaf_names(tree: dict) -> tuple[list[str], list, jax.tree_util.PyTreeDef]:

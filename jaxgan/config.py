@@ -30,8 +30,25 @@ DATASETS: dict[str, tuple[str, tuple[int, int, int]]] = {
     "cifar10": ("CIFAR10", (3, 32, 32)),
 }
 _ALIASES = {"fashionmnist": "fashion_mnist", "fashion-mnist": "fashion_mnist", "cifar-10": "cifar10"}
+FOLDER = "folder"  # --dataset folder --data_dir PATH: your own images (jaxgan.data.load_folder)
+FOLDER_ONLY = ("held_out", "strict_images")  # flags only --dataset folder reads
+FOLDER_IMAGE = (3, 64)  # a folder's channels and side unless --channels / --image_size say (trainer: its own channels)
 # YAML keys that name a declared flag by the reference's other name.
 YAML_ALIASES = {"n_critic": "d_steps"}
+
+
+def dataset_name(dataset: str, data_dir: str) -> str:
+    """The name that keys a dataset's runs, caches and judges: the dataset's own for the built-in
+    ones; for a folder, its name plus a fingerprint of its absolute path (``faces-1a2b3c4d``), so
+    two folders never share a checkpoint folder, even two of the same name, while one folder keeps
+    its name when files are added (a resume then refuses the changed data)."""
+    if dataset != FOLDER:
+        return dataset
+    import hashlib
+
+    path = os.path.realpath(data_dir)
+    name = os.path.basename(path.rstrip(os.sep)) or "root"
+    return f"{name}-{hashlib.sha256(path.encode()).hexdigest()[:8]}"
 
 
 def run_folder(root: str, model: str, dataset: str) -> str:
@@ -45,11 +62,15 @@ def canonical_dataset(name: str) -> str:
     """Map a user-typed dataset name (any case, common aliases) to its canonical name."""
     key = str(name).strip().lower()
     key = _ALIASES.get(key, key)
-    if key not in DATASETS:
-        raise ConfigError(f"unknown dataset {name!r}; choose one of: mnist, fashion_mnist, cifar10")
+    if key not in DATASETS and key != FOLDER:
+        raise ConfigError(f"unknown dataset {name!r}; choose one of: mnist, fashion_mnist, cifar10, "
+                          "folder (with --data_dir PATH: your own images)")
     return key
 
 
+NO_FOLDER_JUDGE = ("a folder has no judge yet: its metrics (Frechet distance, classifier score, class coverage, "
+                   "precision/recall) are all measured in the features of a classifier trained on labelled images, "
+                   "and jaxgan ships such judges for mnist only; look at the grids, or train on a built-in dataset")
 REFUSE, ACCEPT = "refused", "accepted"  # what --resume does when a flag's value changed
 
 
@@ -72,10 +93,11 @@ def flag(default: Any, help: str, *, resume: str = ACCEPT, choices: tuple[str, .
 class Config:
     """Everything a training run depends on. Defaults are the PyTorch reference's."""
 
-    dataset: str = flag("mnist", "mnist | fashion_mnist | cifar10 (any case)", resume=REFUSE)
+    dataset: str = flag("mnist", "mnist | fashion_mnist | cifar10 (any case) | folder: the images in --data_dir "
+                        "(class subfolders are labels; see docs/data.md)", resume=REFUSE)
     model: str = flag("mlp", "the model family (`jaxgan.families`); each trains as its reference does, and flags "
                       "not given take that reference's defaults", resume=REFUSE)
-    data_dir: str = flag("data", "torchvision dataset root", program=False)
+    data_dir: str = flag("data", "torchvision dataset root; with --dataset folder: the folder of images", program=False)
     download: bool = flag(True, "never download; fail with a message saying which files to put where",
                           cli="--no_download", aliases=("--no-download",), program=False)
     skip_checksums: bool = flag(False, "accept CIFAR-10 pickles whose MD5 differs from the official files", program=False)
@@ -144,6 +166,17 @@ class Config:
     num_processes: int = flag(0, "multi-process: how many processes join the run", program=False)
     process_id: int = flag(-1, "multi-process: this process's index, 0 .. num_processes-1", program=False)
     progress: bool = flag(True, "no progress bar", cli="--no_progress", aliases=("--no-progress",), program=False)
+    # -- the images themselves (issue 19): applied once, when the uint8 cache is built --------
+    image_size: int = flag(0, "side N of the square images trained on, by torchvision's Resize(N) + CenterCrop(N); "
+                           "0 = the dataset's own at its family's size (folders: 64); conv families take "
+                           "multiples of 16", resume=REFUSE)
+    channels: int = flag(0, "1 (gray) or 3 (colour), converted by torchvision; 0 = the dataset's own (a folder's: 1 "
+                         "when all its images are gray, else 3)",
+                         resume=REFUSE)
+    held_out: float = flag(0.1, "--dataset folder: the fraction of images held out as the metrics' ceiling, "
+                           "chosen by a hash of each file's path (adding files never reshuffles it)", resume=REFUSE)
+    strict_images: bool = flag(False, "--dataset folder: refuse a folder holding unreadable images instead of "
+                               "skipping (and naming) them", program=False)
 
     @property
     def family(self) -> "families.Family":
@@ -152,11 +185,22 @@ class Config:
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of the images the model trains on: the dataset's own channels, at the size
-        its family trains on (the dataset's own for the MLP, 32x32 for DCGAN and WGAN)."""
-        c, h, w = DATASETS[self.dataset][1]
-        size = self.family.image_size(h)
-        return (c, h, w) if size == h else (c, size, size)
+        """(C, H, W) of the images the model trains on: ``--channels`` or the dataset's own, at
+        ``--image_size`` or the size its family trains the dataset at (the dataset's own for the
+        MLP, 32x32 for DCGAN and WGAN; a folder's: 64x64)."""
+        if self.dataset == FOLDER:
+            (c, side), requested = FOLDER_IMAGE, self.image_size or FOLDER_IMAGE[1]
+            h = w = side
+        else:
+            (c, h, w), requested = DATASETS[self.dataset][1], self.image_size
+        c = self.channels or c
+        size = self.family.image_size(h, requested)
+        return (c, h, w) if size == h == w else (c, size, size)
+
+    @property
+    def data_name(self) -> str:
+        """The name the run's folders are keyed by (``dataset_name``)."""
+        return dataset_name(self.dataset, self.data_dir)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -269,6 +313,12 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"d_dropout must be in [0, 1), got {cfg.d_dropout}")
     if not 0 <= cfg.seed < 2**63:
         raise ConfigError(f"seed must be a non-negative integer, got {cfg.seed}")
+    if cfg.channels not in (0, 1, 3):
+        raise ConfigError(f"--channels must be 1 (gray) or 3 (colour), got {cfg.channels}")
+    if cfg.image_size < 0:
+        raise ConfigError(f"--image_size must be positive (0 = the dataset's own), got {cfg.image_size}")
+    if not 0.0 <= cfg.held_out < 1.0:
+        raise ConfigError(f"--held_out must be in [0, 1), got {cfg.held_out}")
     if not cfg.g_hidden or not cfg.d_hidden or min(cfg.g_hidden + cfg.d_hidden) <= 0:
         raise ConfigError("g_hidden and d_hidden must be non-empty lists of positive sizes")
     for name, f in _FIELDS.items():
@@ -277,6 +327,11 @@ def validate(cfg: Config) -> Config:
             shown = ", ".join(a if a else "'' (off)" for a in allowed)
             raise ConfigError(f"{name} must be one of {shown}; got {getattr(cfg, name)!r}")
     family.check(cfg)
+    if cfg.eval_every and cfg.dataset == FOLDER:
+        raise ConfigError(NO_FOLDER_JUDGE)
+    if cfg.eval_every and cfg.channels not in (0, DATASETS[cfg.dataset][1][0]):
+        raise ConfigError(f"--eval_every: the judge of {cfg.dataset} reads {DATASETS[cfg.dataset][1][0]}-channel "
+                          f"images, this run makes {cfg.channels}-channel ones")
     if cfg.keep_best and not cfg.eval_every:
         raise ConfigError("--keep_best needs --eval_every N (the epochs between evaluations)")
     for name in ("data_dir", "sample_dir", "logdir", "ckpt_dir"):
@@ -403,6 +458,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     values = load_yaml(ns.pop("config")) if "config" in ns else {}
     values.update(ns)
     cfg = from_dict(values)
+    for name in FOLDER_ONLY:  # the same for a folder's flags on a built-in dataset
+        if name in values and cfg.dataset != FOLDER:
+            raise ConfigError(f"--{name} applies to --dataset folder only (the built-in datasets have their own split)")
     # A flag this family does not read would be silently ignored: say so instead.
     for name in values:
         if name in FAMILY_OPTIONS and not cfg.family.reads(name):

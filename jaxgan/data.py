@@ -15,6 +15,7 @@ import glob
 import hashlib
 import io
 import os
+import sys
 import warnings
 
 import jax
@@ -22,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgan import parallel
-from jaxgan.config import DATASETS, ConfigError
+from jaxgan.config import DATASETS, FOLDER, ConfigError
 
 _MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -104,38 +105,52 @@ def _torchvision_load(dataset: str, data_dir: str, train: bool, download: bool,
     return images, labels
 
 
-def _cache_tag(split: str, size: int | None) -> str:
-    return split if size is None else f"{split}-{size}px"
+def _cache_tag(split: str, size: int | None, channels: int | None = None) -> str:
+    return split + ("" if size is None else f"-{size}px") + ("" if channels is None else f"-{channels}c")
 
 
-def _resize(images: np.ndarray, size: int) -> np.ndarray:
-    """uint8 (N, H, W, 1) -> (N, size, size, 1) through the reference's own transform: the
-    dataset hands ``transforms.Resize(size)`` a PIL image of mode L (torchvision's MNIST does),
-    whose uint8 result ``ToTensor`` then divides by 255; so caching that uint8 result and
-    normalising it later is the reference's pipeline by construction."""
-    from PIL import Image
+def image_transform(size: int | None, channels: int | None):
+    """The preparation applied once, when a cache is built, to each PIL image: ``--channels`` by
+    torchvision's ``Grayscale`` (first, so that a gray image stays exactly itself: L -> RGB -> L is
+    the identity), then ``--image_size`` by ``Resize(N)`` + ``CenterCrop(N)``, the DCGAN
+    tutorials' preparation; None: left as it is."""
     from torchvision import transforms
 
-    resize = transforms.Resize(size)
-    out = np.empty((len(images), size, size, 1), np.uint8)
-    for i, img in enumerate(images):
-        out[i, ..., 0] = np.asarray(resize(Image.fromarray(img[..., 0], mode="L")), dtype=np.uint8)
-    return out
+    steps = [] if channels is None else [transforms.Grayscale(channels)]
+    if size is not None:
+        steps += [transforms.Resize(size), transforms.CenterCrop(size)]
+    return transforms.Compose(steps)
+
+
+def _transform_all(images: np.ndarray, size: int | None, channels: int | None) -> np.ndarray:
+    """uint8 (N, H, W, C) through :func:`image_transform`. On gray MNIST at a new size this is the
+    reference's own pipeline: the dataset hands ``transforms.Resize(size)`` a PIL image of mode L
+    (torchvision's MNIST does), whose uint8 result ``ToTensor`` then divides by 255; so caching
+    that uint8 result and normalising it later is the reference's pipeline by construction."""
+    from PIL import Image
+
+    transform = image_transform(size, channels)
+    out = [np.asarray(transform(Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)), dtype=np.uint8)
+           for img in images]
+    out = np.stack(out) if out else np.zeros((0,) + images.shape[1:], np.uint8)
+    return out[..., None] if out.ndim == 3 else out
 
 
 def load_numpy(dataset: str, data_dir: str = "data", *, train: bool = True, download: bool = True,
-               skip_checksums: bool = False, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+               skip_checksums: bool = False, size: int | None = None,
+               channels: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(images, labels)``: uint8 (N, H, W, C) and int64 (N,), cached after the first read.
-    ``size``: square images of that side, by torchvision's ``Resize(size)`` as the DCGAN and WGAN
-    references prepare MNIST and FashionMNIST (cached separately from the native size)."""
+    ``size``: square images of that side, by torchvision's ``Resize(size)`` (+ ``CenterCrop``) as
+    the DCGAN and WGAN references prepare MNIST and FashionMNIST; ``channels``: 1 or 3 by
+    torchvision's ``Grayscale`` (each cached separately from the native images)."""
     folder = dataset_folder(dataset, data_dir)
     split = "train" if train else "test"
-    _, native_h, native_w = DATASETS[dataset][1]
+    native_c, native_h, native_w = DATASETS[dataset][1]
     if size == native_h == native_w:
         size = None
-    if size is not None and dataset == "cifar10":
-        raise ConfigError(f"CIFAR-10 is {native_h}x{native_w}; resizing it to {size} is not supported")
-    tag = _cache_tag(split, size)
+    if channels == native_c:
+        channels = None
+    tag = _cache_tag(split, size, channels)
     if os.path.isdir(folder):
         cache = os.path.join(folder, f"jaxgan-{tag}-{_fingerprint(folder)}.npz")
         if os.path.isfile(cache):
@@ -145,23 +160,348 @@ def load_numpy(dataset: str, data_dir: str = "data", *, train: bool = True, down
             except (OSError, ValueError, KeyError, EOFError):
                 pass  # damaged cache: rebuild it from the source files below
     images, labels = _torchvision_load(dataset, data_dir, train, download, skip_checksums)
-    if size is not None:
-        images = _resize(images, size)
+    if size is not None or channels is not None:
+        images = _transform_all(images, size, channels)
     cache = os.path.join(folder, f"jaxgan-{tag}-{_fingerprint(folder)}.npz")
     for old in glob.glob(os.path.join(folder, f"jaxgan-{tag}-*.npz")):
         # Only this split's caches at this size (jaxgan-train-<16 hex>.npz is not jaxgan-train-32px-...).
         if len(os.path.basename(old)) == len(os.path.basename(cache)):
             with contextlib.suppress(OSError):
                 os.remove(old)
-    tmp = f"{cache}.{os.getpid()}.tmp"
-    try:  # written to a temporary name, then renamed: a killed run never leaves half a cache
+    _save_npz(cache, images=images, labels=labels)
+    return images, labels
+
+
+def _save_npz(path: str, **arrays) -> None:
+    """Written to a temporary name, then renamed: a killed run never leaves half a cache. A folder
+    that cannot be written (read-only data) only costs the cache."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
         with open(tmp, "wb") as f:
-            np.savez(f, images=images, labels=labels)
-        os.replace(tmp, cache)
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
     except OSError:
         with contextlib.suppress(OSError):
             os.remove(tmp)
-    return images, labels
+
+
+# -- your own images: a folder is a dataset (--dataset folder --data_dir PATH) ------------------
+CACHE_DIR = ".jaxgan"  # inside the image folder; dot-folders are never classes nor images
+SHOWN = 3  # unreadable files named on the console; the full list goes to a file beside the cache
+
+
+def image_extensions() -> tuple[str, ...]:
+    """Every extension PIL has registered a reader for (lower case, with the dot): the rule for
+    what counts as an image."""
+    from PIL import Image
+
+    Image.init()
+    return tuple(sorted(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN))
+
+
+@dataclasses.dataclass(frozen=True)
+class Folder:
+    """A folder of images as a dataset: uint8 (N, H, W, C) images in the order torchvision's
+    ``ImageFolder`` lists them (classes sorted, then paths sorted), their labels (None for a flat
+    folder: one class, no labels), their paths relative to the folder, and what was left out."""
+
+    root: str
+    images: np.ndarray
+    labels: np.ndarray | None
+    paths: tuple[str, ...]
+    classes: tuple[str, ...]
+    ignored: int  # files that are not images (README.txt, .DS_Store)
+    loose: tuple[str, ...]  # files beside class folders: not in any class, so not used
+    unreadable: tuple[str, ...]  # images that failed to decode, skipped
+    unreadable_list: str | None  # the file that lists them all
+
+    @property
+    def num_classes(self) -> int:
+        """The dataset's class count (0: a flat folder, unlabelled)."""
+        return len(self.classes) if self.labels is not None else 0
+
+    def split(self, held_out: float) -> np.ndarray:
+        """Whether each image is held out: fixed by a hash of its relative path, so adding files
+        never moves an image from one split to the other."""
+        return np.array([held_out_by_path(p, held_out) for p in self.paths], bool).reshape(-1)
+
+    def summary(self, held_out: float) -> str:
+        """One line: what the folder holds and what was left out."""
+        test = int(self.split(held_out).sum())
+        what = f"{len(self.classes)} classes" if self.labels is not None else "one class (no labels)"
+        line = (f"folder {self.root}: {len(self.images):,} images, {what}, {self.images.shape[1]}x"
+                f"{self.images.shape[2]}x{self.images.shape[3]}; {len(self.images) - test:,} train, {test:,} held out")
+        if self.ignored:
+            line += f"; {self.ignored:,} non-image files ignored"
+        if self.loose:
+            line += (f"; {len(self.loose):,} loose files beside the class folders not used "
+                     f"({', '.join(self.loose[:SHOWN])}{', ...' if len(self.loose) > SHOWN else ''})")
+        if self.unreadable:
+            line += (f"; {len(self.unreadable):,} unreadable images skipped ({', '.join(self.unreadable[:SHOWN])}"
+                     f"{', ...' if len(self.unreadable) > SHOWN else ''}; all listed in {self.unreadable_list})")
+        return line
+
+
+def held_out_by_path(relpath: str, fraction: float) -> bool:
+    """An image is held out when the SHA-256 of its relative path ('/'-separated), read as a
+    number in [0, 1), is below ``fraction``."""
+    digest = hashlib.sha256(relpath.replace(os.sep, "/").encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64 < fraction
+
+
+def _find_classes(directory: str) -> tuple[list[str], dict[str, int]]:
+    """ImageFolder's ``find_classes``, except that a flat folder is one class (``""``: its own
+    files; ImageFolder refuses one) and a dot-folder (``.jaxgan``, ``.ipynb_checkpoints``) is never
+    a class."""
+    classes = sorted(e.name for e in os.scandir(directory) if e.is_dir() and not e.name.startswith("."))
+    classes = classes or [""]
+    return classes, {c: i for i, c in enumerate(classes)}
+
+
+def _scan(root: str, extensions: tuple[str, ...]) -> tuple[list[str], list[tuple[str, int]], int]:
+    """``(classes, samples, ignored)`` as torchvision's ``ImageFolder`` lists them (its
+    ``make_dataset`` walk: classes in order, each walked sorted, files sorted), without importing
+    torch: a run whose cache is current never pays for it. ``ignored``: files that are not images
+    (files inside dot-folders, jaxgan's own cache among them, are not counted)."""
+    classes, class_to_idx = _find_classes(root)
+    samples, ignored = [], 0
+    for name in classes:
+        target = os.path.join(root, name)
+        for dirpath, _, fnames in sorted(os.walk(target, followlinks=True)):
+            if any(part.startswith(".") for part in os.path.relpath(dirpath, root).split(os.sep) if part != "."):
+                continue
+            for fname in sorted(fnames):
+                if fname.lower().endswith(extensions):
+                    samples.append((os.path.join(dirpath, fname), class_to_idx[name]))
+                else:
+                    ignored += 1
+    return classes, samples, ignored
+
+
+def _image_folder(root: str, extensions: tuple[str, ...], transform):
+    """torchvision's ``ImageFolder`` on ``root``, with :func:`_find_classes` and the image rule."""
+    from torchvision import datasets
+
+    def is_image(path: str) -> bool:
+        rel = os.path.relpath(path, root).split(os.sep)
+        return not any(part.startswith(".") for part in rel[:-1]) and path.lower().endswith(extensions)
+
+    class _Folder(datasets.ImageFolder):
+        def find_classes(self, directory):
+            return _find_classes(directory)
+
+    return _Folder(root, transform=transform, is_valid_file=is_image, allow_empty=True)
+
+
+def _file_list_key(root: str, paths: list[str]) -> str:
+    h = hashlib.sha256(b"v1;")
+    for p in paths:
+        st = os.stat(p)
+        h.update(f"{os.path.relpath(p, root)}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return h.hexdigest()[:16]
+
+
+GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")  # PIL modes without colour
+
+
+def folder_channels(root: str) -> int:
+    """A folder's own channels (``--channels 0``): 1 when every image is gray (PIL modes
+    ``GRAY_MODES``, read from each file's header), else 3. Remembered beside the cache, keyed by the
+    file list."""
+    from PIL import Image
+
+    if not os.path.isdir(root):
+        return load_folder(root, 1, 1).images.shape[-1]  # the one-line error for a missing folder or a file
+    _, samples, _ = _scan(root, image_extensions())
+    paths = [p for p, _ in samples]
+    memo = os.path.join(root, CACHE_DIR, f"channels-{_file_list_key(root, paths)}.txt")
+    with contextlib.suppress(OSError, ValueError):
+        with open(memo) as f:
+            return int(f.read().strip())
+    channels = 1
+    for p in paths:
+        try:
+            with Image.open(p) as img:
+                if img.mode not in GRAY_MODES:
+                    channels = 3
+                    break
+        except (OSError, ValueError, SyntaxError):
+            continue  # unreadable: load_folder names it
+    with contextlib.suppress(OSError):
+        os.makedirs(os.path.dirname(memo), exist_ok=True)
+        with open(memo, "w") as f:
+            f.write(f"{channels}\n")
+    return channels
+
+
+def resolve_channels(cfg):
+    """``cfg`` with a folder's ``--channels 0`` made the folder's own (:func:`folder_channels`), so
+    the run's record, its model and ``sample``/``evaluate`` all see the channels it trained on."""
+    if cfg.dataset != FOLDER or cfg.channels:
+        return cfg
+    return dataclasses.replace(cfg, channels=folder_channels(cfg.data_dir))
+
+
+def load_folder(root: str, size: int, channels: int, *, strict: bool = False, progress: bool = False) -> Folder:
+    """Every image of a folder (``--dataset folder``), through torchvision's ``ImageFolder`` and
+    :func:`image_transform`, cached as uint8 in ``<root>/.jaxgan/`` keyed by the file list (names,
+    sizes, modification times) and the transform. An image is a file whose extension PIL has
+    registered; other files are ignored and counted; an image that fails to decode is skipped and
+    named (``strict``: refused); files beside class folders are reported."""
+    if not os.path.exists(root):
+        raise ConfigError(f"--data_dir {root!r} does not exist (--dataset folder reads the images in it)")
+    if not os.path.isdir(root):
+        raise ConfigError(f"--data_dir {root!r} is a file; --dataset folder needs a folder of images")
+    extensions = image_extensions()
+    classes, samples, ignored = _scan(root, extensions)
+    labelled = classes != [""]
+    loose = tuple(sorted(e.name for e in os.scandir(root) if e.is_file() and not e.name.startswith("."))) \
+        if labelled else ()
+    paths = [p for p, _ in samples]
+    if not paths:
+        common = [e for e in (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp") if e in extensions]
+        raise ConfigError(f"folder {root!r} holds no images ({ignored} other files ignored; an image is a file "
+                          f"whose extension PIL reads, e.g. {', '.join(common)})")
+    cache_dir = os.path.join(root, CACHE_DIR)
+    key = _file_list_key(root, paths)
+    cache = os.path.join(cache_dir, f"images-{size}px-{channels}c-{key}.npz")
+    listing = os.path.join(cache_dir, f"unreadable-{key}.txt")
+    rel = [os.path.relpath(p, root).replace(os.sep, "/") for p in paths]
+    bad: list[str] = []
+    loaded = None
+    if os.path.isfile(cache):
+        with contextlib.suppress(OSError, ValueError, KeyError, EOFError):
+            with np.load(cache) as z:
+                loaded = z["images"], z["labels"], [str(p) for p in z["paths"]]
+            if os.path.isfile(listing):
+                with open(listing, encoding="utf-8") as f:
+                    bad = [line.rstrip("\n") for line in f if line.strip()]
+    if loaded is None:
+        ds = _image_folder(root, extensions, image_transform(size, channels))
+        if ds.samples != samples:  # the folder changed between the listing and now
+            raise ConfigError(f"folder {root!r} changed while it was being read; run again")
+        images, labels, kept, bad = _decode_all(ds, rel, progress)
+        if not bad and not kept:
+            raise ConfigError(f"folder {root!r}: none of its {len(paths)} images could be read")
+        loaded = images, labels, kept
+        with contextlib.suppress(OSError):
+            os.makedirs(cache_dir, exist_ok=True)
+            for old in glob.glob(os.path.join(cache_dir, f"images-{size}px-{channels}c-*.npz")):
+                os.remove(old)  # the same transform of an older file list
+            if bad:
+                with open(listing, "w", encoding="utf-8") as f:
+                    f.writelines(f"{p}\n" for p in bad)
+            _save_npz(cache, images=images, labels=labels, paths=np.array(kept, dtype=str))
+    images, labels, kept = loaded
+    if bad and strict:
+        raise ConfigError(f"folder {root!r}: {len(bad)} unreadable images ({', '.join(bad[:SHOWN])}"
+                          f"{', ...' if len(bad) > SHOWN else ''}); --strict_images refuses them: remove "
+                          "or repair them, or drop --strict_images to skip them")
+    if not len(images):
+        raise ConfigError(f"folder {root!r}: none of its {len(paths)} images could be read "
+                          f"({', '.join(bad[:SHOWN])}, ...)")
+    return Folder(root, images, labels if labelled else None, tuple(kept), tuple(classes), ignored, loose,
+                  tuple(bad), listing if bad else None)
+
+
+def _decode_all(ds, rel: list[str], progress: bool):
+    """Decode and transform every image of ``ds`` (its ``transform``) on a pool of threads (PIL
+    releases the GIL while it decodes), in ``ds.samples`` order; the unreadable ones are set aside
+    by name."""
+    import concurrent.futures
+
+    from PIL import Image
+
+    def one(i: int):
+        try:
+            img, label = ds[i]
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            return None, None  # truncated, empty or not what its extension says
+        out = np.asarray(img, dtype=np.uint8)
+        return (out[..., None] if out.ndim == 2 else out), label
+
+    bar = None
+    if progress and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(rel), unit="img", desc="caching images", leave=False)
+    results = []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1)) as pool:
+        for r in pool.map(one, range(len(rel)), chunksize=64):
+            results.append(r)
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    good = [i for i, (img, _) in enumerate(results) if img is not None]
+    images = np.stack([results[i][0] for i in good]) if good else np.zeros((0, 1, 1, 1), np.uint8)
+    labels = np.array([results[i][1] for i in good], np.int64)
+    return images, labels, [rel[i] for i in good], [rel[i] for i, (img, _) in enumerate(results) if img is None]
+
+
+def load_samples(path: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Images made by any tool, to be scored (``evaluate --samples``): a ``.npy`` of uint8
+    (N, H, W, C) (or (N, H, W): gray), an ``.npz`` with the keys ``images`` (and ``labels``, as the
+    conditional sampler writes them), or a folder of images (the folder rule; prepared at the
+    side of its first image, by ``Resize`` + ``CenterCrop``, with the folder's own channels).
+    Returns ``(images, labels or None)``; a one-line ConfigError for anything else."""
+    if not os.path.exists(path):
+        raise ConfigError(f"--samples {path!r} does not exist")
+    labels = None
+    if os.path.isdir(path):
+        from PIL import Image
+
+        _, samples, _ = _scan(path, image_extensions())
+        if not samples:
+            raise ConfigError(f"--samples folder {path!r} holds no images")
+        with Image.open(samples[0][0]) as first:
+            side = min(first.size)
+        return load_folder(path, side, folder_channels(path)).images, None
+    ext = os.path.splitext(path)[1].lower()
+    try:
+        if ext == ".npy":
+            images = np.load(path, mmap_mode="r", allow_pickle=False)
+        elif ext == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                if "images" not in z.files:
+                    raise ConfigError(f"--samples {path!r} holds {', '.join(z.files) or 'no arrays'}; "
+                                      "expected the key images (and optionally labels)")
+                images = z["images"]
+                labels = z["labels"] if "labels" in z.files else None
+        else:
+            raise ConfigError(f"--samples must be a .npy, an .npz or a folder of images, got {path!r}")
+    except ConfigError:
+        raise
+    except (OSError, ValueError, EOFError) as e:
+        raise ConfigError(f"--samples {path!r} is not a readable {ext} file ({type(e).__name__})") from None
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3) \
+            or images.shape[1] != images.shape[2]:
+        raise ConfigError(f"--samples {path!r}: expected uint8 square images (N, H, W, C) with C 1 or 3, "
+                          f"got {images.dtype} {tuple(images.shape)}")
+    if labels is not None and np.shape(labels) != (len(images),):
+        raise ConfigError(f"--samples {path!r}: labels has shape {np.shape(labels)}, expected ({len(images)},)")
+    return np.asarray(images), labels
+
+
+def load_split(cfg, train: bool = True, say=print) -> tuple[np.ndarray, np.ndarray | None]:
+    """The images (and labels, None for an unlabelled folder) of one split of a run's dataset,
+    prepared at its ``image_shape``: a built-in dataset's train or test files, or a folder's
+    training part or held-out part (``cfg.held_out``). ``say``: where a folder's summary goes."""
+    c, size, _ = cfg.image_shape
+    if cfg.dataset != FOLDER:
+        return load_numpy(cfg.dataset, cfg.data_dir, train=train, download=cfg.download,
+                          skip_checksums=cfg.skip_checksums, size=size, channels=c)
+    folder = load_folder(cfg.data_dir, size, c, strict=cfg.strict_images, progress=cfg.progress)
+    if say is not None:
+        say(folder.summary(cfg.held_out))
+    keep = folder.split(cfg.held_out) != train
+    if not keep.any():
+        raise ConfigError(f"folder {cfg.data_dir!r}: its {'training' if train else 'held-out'} split is empty "
+                          f"(--held_out {cfg.held_out} of {len(folder.images)} images)")
+    labels = None if folder.labels is None else folder.labels[keep]
+    return folder.images[keep], labels
 
 
 def flatten_chw(images: np.ndarray) -> np.ndarray:

@@ -4,6 +4,7 @@
     python -m jaxgan.evaluate --dataset mnist --best                  # the --keep_best checkpoint
     python -m jaxgan.evaluate --train_classifier --dataset mnist      # train your own judge ...
     python -m jaxgan.evaluate --dataset mnist --judge own             # ... and score with it
+    python -m jaxgan.evaluate --dataset mnist --samples theirs.npy    # images made by any tool
 
 The judge is the classifier in whose feature space the numbers are measured: for MNIST jaxgan
 ships one (``--judge shipped``, the default there); for other datasets train your own first. Rows
@@ -24,14 +25,13 @@ from jaxgan import checkpoint as ckpt_lib
 from jaxgan import classifier as clf_lib
 from jaxgan import data as data_lib
 from jaxgan import generate, quality, runs, runtime
-from jaxgan.config import DATASETS, ConfigError, OneLineParser, canonical_dataset
+from jaxgan.config import DATASETS, FOLDER, NO_FOLDER_JUDGE, ConfigError, OneLineParser, canonical_dataset
 
 
 def build_parser() -> OneLineParser:
     p = OneLineParser(prog="python -m jaxgan.evaluate", description=__doc__.splitlines()[0])
     runs.add_run_flags(p, member_help="score one member of a --population run (default: every member, then "
                                       "their mean +- std and the best by --best_by)")
-    p.add_argument("--data_dir", default="data", help="folder holding the dataset (default data)")
     p.add_argument("--num_samples", type=int, default=None,
                    help="generated images (default: the held-out split's size, so every row is comparable); "
                         "more are also scored whole, in a row marked not comparable")
@@ -41,6 +41,10 @@ def build_parser() -> OneLineParser:
     p.add_argument("--judge", choices=quality.JUDGES, default="auto",
                    help="shipped: jaxgan's classifier; own: yours from --train_classifier; "
                         "auto (default): shipped where jaxgan ships one (mnist), else own")
+    p.add_argument("--samples", metavar="PATH",
+                   help="score these images instead of a run's: a .npy of uint8 (N, H, W, C), an .npz with the "
+                        "key images (and labels), or a folder of images, made by any tool; the same judge, "
+                        "held-out split, matched-size rule and JSON (default: off)")
     p.add_argument("--json", help="also write the results to this .json file (default: none)")
     p.add_argument("--train_classifier", "--train-classifier", dest="train_classifier", action="store_true",
                    help="train your own judge on the real training split, save it under "
@@ -56,6 +60,8 @@ def build_parser() -> OneLineParser:
 
 def _check(args) -> str:
     dataset = canonical_dataset(args.dataset)
+    if dataset == FOLDER:
+        raise ConfigError(NO_FOLDER_JUDGE)
     if args.num_samples is not None and args.num_samples < 2:
         raise ConfigError(f"--num_samples must be >= 2, got {args.num_samples}")
     if args.member is not None and args.member < 0:
@@ -87,6 +93,9 @@ def evaluate(args, dataset: str) -> dict:
     members one by one (or ``--member i``), with their mean +- std and the best by a rule."""
     judge = quality.load_judge(dataset, args.ckpt_dir, args.judge)  # a missing judge is said first
     cfg = generate.run_config(dataset, args.ckpt_dir, args.best, args.model)
+    if cfg.image_shape[0] != DATASETS[dataset][1][0]:
+        raise ConfigError(f"the run makes {cfg.image_shape[0]}-channel images (--channels {cfg.channels}); the "
+                          f"{dataset} judge reads {DATASETS[dataset][1][0]}-channel ones")
     # Real images are compared through the same path as the samples: at the size the model trains
     # on (a DCGAN's 32x32 for MNIST's 28), then at the judge's (quality.Evaluator).
     ev = quality.Evaluator(dataset, args.data_dir, args.ckpt_dir, args.download, args.skip_checksums, judge,
@@ -120,12 +129,36 @@ def evaluate(args, dataset: str) -> dict:
     return out
 
 
+def score_samples(args, dataset: str) -> dict:
+    """``--samples PATH``: score images made elsewhere exactly as a run's samples are scored: the
+    same judge, the real images through the same path (at the samples' size, then the judge's),
+    the same matched-size rows against the held-out split, and the same JSON."""
+    judge = quality.load_judge(dataset, args.ckpt_dir, args.judge)
+    images, labels = data_lib.load_samples(args.samples)
+    want = DATASETS[dataset][1][0]
+    if images.shape[-1] != want:
+        raise ConfigError(f"--samples {args.samples!r}: the {dataset} judge reads {want}-channel images, these "
+                          f"have {images.shape[-1]}")
+    if args.num_samples:
+        images = images[:args.num_samples]
+    ev = quality.Evaluator(dataset, args.data_dir, args.ckpt_dir, args.download, args.skip_checksums, judge,
+                           image_size=images.shape[1])
+    rows = ev.matched_rows({f"samples ({os.path.basename(os.path.normpath(args.samples))})": images})
+    generator = {"samples": args.samples, "num_samples": int(len(images)),
+                 "image_size": int(images.shape[1]), "labels": labels is not None}
+    return {"dataset": dataset, "judge": ev.judge.to_dict(), "reference_images": len(ev.ref_feats),
+            "held_out_images": ev.matched_n, "compared_at": ev.path, "generator": generator, "rows": rows}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     runtime.setup()
     try:
         dataset = _check(args)
-        result = train_own_judge(args, dataset) if args.train_classifier else evaluate(args, dataset)
+        if args.train_classifier:
+            result = train_own_judge(args, dataset)
+        else:
+            result = score_samples(args, dataset) if args.samples else evaluate(args, dataset)
     except (ConfigError, ckpt_lib.CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

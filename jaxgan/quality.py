@@ -30,7 +30,9 @@ def score_set(clf: clf_lib.Classifier, images: np.ndarray, ref_feats: np.ndarray
     out = {"n": int(len(images)),
            "frechet_distance": metrics.frechet_distance(feats, ref_feats),
            "classifier_score": metrics.classifier_score(probs)}
-    out.update(metrics.mode_coverage(probs.argmax(1), np.bincount(ref_labels, minlength=10)))
+    k = probs.shape[1]  # the judge's class count: the dataset's, not an assumed 10
+    out.update(metrics.mode_coverage(probs.argmax(1), np.bincount(ref_labels, minlength=k), num_classes=k))
+    out["num_classes"] = k
     out.update(metrics.precision_recall(ref_feats, feats, k=3))
     return out
 
@@ -160,7 +162,7 @@ def table(rows: dict[str, dict]) -> str:
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in rows.items():
         lines.append(f"| {name} | {r['n']} | {r['frechet_distance']:.3f} | {r['classifier_score']:.3f} | "
-                     f"{r['classes_covered']}/10 | {r['kl_to_real']:.4f} | {r['precision']:.3f} | {r['recall']:.3f} |")
+                     f"{r['classes_covered']}/{r.get('num_classes', 10)} | {r['kl_to_real']:.4f} | {r['precision']:.3f} | {r['recall']:.3f} |")
     return "\n".join(lines)
 
 

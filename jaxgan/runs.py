@@ -12,9 +12,11 @@ from jaxgan.config import run_folder
 
 
 def add_run_flags(p: argparse.ArgumentParser, member_help: str) -> None:
-    """--dataset, --ckpt_dir, --model, --step, --member, --best, --seed and --bn, as both
+    """--dataset, --data_dir, --ckpt_dir, --model, --step, --member, --best, --seed and --bn, as both
     commands take them."""
     p.add_argument("--dataset", default="mnist", help="the run's dataset (default %(default)s)")
+    p.add_argument("--data_dir", default="data",
+                   help="the run's --data_dir (default %(default)s; with --dataset folder it names the run)")
     p.add_argument("--ckpt_dir", default="checkpoints",
                    help="the run's --ckpt_dir (default %(default)s; an own judge lives under its classifier/)")
     p.add_argument("--model", choices=families.names(), default="mlp",

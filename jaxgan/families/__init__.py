@@ -65,9 +65,10 @@ class Family:
     def check(self, cfg: "Config") -> None:
         """Refuse settings this family cannot train with (raise ``config.ConfigError``)."""
 
-    def image_size(self, native: int) -> int:
-        """The side of the images it trains on, given the dataset's own."""
-        return native
+    def image_size(self, native: int, requested: int = 0) -> int:
+        """The side of the images it trains on, given the dataset's own and ``--image_size``
+        (0: not given)."""
+        return requested or native
 
     def run_folder(self, root: str, dataset: str) -> str:
         """Where a run's outputs go under ``root`` (checkpoints, grids, events)."""

@@ -15,7 +15,12 @@ IMAGE_SIZE = 32  # dcgan/train.py's image_size for all three datasets
 
 
 def check_widths(cfg) -> None:
-    """The conv families' networks take 4 channel widths each."""
+    """The conv families' networks take 4 channel widths each, and square images whose side is a
+    multiple of 16 (the first feature map is side/16)."""
+    _, h, _ = cfg.image_shape
+    if h % 16 or h < 16:
+        raise ConfigError(f"--image_size {h}: --model {cfg.model} makes images whose side is a multiple of 16 "
+                          "(16, 32, 64, 128, ...); choose one of those, or --model mlp (any size)")
     for name, ref in (("g_hidden", convnets.G_HIDDEN), ("d_hidden", convnets.D_HIDDEN)):
         if len(getattr(cfg, name)) != 4:
             raise ConfigError(f"--{name} needs exactly 4 channel widths for --model {cfg.model} "
@@ -42,8 +47,8 @@ class DCGAN(Family):
     def check(self, cfg):
         check_widths(cfg)
 
-    def image_size(self, native):
-        return IMAGE_SIZE
+    def image_size(self, native, requested=0):
+        return requested or IMAGE_SIZE
 
     def networks(self, cfg, g_key, d_key):
         return conv_networks(cfg, g_key, d_key, init="dcgan")

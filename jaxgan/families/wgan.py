@@ -45,8 +45,8 @@ class WGAN(Family):
         if cfg.loss != "nonsaturating":
             raise ConfigError(f"--loss applies to the BCE models (mlp, dcgan); {cfg.model}'s losses are the critic's")
 
-    def image_size(self, native):
-        return IMAGE_SIZE
+    def image_size(self, native, requested=0):
+        return requested or IMAGE_SIZE
 
     def networks(self, cfg, g_key, d_key):
         # wgan/train.py applies no init_weight: PyTorch's defaults.

@@ -85,8 +85,8 @@ class WGANGP(Family):
         if cfg.loss != "nonsaturating":
             raise ConfigError(f"--loss applies to the BCE models (mlp, dcgan); {cfg.model}'s losses are the critic's")
 
-    def image_size(self, native):
-        return IMAGE_SIZE
+    def image_size(self, native, requested=0):
+        return requested or IMAGE_SIZE
 
     def networks(self, cfg, g_key, d_key):
         return conv_networks(cfg, g_key, d_key, init="torch", d_cls=Critic)
