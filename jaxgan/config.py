@@ -29,6 +29,7 @@ DATASETS: dict[str, tuple[str, tuple[int, int, int]]] = {
     "fashion_mnist": ("FashionMNIST", (1, 28, 28)),
     "cifar10": ("CIFAR10", (3, 32, 32)),
 }
+DATASET_CLASSES = {"mnist": 10, "fashion_mnist": 10, "cifar10": 10}  # --conditional's label classes
 _ALIASES = {"fashionmnist": "fashion_mnist", "fashion-mnist": "fashion_mnist", "cifar-10": "cifar10"}
 # YAML keys that name a declared flag by the reference's other name.
 YAML_ALIASES = {"n_critic": "d_steps"}
@@ -144,6 +145,15 @@ class Config:
     num_processes: int = flag(0, "multi-process: how many processes join the run", program=False)
     process_id: int = flag(-1, "multi-process: this process's index, 0 .. num_processes-1", program=False)
     progress: bool = flag(True, "no progress bar", cli="--no_progress", aliases=("--no-progress",), program=False)
+    # -- conditional GANs (issue 20) --
+    conditional: bool = flag(False, "class-conditional G and D: each is given the images' class labels (mlp: a "
+                             "label embedding concatenated to z and to the image, Mirza & Osindero 2014)",
+                             resume=REFUSE)
+    g_labels: str = flag("uniform", "with --conditional, the classes G draws in training: uniform over the "
+                         "classes, or data: the batch's own real labels in a random order (the data's "
+                         "histogram)", resume=REFUSE, choices=("uniform", "data"))
+    grid_classes: int = flag(10, "with --conditional, the classes shown in the grids (one row each, 8 noise "
+                             "columns): the first N")
 
     @property
     def family(self) -> "families.Family":
@@ -157,6 +167,12 @@ class Config:
         c, h, w = DATASETS[self.dataset][1]
         size = self.family.image_size(h)
         return (c, h, w) if size == h else (c, size, size)
+
+    @property
+    def num_classes(self) -> int:
+        """The classes a conditional run is conditioned on (every torchvision dataset here has 10);
+        0 for an unconditional run."""
+        return DATASET_CLASSES[self.dataset] if self.conditional else 0
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -276,6 +292,12 @@ def validate(cfg: Config) -> Config:
         if allowed and getattr(cfg, name) not in allowed:
             shown = ", ".join(a if a else "'' (off)" for a in allowed)
             raise ConfigError(f"{name} must be one of {shown}; got {getattr(cfg, name)!r}")
+    if cfg.conditional and not family.conditional:
+        takers = "|".join(n for n in families.names() if families.get(n).conditional)
+        raise ConfigError(f"--conditional applies to --model {takers} only")
+    if cfg.conditional and not 1 <= cfg.grid_classes <= cfg.num_classes:
+        raise ConfigError(f"grid_classes must be in 1..{cfg.num_classes} (the classes of {cfg.dataset}), "
+                          f"got {cfg.grid_classes}")
     family.check(cfg)
     if cfg.keep_best and not cfg.eval_every:
         raise ConfigError("--keep_best needs --eval_every N (the epochs between evaluations)")

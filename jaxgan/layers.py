@@ -2,7 +2,7 @@
 
 - initialisers: PyTorch's defaults (``torch``) and DCGAN's ``init_weight`` (``dcgan``);
 - the matmul precision of ``--matmul_dtype``, set here once for every matmul and convolution;
-- ``TorchLinear``; ``TorchBatchNorm`` for 1-D features (N, F) and NHWC images alike;
+- ``TorchLinear``; ``TorchEmbedding`` (a conditional run's label embedding); ``TorchBatchNorm`` for 1-D features (N, F) and NHWC images alike;
 - ``TorchConv2d`` (k5, s2, p2) and ``TorchConvTranspose2d`` (k5, s2, p2, op1), each computed as
   XLA convolutions (``lax``) or as patches times a kernel matrix (``matmul``);
 - ``split`` / ``apply``: a module as (static graph, parameters, BatchNorm statistics) of plain
@@ -80,6 +80,17 @@ class TorchLinear(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return matmul(x, self.kernel[...], self.compute_dtype) + self.bias[...]
+
+
+class TorchEmbedding(nnx.Module):
+    """``torch.nn.Embedding(n, dim)``: a (n, dim) table, initialised N(0, 1) as torch's default;
+    integer labels (N,) -> rows (N, dim)."""
+
+    def __init__(self, n: int, dim: int, *, rngs: nnx.Rngs):
+        self.table = nnx.Param(jax.random.normal(rngs.params(), (n, dim), jnp.float32))
+
+    def __call__(self, labels: jax.Array) -> jax.Array:
+        return jnp.take(self.table[...], labels, axis=0)
 
 
 class TorchBatchNorm(nnx.Module):

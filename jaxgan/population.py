@@ -69,7 +69,7 @@ class Population:
         return jax.vmap(lambda k: data_lib.epoch_permutation(k, epoch, n))(self.shuffle_keys)
 
     def fixed_noise(self, n: int = 64) -> jax.Array:
-        return jax.vmap(lambda k: self.gan.sample_noise(k, n))(self.fixed_keys)
+        return jax.vmap(lambda k: self.gan.grid_noise(k, n))(self.fixed_keys)
 
 
 def member_values(cfg: Config) -> dict[str, tuple]:

@@ -1,0 +1,173 @@
+"""Conditional GANs (``--conditional``, issue 20): the cGAN MLP against its PyTorch port, how G's
+labels are drawn, labels through the trainer, resume and bad input.
+
+The PyTorch side is ``benchmarks.torch_reference.ConditionalGenerator`` / ``ConditionalDiscriminator``
+(PyTorch-GAN's cgan recipe: ``nn.Embedding(n_classes, n_classes)`` concatenated before z for G and
+after the flattened image for D); it runs in float64, as in tests/test_train_step_parity.py.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from benchmarks import torch_reference as ref
+from jaxgan import steps
+from jaxgan.config import ConfigError
+from jaxgan.trainer import conditioning_labels, train_and_evaluate
+from tests.conftest import leaves_equal, replace, restore_newest, run_main, small_config, torch_to_flax
+
+BATCH = 32
+CLASSES = 10
+
+
+def conditional_torch_to_flax(tg, td):
+    """The cGAN's torch weights as jaxgan's trees: the MLP layers as ever, plus each embedding."""
+    g_params, g_stats, d_params = torch_to_flax(tg, td)
+    g_params["embed"] = {"table": tg.label_emb.weight.detach().numpy().astype(np.float32)}
+    d_params["embed"] = {"table": td.label_embedding.weight.detach().numpy().astype(np.float32)}
+    return g_params, g_stats, d_params
+
+
+def setup(tmp_path, **overrides):
+    """A conditional jaxgan GAN whose state holds a float64 PyTorch cGAN's weights, and that cGAN."""
+    cfg = small_config(tmp_path, g_hidden=(32, 64), d_hidden=(64, 32), latent_dim=16, batch_size=BATCH,
+                       d_dropout=0.0, conditional=True, **overrides)
+    torch.manual_seed(0)
+    tg = ref.ConditionalGenerator(cfg.image_shape, cfg.latent_dim, CLASSES, cfg.g_hidden).double()
+    td = ref.ConditionalDiscriminator(cfg.image_shape, CLASSES, cfg.d_hidden, dropout=0.0).double()
+    gan, state = steps.build(cfg)
+    g_params, g_stats, d_params = conditional_torch_to_flax(tg, td)
+    state = state.replace(g_params=g_params, g_stats=g_stats, d_params=d_params,
+                          g_opt=gan.g_tx.init(g_params), d_opt=gan.d_tx.init(d_params))
+    return gan, state, tg, td
+
+
+def f64(x):
+    return torch.from_numpy(np.asarray(x, np.float64))
+
+
+@pytest.mark.quick
+def test_conditional_mlp_outputs_equal_the_pytorch_cgan_with_copied_weights(tmp_path):
+    gan, state, tg, td = setup(tmp_path)
+    z = jax.random.uniform(jax.random.key(1), (BATCH, gan.latent_dim))
+    y = jnp.arange(BATCH, dtype=jnp.int32) % CLASSES
+    fake, _ = gan.generate(state, z, True, y)
+    want = tg(f64(z), torch.from_numpy(np.asarray(y, np.int64))).detach().reshape(BATCH, -1).numpy()
+    np.testing.assert_allclose(np.asarray(fake), want, atol=2e-5)
+    logits, _ = gan.d_forward(state.d_params, state.d_stats, fake, None, y)
+    p = td(f64(fake), torch.from_numpy(np.asarray(y, np.int64))).detach().numpy()[:, 0]
+    np.testing.assert_allclose(np.asarray(jax.nn.sigmoid(logits)), p, atol=2e-5)
+    # The label matters: the same z and image under other classes give other outputs.
+    other, _ = gan.generate(state, z, True, (y + 1) % CLASSES)
+    assert float(jnp.max(jnp.abs(other - fake))) > 1e-2
+
+
+def test_conditional_train_steps_equal_the_pytorch_cgan_iteration(tmp_path):
+    # Four train_steps against conditional_train_iteration fed the same batches, labels and noise:
+    # D sees each real image with its own label, the fakes with the classes train_step draws from
+    # its label stream (fold_in(step key, LABEL_STREAM), split into D's and G's).
+    gan, state, tg, td = setup(tmp_path)
+    opt_g, opt_d = ref.make_optimizers(tg, td)
+    train_step = jax.jit(gan.train_step)
+    x = jax.random.uniform(jax.random.key(42), (4, BATCH, 784), minval=-1, maxval=1)
+    real_y = jax.random.randint(jax.random.key(43), (4, BATCH), 0, CLASSES, jnp.int32)
+    for step in range(4):
+        key = jax.random.fold_in(gan.step_key, step)
+        k_zd, _, k_zg, _ = jax.random.split(key, 4)
+        k_yd, k_yg = jax.random.split(jax.random.fold_in(key, steps.LABEL_STREAM))
+        z_d, z_g = (f64(gan.sample_noise(k, BATCH)) for k in (k_zd, k_zg))
+        # Uniform labels, drawn here independently of sample_labels.
+        y_d, y_g = (torch.from_numpy(np.asarray(jax.random.randint(k, (BATCH,), 0, CLASSES, jnp.int32), np.int64))
+                    for k in (k_yd, k_yg))
+        d_ref, g_ref = ref.conditional_train_iteration(
+            tg, td, opt_g, opt_d, f64(x[step]), torch.from_numpy(np.asarray(real_y[step], np.int64)),
+            z_d, y_d, z_g, y_g)
+        state, metrics = train_step(state, x[step], real_y[step])
+        assert float(metrics["d_loss"]) == pytest.approx(float(d_ref), rel=1e-5), step
+        assert float(metrics["g_loss"]) == pytest.approx(float(g_ref), rel=1e-5), step
+    want_g, _, want_d = conditional_torch_to_flax(tg, td)
+    for got, want in ((state.d_params, want_d), (state.g_params["embed"], want_g["embed"]),
+                      (state.g_params["out"], want_g["out"])):
+        for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+            np.testing.assert_allclose(np.asarray(a), b, atol=1e-5, rtol=1e-5)
+    z = torch.rand(64, gan.latent_dim, dtype=torch.float64)
+    y = torch.arange(64) % CLASSES
+    out, _ = gan.generate(state, jnp.asarray(z.numpy(), jnp.float32), True, jnp.asarray(y.numpy(), jnp.int32))
+    np.testing.assert_allclose(np.asarray(out), tg(z, y).detach().reshape(64, -1).numpy(), atol=5e-5)
+
+
+@pytest.mark.quick
+def test_g_labels_are_uniform_by_default_and_the_batch_histogram_with_data(tmp_path):
+    real = jnp.asarray(np.r_[np.zeros(24), np.full(8, 3)], jnp.int32)  # a skewed batch: 24 zeros, 8 threes
+    uniform, _ = steps.build(small_config(tmp_path, conditional=True, batch_size=BATCH))
+    data, _ = steps.build(small_config(tmp_path, conditional=True, batch_size=BATCH, g_labels="data"))
+    draws = np.concatenate([np.asarray(uniform.sample_labels(jax.random.key(i), real)) for i in range(200)])
+    counts = np.bincount(draws, minlength=CLASSES)
+    # 6,400 uniform draws: each class 640 +- 3 sigma (sigma = sqrt(6400 * 0.1 * 0.9) = 24).
+    assert counts.shape == (CLASSES,) and np.all(np.abs(counts - 640) < 72), counts
+    for i in range(3):
+        got = np.asarray(data.sample_labels(jax.random.key(i), real))
+        assert np.array_equal(np.sort(got), np.sort(np.asarray(real)))  # exactly the batch's labels
+    assert not np.array_equal(np.asarray(data.sample_labels(jax.random.key(0), real)), np.asarray(real))
+
+
+@pytest.mark.quick
+def test_an_unconditional_step_is_unchanged_by_labels(tmp_path):
+    # Today's runs put no labels on the device; labels handed to an unconditional step change nothing.
+    gan, state = steps.build(small_config(tmp_path))
+    x = jax.random.uniform(jax.random.key(3), (BATCH, 784), minval=-1, maxval=1)
+    y = jnp.zeros((BATCH,), jnp.int32)
+    a, _ = jax.jit(gan.train_step)(state, x)
+    b, _ = jax.jit(gan.train_step)(state, x, y)
+    assert leaves_equal(a, b)
+
+
+def test_conditional_run_writes_class_rows_and_resumes_exactly(workdir, tmp_path):
+    # The blob digits carry a bar whose height is the label: two epochs straight, and one epoch
+    # then --resume to two, give the same state, and the grid is 10 class rows of 8 columns.
+    cfg = small_config(workdir, data_dir=str(workdir / "data"), conditional=True, num_epochs=2)
+    straight = train_and_evaluate(cfg)
+    grid = np.asarray(Image.open(workdir / "samples" / "mnist" / "fake_images_2.png"))
+    assert grid.shape[:2] == (10 * 30 + 2, 8 * 30 + 2)
+    other = replace(cfg, ckpt_dir=str(tmp_path / "ckpt2"), sample_dir=str(tmp_path / "s2"), num_epochs=1)
+    train_and_evaluate(other)
+    resumed = train_and_evaluate(replace(other, num_epochs=2, resume=True))
+    assert leaves_equal(resumed, straight)
+    # The embeddings were trained (the labels reached both networks).
+    initial = steps.build(cfg)[1]
+    assert not leaves_equal(initial.g_params["embed"], straight.g_params["embed"])
+    assert not leaves_equal(initial.d_params["embed"], straight.d_params["embed"])
+    state, _, _ = restore_newest(str(tmp_path / "ckpt2"), cfg)
+    assert leaves_equal(state, straight)
+
+
+@pytest.mark.quick
+def test_bad_conditional_input_is_one_line_and_exit_2(workdir):
+    data = ["--data_dir", str(workdir / "data"), "--no_download", "--no_progress", "--g_hidden", "16,32",
+            "--d_hidden", "32,16", "--latent_dim", "8", "--batch_size", "32", "--num_epochs", "1"]
+    for args, words in ((["--model", "dcgan", "--conditional"], "--conditional applies to --model"),
+                        (["--conditional", "--grid_classes", "11"], "grid_classes must be in 1..10"),
+                        (["--conditional", "--g_labels", "histogram"], "g_labels must be one of")):
+        r = run_main("jaxgan.train", *data, *args, cwd=str(workdir))
+        assert r.returncode == 2, (args, r.stderr)
+        assert words in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    cfg = small_config(workdir, conditional=True)
+    with pytest.raises(ConfigError, match="needs class labels"):
+        conditioning_labels(cfg, None)
+    with pytest.raises(ConfigError, match="classes 0..9"):
+        conditioning_labels(cfg, np.array([0, 3, 10]))
+    assert conditioning_labels(small_config(workdir), np.array([0, 1])) is None
+
+
+def test_resume_refuses_a_changed_conditioning(workdir):
+    data = ["--data_dir", str(workdir / "data"), "--no_download", "--no_progress", "--g_hidden", "16,32",
+            "--d_hidden", "32,16", "--latent_dim", "8", "--batch_size", "32", "--num_epochs", "1"]
+    assert run_main("jaxgan.train", *data, "--conditional", cwd=str(workdir)).returncode == 0
+    for args, name in ((["--resume", "--num_epochs", "2"], "conditional"),
+                       (["--resume", "--conditional", "--g_labels", "data", "--num_epochs", "2"], "g_labels")):
+        r = run_main("jaxgan.train", *data, *args, cwd=str(workdir))
+        assert r.returncode == 2 and f"trained with {name}=" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
