@@ -14,10 +14,12 @@ import torch
 from PIL import Image
 
 from benchmarks import torch_reference as ref
-from jaxgan import steps
+from jaxgan import data as data_lib
+from jaxgan import generate, steps
 from jaxgan.config import ConfigError
+from jaxgan.formats import write_mnist
 from jaxgan.trainer import conditioning_labels, train_and_evaluate
-from tests.conftest import leaves_equal, replace, restore_newest, run_main, small_config, torch_to_flax
+from tests.conftest import blob_images, leaves_equal, replace, run_main, small_config, torch_to_flax
 
 BATCH = 32
 CLASSES = 10
@@ -125,14 +127,24 @@ def test_an_unconditional_step_is_unchanged_by_labels(tmp_path):
     assert leaves_equal(a, b)
 
 
-def test_conditional_run_writes_class_rows_and_resumes_exactly(workdir, tmp_path):
-    # The blob digits carry a bar whose height is the label: two epochs straight, and one epoch
-    # then --resume to two, give the same state, and the grid is 10 class rows of 8 columns.
-    cfg = small_config(workdir, data_dir=str(workdir / "data"), conditional=True, num_epochs=2)
-    straight = train_and_evaluate(cfg)
-    grid = np.asarray(Image.open(workdir / "samples" / "mnist" / "fake_images_2.png"))
+@pytest.fixture(scope="module")
+def conditional_run(tmp_path_factory):
+    """A two-epoch conditional run on 200 blob digits (a bar whose height is the label)."""
+    root = tmp_path_factory.mktemp("conditional")
+    images, labels = blob_images(200, 28, 28, 1)
+    write_mnist(str(root / "data"), images[..., 0], labels)
+    cfg = small_config(root, data_dir=str(root / "data"), conditional=True, num_epochs=2)
+    return root, cfg, train_and_evaluate(cfg)
+
+
+def test_conditional_run_writes_class_rows_and_resumes_exactly(conditional_run, tmp_path):
+    # Two epochs straight, and one epoch then --resume to two, give the same state; the grid is
+    # 10 class rows of 8 columns.
+    root, cfg, straight = conditional_run
+    grid = np.asarray(Image.open(root / "samples" / "mnist" / "fake_images_2.png"))
     assert grid.shape[:2] == (10 * 30 + 2, 8 * 30 + 2)
-    other = replace(cfg, ckpt_dir=str(tmp_path / "ckpt2"), sample_dir=str(tmp_path / "s2"), num_epochs=1)
+    other = replace(cfg, ckpt_dir=str(tmp_path / "ckpt2"), sample_dir=str(tmp_path / "s2"),
+                    logdir=str(tmp_path / "runs2"), num_epochs=1)
     train_and_evaluate(other)
     resumed = train_and_evaluate(replace(other, num_epochs=2, resume=True))
     assert leaves_equal(resumed, straight)
@@ -140,8 +152,48 @@ def test_conditional_run_writes_class_rows_and_resumes_exactly(workdir, tmp_path
     initial = steps.build(cfg)[1]
     assert not leaves_equal(initial.g_params["embed"], straight.g_params["embed"])
     assert not leaves_equal(initial.d_params["embed"], straight.d_params["embed"])
-    state, _, _ = restore_newest(str(tmp_path / "ckpt2"), cfg)
-    assert leaves_equal(state, straight)
+
+
+def sample(root, *args):
+    return run_main("jaxgan.sample", "--dataset", "mnist", "--ckpt_dir", str(root / "ckpt"), *args, cwd=str(root))
+
+
+def test_sample_by_label_draws_from_mixed_label_batches_and_writes_labels(conditional_run):
+    root, cfg, _ = conditional_run
+    r = sample(root, "--label", "7", "--num_samples", "20", "--out", str(root / "sevens.npz"))
+    assert r.returncode == 0, r.stderr
+    sevens = np.load(root / "sevens.npz")
+    assert sevens["images"].shape == (20, 28, 28, 1) and sevens["labels"].tolist() == [7] * 20
+    r = sample(root, "--labels", "3,7", "--num_samples", "20", "--out", str(root / "both.npz"))
+    both = np.load(root / "both.npz")
+    assert both["labels"].tolist() == [3] * 20 + [7] * 20
+    # The 7s come from the same mixed batches whichever other classes are asked for ...
+    assert np.array_equal(both["images"][20:], sevens["images"])
+    # ... and not from a batch of 7s alone, whose BatchNorm statistics differ.
+    gan, state, _ = generate.load_generator("mnist", str(root / "ckpt"))
+    one_class, _ = gan.generate(state, gan.sample_noise(jax.random.key(0), 20), True, jnp.full((20,), 7))
+    assert not np.array_equal(data_lib.to_images(np.asarray(one_class), cfg.image_shape), sevens["images"])
+    # The default draw: every class in turn, grouped by class; a PNG grid.
+    r = sample(root, "--num_samples", "30", "--out", str(root / "all.npz"))
+    assert np.load(root / "all.npz")["labels"].tolist() == sorted(list(range(10)) * 3)
+    assert sample(root, "--label", "2", "--out", str(root / "twos.png")).returncode == 0
+
+
+def test_bad_labels_are_one_line_and_exit_2(conditional_run, workdir):
+    root, _, _ = conditional_run
+    for args, words in ((["--label", "12"], "--label 12: the run has 10 classes (0..9)"),
+                        (["--labels", "1,x"], "--labels must be class numbers"),
+                        (["--label", "1", "--labels", "2"], "not allowed with argument")):
+        r = sample(root, *args, "--out", str(root / "bad.npz"))
+        assert r.returncode == 2 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (root / "bad.npz").exists()
+    plain = small_config(workdir, data_dir=str(workdir / "data"))
+    train_and_evaluate(plain)
+    r = sample(workdir, "--labels", "1,2", "--out", str(workdir / "x.npz"))
+    assert r.returncode == 2 and "the run is unconditional" in r.stderr, r.stderr
+    # An unconditional run's .npz holds its images only.
+    assert sample(workdir, "--out", str(workdir / "x.npz")).returncode == 0
+    assert list(np.load(workdir / "x.npz")) == ["images"]
 
 
 @pytest.mark.quick
