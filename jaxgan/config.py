@@ -154,6 +154,10 @@ class Config:
                          "histogram)", resume=REFUSE, choices=("uniform", "data"))
     grid_classes: int = flag(10, "with --conditional, the classes shown in the grids (one row each, 8 noise "
                              "columns): the first N")
+    g_lr: float = flag(0.0, "G's learning rate (TTUR, Heusel et al. 2017); 0 = --lr; with --population one value "
+                       "or one per member")
+    d_lr: float = flag(0.0, "D's (the critic's) learning rate; 0 = --lr; with --population one value or one per "
+                       "member")
 
     @property
     def family(self) -> "families.Family":
@@ -198,7 +202,7 @@ def program_key(cfg: Config) -> Config:
     return dataclasses.replace(cfg, **{name: _FIELDS[name].default for name in RUN_ONLY_FIELDS})
 
 
-PER_MEMBER = ("lr", "beta1", "beta2")  # may hold one value per member of a population
+PER_MEMBER = ("lr", "beta1", "beta2", "g_lr", "d_lr")  # may hold one value per member of a population
 
 
 def per_member(value: Any) -> tuple:
@@ -275,6 +279,10 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"{name}: give one value or one per member (--population {cfg.population}), "
                               f"got {len(values)}")
         for v in values:
+            if name in ("g_lr", "d_lr"):
+                if not v >= 0:
+                    raise ConfigError(f"{name} must be positive (or 0: --lr), got {v}")
+                continue
             if name == "lr" and not v > 0:
                 raise ConfigError(f"lr must be positive, got {v}")
             if name != "lr" and not 0.0 <= v < 1.0:

@@ -297,16 +297,19 @@ def is_finite(state: TrainState) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
-def optimizers(cfg: Config, lr: Any = None, beta1: Any = None, beta2: Any = None
-               ) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
+def optimizers(cfg: Config, lr: Any = None, beta1: Any = None, beta2: Any = None, g_lr: Any = None,
+               d_lr: Any = None) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
     """G's and D's optimisers, as the family's reference builds them (``Family.optimizer``).
-    ``lr``, ``beta1``, ``beta2`` replace the config's (they may be traced arrays, e.g. one per
-    member of a vmapped population)."""
+    ``lr``, ``beta1``, ``beta2``, ``g_lr``, ``d_lr`` replace the config's (they may be traced
+    arrays, e.g. one per member of a vmapped population). G learns at ``g_lr`` (``--g_lr``), D at
+    ``d_lr``; either unset (0) learns at ``lr``."""
     lr = cfg.lr if lr is None else lr
+    g_lr = (cfg.g_lr or lr) if g_lr is None else g_lr
+    d_lr = (cfg.d_lr or lr) if d_lr is None else d_lr
     beta1 = cfg.beta1 if beta1 is None else beta1
     beta2 = cfg.beta2 if beta2 is None else beta2
 
-    def one() -> optax.GradientTransformation:
+    def one(lr) -> optax.GradientTransformation:
         tx = cfg.family.optimizer(cfg, lr, beta1, beta2)
         if cfg.skip_nonfinite:
             # Skip an update whose gradients hold NaN/Inf; after 100 in a row let it through, so a
@@ -314,7 +317,7 @@ def optimizers(cfg: Config, lr: Any = None, beta1: Any = None, beta2: Any = None
             tx = optax.apply_if_finite(tx, max_consecutive_errors=100)
         return tx
 
-    return one(), one()
+    return one(g_lr), one(d_lr)
 
 
 def build(cfg: Config, mesh: Any = None, abstract: bool = False) -> tuple[GAN, TrainState]:
