@@ -6,6 +6,8 @@ The PyTorch side is ``benchmarks.torch_reference.ConditionalGenerator`` / ``Cond
 after the flattened image for D); it runs in float64, as in tests/test_train_step_parity.py.
 """
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,7 +17,7 @@ from PIL import Image
 
 from benchmarks import torch_reference as ref
 from jaxgan import data as data_lib
-from jaxgan import generate, steps
+from jaxgan import families, generate, steps
 from jaxgan.config import ConfigError
 from jaxgan.formats import write_mnist
 from jaxgan.trainer import conditioning_labels, train_and_evaluate
@@ -200,12 +202,21 @@ def test_bad_labels_are_one_line_and_exit_2(conditional_run, workdir):
 def test_bad_conditional_input_is_one_line_and_exit_2(workdir):
     data = ["--data_dir", str(workdir / "data"), "--no_download", "--no_progress", "--g_hidden", "16,32",
             "--d_hidden", "32,16", "--latent_dim", "8", "--batch_size", "32", "--num_epochs", "1"]
-    for args, words in ((["--model", "dcgan", "--conditional"], "--conditional applies to --model"),
-                        (["--conditional", "--grid_classes", "11"], "grid_classes must be in 1..10"),
+    for args, words in ((["--conditional", "--grid_classes", "11"], "grid_classes must be in 1..10"),
                         (["--conditional", "--g_labels", "histogram"], "g_labels must be one of")):
         r = run_main("jaxgan.train", *data, *args, cwd=str(workdir))
         assert r.returncode == 2, (args, r.stderr)
         assert words in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    # A family that cannot condition (a plug-in's) refuses --conditional.
+    class Plain(type(families.get("mlp"))):
+        name, conditional = "plain_mlp", False
+
+    families.register(Plain())
+    try:
+        with pytest.raises(ConfigError, match=re.escape("--conditional applies to --model mlp|dcgan|wgan|wgan_gp only")):
+            small_config(workdir, model="plain_mlp", conditional=True)
+    finally:
+        families._loaded.pop("plain_mlp")
     cfg = small_config(workdir, conditional=True)
     with pytest.raises(ConfigError, match="needs class labels"):
         conditioning_labels(cfg, None)
