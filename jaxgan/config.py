@@ -146,8 +146,9 @@ class Config:
     process_id: int = flag(-1, "multi-process: this process's index, 0 .. num_processes-1", program=False)
     progress: bool = flag(True, "no progress bar", cli="--no_progress", aliases=("--no-progress",), program=False)
     # -- conditional GANs (issue 20) --
-    conditional: bool = flag(False, "class-conditional G and D: each is given the images' class labels (mlp: a "
-                             "label embedding concatenated to z and to the image, Mirza & Osindero 2014)",
+    conditional: bool = flag(False, "class-conditional G and D, each given the images' class labels (Mirza & "
+                             "Osindero 2014): mlp, a label embedding concatenated to z and to the image; the conv "
+                             "families, class-conditional BatchNorm in G and a projection D (Miyato & Koyama 2018)",
                              resume=REFUSE)
     g_labels: str = flag("uniform", "with --conditional, the classes G draws in training: uniform over the "
                          "classes, or data: the batch's own real labels in a random order (the data's "

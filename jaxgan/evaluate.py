@@ -145,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(quality.table(result["rows"]))
         for name, cond in result.get("conditional", {}).items():
             print(f"\n{name}, by class:")
-            print(quality.class_table(cond))
+            print(quality.class_table(cond) + "\n")
         if "population" in result:
             print(quality.population_table(result["population"]))
     if args.json:
