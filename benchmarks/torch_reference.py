@@ -108,6 +108,48 @@ def cycle(loader) -> Iterator:
         yield from loader
 
 
+# -- conditional GANs (issue 20): PyTorch-GAN's cgan recipe on the reference's layers -----------------
+class ConditionalGenerator(Generator):
+    """The cGAN generator (Mirza & Osindero, 2014, as PyTorch-GAN's cgan.py builds it): a label
+    embedding ``nn.Embedding(n_classes, n_classes)`` concatenated before z, then the reference's layers."""
+
+    def __init__(self, image_shape, latent_dim: int, n_classes: int = 10, hidden=(128, 256, 512, 1024)):
+        super().__init__(image_shape, latent_dim + n_classes, hidden)
+        self.label_emb = nn.Embedding(n_classes, n_classes)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return super().forward(torch.cat([self.label_emb(labels), z], -1))
+
+
+class ConditionalDiscriminator(Discriminator):
+    """The cGAN discriminator: the flattened image, then the label embedding, into the reference's layers."""
+
+    def __init__(self, image_shape, n_classes: int = 10, hidden=(512, 256, 128), dropout: float = 0.3):
+        super().__init__((math.prod(image_shape) + n_classes,), hidden, dropout)
+        self.label_embedding = nn.Embedding(n_classes, n_classes)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.model(torch.cat([images.reshape(images.size(0), -1), self.label_embedding(labels)], -1))
+
+
+def conditional_train_iteration(G, D, opt_G, opt_D, images: torch.Tensor, labels: torch.Tensor,
+                                z_d: torch.Tensor, y_d: torch.Tensor, z_g: torch.Tensor, y_g: torch.Tensor):
+    """``train_iteration`` of the cGAN: D scores each real image with its own label and each fake
+    with the class it was drawn for (``y_d``); G is then updated on ``(z_g, y_g)``, scored by the new D."""
+    criterion = nn.BCELoss()
+    m = images.size(0)
+    images = images.reshape(m, -1)
+    ones = torch.ones(m, 1, dtype=images.dtype)
+    d_loss = criterion(D(images, labels), ones) + criterion(D(G(z_d, y_d).detach(), y_d), torch.zeros_like(ones))
+    opt_D.zero_grad()
+    d_loss.backward()
+    opt_D.step()
+    g_loss = criterion(D(G(z_g, y_g), y_g), ones)
+    opt_G.zero_grad()
+    g_loss.backward()
+    opt_G.step()
+    return d_loss.detach(), g_loss.detach()
+
 # -- the reference's training run as a whole process (benchmarks/startup.py times it) ----------------
 def main(argv: list[str] | None = None) -> int:
     """``python benchmarks/torch_reference.py --data_dir data --num_epochs 3``: the reference's run —

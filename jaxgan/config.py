@@ -29,6 +29,7 @@ DATASETS: dict[str, tuple[str, tuple[int, int, int]]] = {
     "fashion_mnist": ("FashionMNIST", (1, 28, 28)),
     "cifar10": ("CIFAR10", (3, 32, 32)),
 }
+DATASET_CLASSES = {"mnist": 10, "fashion_mnist": 10, "cifar10": 10}  # --conditional's label classes
 _ALIASES = {"fashionmnist": "fashion_mnist", "fashion-mnist": "fashion_mnist", "cifar-10": "cifar10"}
 FOLDER = "folder"  # --dataset folder --data_dir PATH: your own images (jaxgan.data.load_folder)
 FOLDER_ONLY = ("held_out", "strict_images")  # flags only --dataset folder reads
@@ -177,6 +178,20 @@ class Config:
                            "chosen by a hash of each file's path (adding files never reshuffles it)", resume=REFUSE)
     strict_images: bool = flag(False, "--dataset folder: refuse a folder holding unreadable images instead of "
                                "skipping (and naming) them", program=False)
+    # -- conditional GANs (issue 20) --
+    conditional: bool = flag(False, "class-conditional G and D, each given the images' class labels (Mirza & "
+                             "Osindero 2014): mlp, a label embedding concatenated to z and to the image; the conv "
+                             "families, class-conditional BatchNorm in G and a projection D (Miyato & Koyama 2018)",
+                             resume=REFUSE)
+    g_labels: str = flag("uniform", "with --conditional, the classes G draws in training: uniform over the "
+                         "classes, or data: the batch's own real labels in a random order (the data's "
+                         "histogram)", resume=REFUSE, choices=("uniform", "data"))
+    grid_classes: int = flag(10, "with --conditional, the classes shown in the grids (one row each, 8 noise "
+                             "columns): the first N")
+    g_lr: float = flag(0.0, "G's learning rate (TTUR, Heusel et al. 2017); 0 = --lr; with --population one value "
+                       "or one per member")
+    d_lr: float = flag(0.0, "D's (the critic's) learning rate; 0 = --lr; with --population one value or one per "
+                       "member")
 
     @property
     def family(self) -> "families.Family":
@@ -202,6 +217,12 @@ class Config:
         """The name the run's folders are keyed by (``dataset_name``)."""
         return dataset_name(self.dataset, self.data_dir)
 
+    @property
+    def num_classes(self) -> int:
+        """The classes a conditional run is conditioned on (every torchvision dataset here has 10);
+        0 for an unconditional run."""
+        return DATASET_CLASSES.get(self.dataset, 0) if self.conditional else 0
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         for name, value in d.items():
@@ -226,7 +247,7 @@ def program_key(cfg: Config) -> Config:
     return dataclasses.replace(cfg, **{name: _FIELDS[name].default for name in RUN_ONLY_FIELDS})
 
 
-PER_MEMBER = ("lr", "beta1", "beta2")  # may hold one value per member of a population
+PER_MEMBER = ("lr", "beta1", "beta2", "g_lr", "d_lr")  # may hold one value per member of a population
 
 
 def per_member(value: Any) -> tuple:
@@ -303,6 +324,10 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"{name}: give one value or one per member (--population {cfg.population}), "
                               f"got {len(values)}")
         for v in values:
+            if name in ("g_lr", "d_lr"):
+                if not v >= 0:
+                    raise ConfigError(f"{name} must be positive (or 0: --lr), got {v}")
+                continue
             if name == "lr" and not v > 0:
                 raise ConfigError(f"lr must be positive, got {v}")
             if name != "lr" and not 0.0 <= v < 1.0:
@@ -326,6 +351,15 @@ def validate(cfg: Config) -> Config:
         if allowed and getattr(cfg, name) not in allowed:
             shown = ", ".join(a if a else "'' (off)" for a in allowed)
             raise ConfigError(f"{name} must be one of {shown}; got {getattr(cfg, name)!r}")
+    if cfg.conditional and cfg.dataset == FOLDER:
+        raise ConfigError("--conditional on --dataset folder is not supported yet: train it on mnist, fashion_mnist "
+                          "or cifar10 (a folder's class count is not part of the run's configuration yet)")
+    if cfg.conditional and not family.conditional:
+        takers = "|".join(n for n in families.names() if families.get(n).conditional)
+        raise ConfigError(f"--conditional applies to --model {takers} only")
+    if cfg.conditional and not 1 <= cfg.grid_classes <= cfg.num_classes:
+        raise ConfigError(f"grid_classes must be in 1..{cfg.num_classes} (the classes of {cfg.dataset}), "
+                          f"got {cfg.grid_classes}")
     family.check(cfg)
     if cfg.eval_every and cfg.dataset == FOLDER:
         raise ConfigError(NO_FOLDER_JUDGE)

@@ -12,6 +12,12 @@ is computed one of two ways (``conv_impl``, the same mathematics): "lax", XLA's 
 or "matmul", patches times a kernel matrix (``jaxgan.layers``). XLA's CPU backend runs the
 convolutions' gradients slowly and, inside a compiled loop, 10-60x more slowly still, while it
 runs dots well everywhere; ``--conv_impl auto`` picks matmul on CPU (``resolve_conv_impl``).
+
+Conditional (``n_classes``, ``--conditional``): the choice of Miyato & Koyama (2018, "cGANs with
+Projection Discriminator"), also StudioGAN's: G's every BatchNorm class-conditional
+(``layers.ClassBatchNorm``: shared statistics, a scale and bias per class), and D's output plus the
+projection <embed(y), phi(x)> of the flattened features its output layer reads (``layers.Projection``).
+Both are then called with ``labels=``.
 """
 
 from __future__ import annotations
@@ -20,8 +26,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxgan.layers import (COMPUTE_DTYPES, INITS, TorchBatchNorm, TorchConv2d, TorchConvTranspose2d,
-                           TorchLinear)
+from jaxgan.layers import (COMPUTE_DTYPES, INITS, ClassBatchNorm, Projection, TorchBatchNorm, TorchConv2d,
+                           TorchConvTranspose2d, TorchLinear)
 
 G_HIDDEN = (1024, 512, 256, 128)  # the references' generator widths, from the first (deepest) layer
 D_HIDDEN = (128, 256, 512, 1024)  # the references' discriminator widths, from the first layer
@@ -59,24 +65,27 @@ class Generator(nnx.Module):
     ``init``: "dcgan" (dcgan/train.py's init_weight) or "torch" (wgan/train.py: PyTorch default)."""
 
     def __init__(self, latent_dim: int, image_shape: tuple[int, int, int], hidden: tuple[int, ...] = G_HIDDEN, *,
-                 init: str, compute_dtype: str = "float32", conv_impl: str = "lax", rngs: nnx.Rngs):
+                 init: str, compute_dtype: str = "float32", conv_impl: str = "lax", n_classes: int = 0,
+                 rngs: nnx.Rngs):
         q = first_map(image_shape, hidden)
         _check(init, compute_dtype)
         self.image_shape, self.hidden, self.q = tuple(image_shape), tuple(hidden), q
         opts = dict(init=init, compute_dtype=compute_dtype)
         self.fc = TorchLinear(latent_dim, hidden[0] * q * q, **opts, rngs=rngs)
-        self.norms = nnx.List([TorchBatchNorm(c) for c in hidden])
+        self.n_classes = n_classes
+        self.norms = nnx.List([ClassBatchNorm(c, n_classes) if n_classes else TorchBatchNorm(c) for c in hidden])
         widths = tuple(hidden) + (image_shape[0],)
         self.deconvs = nnx.List([TorchConvTranspose2d(a, b, **opts, conv_impl=conv_impl, rngs=rngs)
                                  for a, b in zip(widths[:-1], widths[1:])])
 
-    def __call__(self, z: jax.Array, use_batch_stats: bool = True) -> jax.Array:
+    def __call__(self, z: jax.Array, use_batch_stats: bool = True, labels: jax.Array | None = None) -> jax.Array:
         n = z.shape[0]
+        cond = {"labels": labels} if self.n_classes else {}  # a ClassBatchNorm's
         # torch's view(-1, c0, q, q) is (C, H, W) order; then to NHWC.
         h = self.fc(z).reshape(n, self.hidden[0], self.q, self.q).transpose(0, 2, 3, 1)
-        h = self.norms[0](h, use_batch_stats)
+        h = self.norms[0](h, use_batch_stats, **cond)
         for deconv, norm in zip(self.deconvs[:-1], self.norms[1:]):
-            h = jax.nn.relu(norm(deconv(h), use_batch_stats))
+            h = jax.nn.relu(norm(deconv(h), use_batch_stats, **cond))
         h = jnp.tanh(self.deconvs[-1](h))
         return h.transpose(0, 3, 1, 2).reshape(n, -1)
 
@@ -88,7 +97,8 @@ class Discriminator(nnx.Module):
     (the networks share one signature)."""
 
     def __init__(self, image_shape: tuple[int, int, int], hidden: tuple[int, ...] = D_HIDDEN, *,
-                 init: str, compute_dtype: str = "float32", conv_impl: str = "lax", rngs: nnx.Rngs):
+                 init: str, compute_dtype: str = "float32", conv_impl: str = "lax", n_classes: int = 0,
+                 rngs: nnx.Rngs):
         q = first_map(image_shape, hidden)
         _check(init, compute_dtype)
         self.image_shape = tuple(image_shape)
@@ -98,13 +108,27 @@ class Discriminator(nnx.Module):
                                for a, b in zip(widths[:-1], widths[1:])])
         self.norms = nnx.List([TorchBatchNorm(c) for c in hidden[1:]])
         self.out = TorchLinear(hidden[-1] * q * q, 1, **opts, rngs=rngs)
+        self.n_classes = n_classes
+        if n_classes:
+            self.project = Projection(n_classes, hidden[-1] * q * q, init=init, rngs=rngs)
 
-    def __call__(self, x: jax.Array, use_batch_stats: bool = True, dropout_key: jax.Array | None = None
-                 ) -> jax.Array:
+    def __call__(self, x: jax.Array, use_batch_stats: bool = True, dropout_key: jax.Array | None = None,
+                 labels: jax.Array | None = None) -> jax.Array:
         n = x.shape[0]
         h = x.reshape(n, *self.image_shape).transpose(0, 2, 3, 1)
         h = jax.nn.leaky_relu(self.convs[0](h), 0.2)
         for conv, norm in zip(self.convs[1:], self.norms):
             h = jax.nn.leaky_relu(norm(conv(h), use_batch_stats), 0.2)
         # nn.Flatten on (N, C, H, W): back to channel-major before the Linear.
-        return self.out(h.transpose(0, 3, 1, 2).reshape(n, -1))[:, 0]
+        return project(self, h.transpose(0, 3, 1, 2).reshape(n, -1), labels)
+
+
+def project(d: nnx.Module, phi: jax.Array, labels: jax.Array | None) -> jax.Array:
+    """A conv D's raw output from its flattened features ``phi``: its output layer, plus a
+    conditional D's projection term (``d.project``) for ``labels``."""
+    out = d.out(phi)[:, 0]
+    if not d.n_classes:
+        return out
+    if labels is None:
+        raise ValueError("a conditional network needs labels= (the class of each row)")
+    return out + d.project(phi, labels)

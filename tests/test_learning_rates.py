@@ -1,0 +1,65 @@
+"""Separate learning rates for G and D (``--g_lr``, ``--d_lr``; TTUR, Heusel et al., 2017): each
+defaults to ``--lr``, a population may give one per member, and a resumed run may change them."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxgan import data as data_lib
+from jaxgan import population, program, steps
+from jaxgan.config import ConfigError
+from tests.conftest import leaves_equal, run_main, small_config
+from tests.test_population import assert_member_is_solo, run_chunk
+
+SEED = 10213
+
+
+def one_step(cfg):
+    gan, state = steps.build(cfg)
+    x = jax.random.uniform(jax.random.key(5), (cfg.batch_size, 784), minval=-1, maxval=1)
+    return state, jax.jit(gan.train_step)(state, x)[0]
+
+
+def delta(before, after):
+    return jax.tree_util.tree_map(lambda a, b: np.asarray(b, np.float64) - np.asarray(a, np.float64), before, after)
+
+
+def test_g_lr_and_d_lr_set_each_networks_step(tmp_path):
+    # Unset, they are --lr, bit for bit.
+    _, default = one_step(small_config(tmp_path, d_dropout=0.0))
+    _, explicit = one_step(small_config(tmp_path, d_dropout=0.0, g_lr=2e-4, d_lr=2e-4))
+    assert leaves_equal(default, explicit)
+    # D is updated first, at d_lr: --g_lr 1e-3 --d_lr 5e-5 moves D exactly as --lr 5e-5 does. Adam's
+    # first step is lr * g / (|g| + eps), so with the same gradients G's step scales with g_lr.
+    start, ttur = one_step(small_config(tmp_path, d_dropout=0.0, g_lr=1e-3, d_lr=5e-5))
+    _, slow = one_step(small_config(tmp_path, d_dropout=0.0, lr=5e-5))
+    assert leaves_equal(ttur.d_params, slow.d_params)
+    got = delta(start.g_params, ttur.g_params)["out"]["kernel"]
+    want = delta(start.g_params, slow.g_params)["out"]["kernel"] * (1e-3 / 5e-5)
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-9)
+    assert np.max(np.abs(got)) > 5e-4  # G really took a step of about g_lr
+    with pytest.raises(ConfigError, match="g_lr must be positive"):
+        small_config(tmp_path, g_lr=-1.0)
+
+
+def test_a_population_varies_g_lr_and_d_lr_per_member(tmp_path):
+    data = jnp.asarray(np.random.default_rng(0).integers(0, 256, (200, 784), dtype=np.uint8))
+    # Member 1 (one solo run to compile, not two): its own G rate, and its D at --lr (d_lr 0).
+    cfg = small_config(tmp_path, population=2, g_lr=(1e-3, 4e-4), d_lr=(1e-4, 0.0), steps_per_call=200)
+    pop = program.compile_run(cfg).run
+    _, state, _ = run_chunk(cfg, data, pop.permutations(0, 200), 6)
+    solo_cfg = small_config(tmp_path, seed=SEED + 1, g_lr=4e-4, d_lr=2e-4, steps_per_call=200)
+    perm = data_lib.epoch_permutation(steps.run_keys(SEED + 1)["shuffle"], 0, 200)
+    gan, solo, _ = run_chunk(solo_cfg, data, perm, 6)
+    assert_member_is_solo(gan, population.member(state, 1), solo)
+
+
+def test_resume_accepts_changed_learning_rates(workdir):
+    flags = ["--data_dir", str(workdir / "data"), "--no_download", "--no_progress", "--g_hidden", "16,32",
+             "--d_hidden", "32,16", "--latent_dim", "8", "--batch_size", "32"]
+    assert run_main("jaxgan.train", *flags, "--num_epochs", "1", cwd=str(workdir)).returncode == 0
+    r = run_main("jaxgan.train", *flags, "--num_epochs", "2", "--resume", "--g_lr", "1e-3", "--d_lr", "1e-4",
+                 cwd=str(workdir))
+    assert r.returncode == 0, r.stderr
+    assert "resume with changed settings: d_lr 0.0 -> 0.0001, g_lr 0.0 -> 0.001" in r.stdout
