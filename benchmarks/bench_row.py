@@ -1,6 +1,6 @@
 """One benchmark measurement, alone in this process.
 
-    python benchmarks/bench_row.py SPEC.json OUT.json
+    python -m benchmarks.bench_row SPEC.json OUT.json
 
 ``benchmarks/throughput.py`` starts one fresh interpreter per measurement, so no framework's
 threads, allocator or compilation cache touches another's. SPEC's ``job`` is one of
@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @dataclass(frozen=True)
@@ -107,7 +105,10 @@ def command_line() -> str:
         full = os.path.abspath(arg)
         return os.path.relpath(full, repo) if os.path.exists(full) and full.startswith(repo + os.sep) else arg
 
-    return " ".join(["python", rel(sys.argv[0]), *(rel(a) for a in sys.argv[1:])])
+    script = rel(sys.argv[0])
+    if script.endswith(".py") and not os.path.isabs(script):  # run as ``python -m package.module``
+        script = "-m " + script[:-3].replace(os.sep, ".")
+    return " ".join(["python", script, *(rel(a) for a in sys.argv[1:])])
 
 
 def cpu_model() -> str:

@@ -59,26 +59,26 @@ step "environment"
 } >> "$LOG" 2>&1
 
 step "profile of the tuned PyTorch loop (torch.profiler)"
-timeout 120 $PY benchmarks/profile_torch.py --device $DEV --batch_sizes $PROFILE_SIZES --iters $PROFILE_ITERS \
+timeout 120 $PY -m benchmarks.profile_torch --device $DEV --batch_sizes $PROFILE_SIZES --iters $PROFILE_ITERS \
   --images $TRAIN_IMAGES --json "$RES/profile_torch_gpu.json" >> "$LOG" 2>&1 || step "profile exited $?"
 
 step "throughput: every row in its own process, peaks per precision, FLOPs per batch size"
-timeout $(( ${BUDGET%.*} + 150 )) $PY benchmarks/throughput.py --device $DEV --batch_sizes $SIZES \
+timeout $(( ${BUDGET%.*} + 150 )) $PY -m benchmarks.throughput --device $DEV --batch_sizes $SIZES \
   --impls $IMPLS --order impl --budget_s $BUDGET --min_time $MIN_TIME --job_timeout 140 \
   --images $TRAIN_IMAGES --json "$RES/gpu_throughput.json" >> "$LOG" 2>&1 || step "throughput exited $?"
 
 step "populations: K members under vmap against one run, batch 64 per member"
-timeout 150 $PY benchmarks/throughput.py --device $DEV --batch_sizes 64 --impls jax_scan --population $POP \
+timeout 150 $PY -m benchmarks.throughput --device $DEV --batch_sizes 64 --impls jax_scan --population $POP \
   --min_time $MIN_TIME --job_timeout 60 --images $TRAIN_IMAGES --json "$RES/gpu_population.json" >> "$LOG" 2>&1 \
   || step "population throughput exited $?"
 
 step "DCGAN at the reference widths, batch 128 (dcgan/train.py's)"
-timeout 150 $PY benchmarks/throughput.py --device $DEV --model dcgan $DCGAN_WIDTHS --batch_sizes 128 \
+timeout 150 $PY -m benchmarks.throughput --device $DEV --model dcgan $DCGAN_WIDTHS --batch_sizes 128 \
   --impls $DCGAN_IMPLS --order impl --budget_s 100 --min_time $MIN_TIME --job_timeout 60 --steps_per_call 50 \
   --images $TRAIN_IMAGES --json "$RES/gpu_dcgan.json" >> "$LOG" 2>&1 || step "dcgan throughput exited $?"
 
 step "the trainer: python -m jaxgan.train, 3 epochs, cold compile cache"
-$PY -c "from benchmarks.throughput import write_dataset; write_dataset('$WORK/data', $TRAIN_IMAGES)" >> "$LOG" 2>&1
+$PY -c "from benchmarks.synthetic import write_dataset; write_dataset('$WORK/data', $TRAIN_IMAGES)" >> "$LOG" 2>&1
 timeout 100 $PY -m jaxgan.train --dataset mnist --data_dir "$WORK/data" --no-download --num_epochs 3 \
   --no-progress --sample_dir "$WORK/s" --logdir "$WORK/r" --ckpt_dir "$WORK/c" --compile_cache "$WORK/xla" \
   > "$RES/gpu_train.log" 2>&1 || step "trainer exited $?"

@@ -2,7 +2,7 @@
 chunk (arguments = the state, the dataset and the permutations; temporaries = activations and
 gradients of one step), for K = 1, 2, 4, ... members of the reference MLP GAN at one batch size.
 
-    python benchmarks/population_memory.py --json benchmarks/results/population_memory_cpu.json
+    python -m benchmarks.population_memory --json benchmarks/results/population_memory_cpu.json
 
 Compiled for this machine's backend (the CPU here); nothing is trained.
 """
@@ -14,13 +14,11 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import jax
+import jax.numpy as jnp
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-
-from jaxgan import program  # noqa: E402
-from jaxgan.config import Config, validate  # noqa: E402
+from jaxgan import program
+from jaxgan.config import Config, validate
 
 
 def analyse(k: int, batch: int, n: int = 60000, length: int = 10) -> dict:

@@ -1,28 +1,19 @@
 """Markdown from the benchmark JSON: every number printed here is read from a results file.
 
-    python benchmarks/report.py throughput benchmarks/results/cpu_quick.json   # that run's tables
-    python -m scripts.render_docs                                              # the docs' blocks (render_block)
-    python benchmarks/report.py quietest run1.json run2.json --copy_to benchmarks/results/cpu_quick.json
-
-``quietest`` applies the rule for repeated runs on a shared machine: keep the run whose mean
-1-minute load average (before and after each of its measurements) is lowest; nothing is picked by
-hand. ``throughput.py`` calls ``annotate`` and ``render_throughput`` itself.
+A library, not a command: ``python -m scripts.render_docs`` renders the docs' blocks through
+``render_block``; ``benchmarks.throughput`` calls ``annotate`` and ``render_throughput``;
+``benchmarks.select_run`` applies ``quietest``, the rule for repeated runs on a shared machine
+(keep the run whose mean 1-minute load average, before and after each of its measurements, is
+lowest; nothing is picked by hand).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
-import shutil
 import subprocess
-import sys
 from typing import Any
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from benchmarks import profile_torch  # noqa: E402  (numpy only at import)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
@@ -346,6 +337,47 @@ def render_legacy_gpu(rows: list[dict], path: str) -> str:
 
 
 # -- start-up ---------------------------------------------------------------------------------------------
+def render_profile(doc: dict, top_ops_for: int | None = None, n_ops: int = 12) -> str:
+    """The summary table, then the top operators of every profile (or of the first ``top_ops_for``)."""
+    out = [f"### Where the PyTorch loop's time goes ({doc['device_name']}, {doc['created_utc']})", "",
+           f"`{doc['command']}`; torch {doc['torch']}, {doc['threads']} threads; "
+           f"CUDA_LAUNCH_BLOCKING={doc['env'].get('CUDA_LAUNCH_BLOCKING')}, "
+           f"OMP_WAIT_POLICY={doc['env'].get('OMP_WAIT_POLICY')}; load average "
+           f"{doc['loadavg_before'][0]:.2f} before, {doc['loadavg_after'][0]:.2f} after.", "",
+           "| row | batch | ms/iter (unprofiled) | ms/iter (profiled) | operator self time ms | outside operators ms "
+           "| aten op calls (nested) | launches | sync calls (ms) | host reads | kernels | kernel ms | GPU busy |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+
+    def f(x, fmt):
+        return "—" if x is None else format(x, fmt)
+
+    def busy(x):
+        return "—" if x is None else f"{100 * x:.1f}%"
+
+    for p in doc["profiles"]:
+        if "error" in p:
+            out.append(f"| {p['impl']} | {p['batch_size']} | failed: {p['error']} |" + " |" * 10)
+            continue
+        out.append(f"| {p['impl']} | {p['batch_size']} | {p['ms_per_iter_unprofiled']:.2f} | "
+                   f"{p['ms_per_iter_profiled']:.2f} | {p['host_op_ms_per_iter']:.2f} | "
+                   f"{p['outside_ops_ms_per_iter']:.2f} | {p['aten_ops_per_iter']:.0f} | "
+                   f"{p['launches_per_iter']:.0f} | "
+                   f"{p['sync_calls_per_iter']:.1f} ({p['sync_ms_per_iter']:.2f}) | {p['host_reads_per_iter']:.1f} | "
+                   f"{f(p['kernels_per_iter'], '.0f')} | {f(p['device_kernel_ms_per_iter'], '.3f')} | "
+                   f"{busy(p['device_busy_fraction'])} |")
+    for p in [p for p in doc["profiles"] if "error" not in p][:top_ops_for]:
+        out += ["", f"{p['impl']}, batch {p['batch_size']}: operators by host self time per iteration", "",
+                "| operator | calls/iter | host ms/iter | device ms/iter |", "|---|---:|---:|---:|"]
+        for o in p["top_ops"][:n_ops]:
+            out.append(f"| `{o['name']}` | {o['calls_per_iter']:.1f} | {o['host_ms_per_iter']:.3f} | "
+                       f"{f(o['device_ms_per_iter'], '.3f')} |")
+    out += ["", "Operator self time is host (CPU) time inside profiled operators and CUDA runtime calls; "
+            "\"outside operators\" is the rest of the iteration (Python, autograd and dispatch between "
+            "operators, and the profiler's own cost). The profiled loop synchronises once per iteration, so one "
+            "synchronising call per iteration is the profile's own."]
+    return "\n".join(out)
+
+
 def render_startup(doc: dict) -> str:
     out = [f"Whole processes, side by side in one run ({doc['created_utc']}, {doc['device_name']}): "
            f"`{doc['command']}`; {doc['images']:,} MNIST-format images, {doc['epochs']} epochs, batch "
@@ -368,7 +400,7 @@ def selection_note(doc: dict) -> str:
     with open(path) as f:
         sel = json.load(f)
     loads = ", ".join(f"{c['mean_load']:.2f}" for c in sel["candidates"])
-    return (f" It is the quietest of {len(sel['candidates'])} runs by the rule in `report.py quietest` "
+    return (f" It is the quietest of {len(sel['candidates'])} runs by the rule in `benchmarks/report.py: quietest` "
             f"(lowest mean load average; the runs' means: {loads}).")
 
 
@@ -402,7 +434,7 @@ def render_readme(cpu: dict, startup: dict | None, profile: dict | None, gpu_leg
     s = cpu["settings"]
     f32 = cpu["peak_by_precision"]["float32"]
     out = ["## Benchmarks", "",
-           "`benchmarks/throughput.py` times full D+G training iterations of jaxgan and of the PyTorch "
+           "`python -m benchmarks.throughput` times full D+G training iterations of jaxgan and of the PyTorch "
            "original, side by side in one run, each implementation and batch size in its own fresh process "
            "(no framework's threads, allocator or compilation cache touches another's; each torch.compile "
            "row gets an empty Inductor cache and JAX's persistent cache is off). Every framework gets the "
@@ -412,9 +444,9 @@ def render_readme(cpu: dict, startup: dict | None, profile: dict | None, gpu_leg
            "at each row's own batch size; the matmul peak is measured in the same run, per precision, in "
            "JAX and in PyTorch (the faster counts); on CPU the memory bandwidth too, for a roofline.", "",
            "```bash",
-           "python benchmarks/throughput.py --quick --json out.json   # CPU, a few minutes; also out.md, out.png",
-           "python benchmarks/startup.py --json startup.json          # whole processes: a short run, both sides",
-           "python benchmarks/profile_torch.py --json profile.json     # where PyTorch's iteration time goes",
+           "python -m benchmarks.throughput --quick --json out.json   # CPU, a few minutes; also out.md, out.png",
+           "python -m benchmarks.startup --json startup.json          # whole processes: a short run, both sides",
+           "python -m benchmarks.profile_torch --json profile.json     # where PyTorch's iteration time goes",
            "bash benchmarks/gpu_run.sh                                 # one GPU: all of the above, one command",
            "python -m scripts.render_docs                             # this section, from the JSON files",
            "```", "",
@@ -487,7 +519,7 @@ def render_readme(cpu: dict, startup: dict | None, profile: dict | None, gpu_leg
             out += ["", "Rows not run within the script's time budget: " + ", ".join(
                 f"{k['impl']} at {k['batch_size']}" for k in gpu["skipped"]) + "."]
         if gpu_profile:
-            out += ["", profile_torch.render(gpu_profile)]
+            out += ["", render_profile(gpu_profile)]
         out += ["", "The GPU table before this change (one process for every row), kept as it was:"]
     else:
         out += ["", "**GPU** — not re-measured since the change to one process per row: no GPU was lent to "
@@ -507,10 +539,10 @@ def render_readme(cpu: dict, startup: dict | None, profile: dict | None, gpu_leg
                 "true-float32 pair (the fastest of (a)-(h) against (e)); the matmul peak per precision (float32, "
                 "TF32, bf16) in both frameworks; and the trainer itself on the same MNIST-format data."]
     if profile:
-        out += ["", "Profile of the tuned PyTorch loop on this CPU (`benchmarks/profile_torch.py`; on a GPU the "
+        out += ["", "Profile of the tuned PyTorch loop on this CPU (`python -m benchmarks.profile_torch`; on a GPU the "
                 "same script adds kernel time and synchronising calls; the operators of every row in "
                 f"`{os.path.relpath(os.path.splitext(profile['_path'])[0] + '.md', os.path.dirname(HERE))}`):",
-                "", profile_torch.render(profile, top_ops_for=1, n_ops=6)]
+                "", render_profile(profile, top_ops_for=1, n_ops=6)]
     return "\n".join(out)
 
 
@@ -592,15 +624,6 @@ def render_population_memory(doc: dict) -> str:
 
 def not_measured(paths: list[str]) -> str:
     return "Not measured yet: no " + " or ".join(f"`{os.path.relpath(p, os.path.dirname(HERE))}`" for p in paths) + "."
-
-
-def replace_between(text: str, name: str, body: str) -> str:
-    """Replace what lies between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in text."""
-    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-    if begin not in text or end not in text:
-        raise SystemExit(f"report.py: error: README has no {begin} ... {end} block")
-    head, rest = text.split(begin, 1)
-    return f"{head}{begin}\n{body}\n{end}{rest.split(end, 1)[1]}"
 
 
 # -- commands ------------------------------------------------------------------------------------------------
@@ -687,36 +710,3 @@ def render_block(name: str, sources: dict | None = None) -> str:
                 "population-seeds": (src["population_seeds"], render_population_seeds),
                 "population-memory": (src["population_memory"], render_population_memory)}[name]
     return fn(load(path)) if os.path.isfile(path) else not_measured([path])
-
-
-def main() -> int:
-    p = argparse.ArgumentParser(prog="report.py", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="cmd", required=True)
-    t = sub.add_parser("throughput", help="one throughput JSON's tables")
-    t.add_argument("json")
-    q = sub.add_parser("quietest", help="keep the run with the lowest mean load average")
-    q.add_argument("json", nargs="+")
-    q.add_argument("--copy_to", help="copy the chosen run (and its .md/.png) here (default: only print)")
-    a = p.parse_args()
-    if a.cmd == "throughput":
-        print(render_throughput(load(a.json)))
-    else:
-        best, means = quietest(a.json)
-        for path, m in means.items():
-            print(f"{path}: mean load {m:.2f}{'  <- kept' if path == best else ''}")
-        if a.copy_to:
-            src, dst = os.path.splitext(best)[0], os.path.splitext(a.copy_to)[0]
-            if os.path.abspath(best) != os.path.abspath(a.copy_to):
-                for ext in (".json", ".md", ".png"):
-                    if os.path.isfile(src + ext):
-                        shutil.copyfile(src + ext, dst + ext)
-            with open(dst + ".selection.json", "w") as f:  # which runs were compared, and why this one
-                json.dump({"rule": "keep the run with the lowest mean 1-minute load average (report.quietest)",
-                           "kept": load(best).get("created_utc"),
-                           "candidates": [{"created_utc": load(p_).get("created_utc"), "mean_load": m}
-                                          for p_, m in means.items()]}, f, indent=1)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

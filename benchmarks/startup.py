@@ -1,10 +1,10 @@
 """A short run as a user sees it: whole processes, jaxgan against the PyTorch original, side by side.
 
-    python benchmarks/startup.py --json benchmarks/results/startup_cpu.json
+    python -m benchmarks.startup --json benchmarks/results/startup_cpu.json
 
 Writes ``--images`` MNIST-format images once, then runs, one after the other in each round:
 
-  torch      ``python benchmarks/torch_reference.py``: the reference's run (its DataLoader with
+  torch      ``python -m benchmarks.torch_reference``: the reference's run (its DataLoader with
              ``--workers`` workers, its loop, a grid and TensorBoard scalars per epoch), as a user
              runs it (OpenMP's default waiting)
   torch_passive  the same with OMP_WAIT_POLICY=PASSIVE: OpenMP's spinning threads slow eager
@@ -32,10 +32,8 @@ from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-sys.path.insert(0, REPO)
 
-from benchmarks.bench_row import (command_line, cpu_model, env_settings, exit_on_sigterm,  # noqa: E402
-                                  run_process_group)
+from benchmarks.bench_row import command_line, cpu_model, env_settings, exit_on_sigterm, run_process_group
 
 
 def fail(message: str) -> None:
@@ -77,7 +75,7 @@ def main() -> int:
     help_text = subprocess.run([sys.executable, "-m", "jaxgan.train", "--help"], capture_output=True, text=True,
                                cwd=REPO).stdout
     has_flag = "--compile_cache" in help_text
-    from benchmarks.throughput import write_dataset
+    from benchmarks.synthetic import write_dataset
 
     env = {k: v for k, v in os.environ.items() if k not in ("JAX_COMPILATION_CACHE_DIR", "JAXGAN_COMPILE_CACHE")}
     env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -100,7 +98,7 @@ def main() -> int:
                 out = os.path.join(tmp, f"{kind}-{rnd}")
                 os.makedirs(out)
                 if kind.startswith("torch"):
-                    cmd = [sys.executable, os.path.join(HERE, "torch_reference.py"), "--data_dir", data,
+                    cmd = [sys.executable, "-m", "benchmarks.torch_reference", "--data_dir", data,
                            "--no-download", "--num_epochs", str(a.epochs), "--batch_size", str(a.batch_size),
                            "--workers", str(a.workers), "--sample_dir", os.path.join(out, "samples"),
                            "--logdir", os.path.join(out, "runs")]

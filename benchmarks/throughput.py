@@ -1,7 +1,7 @@
 """Training throughput of jaxgan against the strongest PyTorch, each measurement in its own process.
 
-    python benchmarks/throughput.py --quick --json out.json              # CPU, a few minutes here
-    python benchmarks/throughput.py --device gpu --json results/gpu.json # one GPU
+    python -m benchmarks.throughput --quick --json out.json              # CPU, a few minutes here
+    python -m benchmarks.throughput --device gpu --json results/gpu.json # one GPU
 
 This process only orchestrates: it writes 60,000 MNIST-format images once, then starts a fresh
 interpreter (``benchmarks/bench_row.py``) for every measurement, so no framework's threads,
@@ -36,11 +36,10 @@ from typing import Any
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+from benchmarks.bench_row import IMPLS, command_line, env_settings, exit_on_sigterm, run_process_group
+from benchmarks.synthetic import write_dataset
 
-from benchmarks.bench_row import (IMPLS, command_line, env_settings, exit_on_sigterm,  # noqa: E402
-                                  run_process_group)
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 SCHEMA = "jaxgan-throughput/2"
 
@@ -48,34 +47,6 @@ SCHEMA = "jaxgan-throughput/2"
 def fail(message: str) -> None:
     print(f"throughput.py: error: {message}", file=sys.stderr)
     sys.exit(2)
-
-
-# -- data ------------------------------------------------------------------------------------------
-def make_images(n: int) -> np.ndarray:
-    """n MNIST-sized uint8 images (random strokes on noise), the same for every run."""
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 64, (n, 28, 28), dtype=np.uint8)
-    rows = rng.integers(4, 24, n)
-    for i, r in enumerate(rows):
-        images[i, r:r + 3, 5:23] = 255
-    return images
-
-
-def write_dataset(root: str, n: int, model: str = "mlp") -> None:
-    """``make_images(n)`` in torchvision's MNIST IDX format under root, and the same images as
-    ``root/images.npy`` (N, 28, 28, 1) for the JAX rows, which never import torch. For dcgan/wgan
-    also ``root/images_32.npy``: resized once by torchvision's ``Resize(32)`` (jaxgan's data module,
-    as the trainer's cache), for jaxgan's rows and the PyTorch rows that hold the data in memory."""
-    from jaxgan.formats import write_mnist
-
-    images = make_images(n)
-    write_mnist(root, images, np.random.default_rng(1).integers(0, 10, n).astype(np.uint8))
-    np.save(os.path.join(root, "images.npy"), images[..., None])
-    if model != "mlp":
-        from jaxgan import data as data_lib
-
-        resized, _ = data_lib.load_numpy("mnist", root, download=False, size=32)
-        np.save(os.path.join(root, "images_32.npy"), resized)
 
 
 # -- children ----------------------------------------------------------------------------------------
@@ -115,7 +86,7 @@ def run_child(spec: dict, workdir: str, name: str, device: str, threads: int, ti
     t0 = time.perf_counter()
     load_before = os.getloadavg()
     with open(log_path, "w") as log:
-        code = run_process_group([sys.executable, os.path.join(HERE, "bench_row.py"), spec_path, out_path],
+        code = run_process_group([sys.executable, "-m", "benchmarks.bench_row", spec_path, out_path],
                                  child_env(device, threads, scratch, omp_wait), scratch, log, timeout)
     if os.path.isfile(out_path):
         with open(out_path) as f:

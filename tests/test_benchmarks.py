@@ -12,8 +12,18 @@ import sys
 
 import pytest
 
-from benchmarks import bench_row, report, throughput
+from benchmarks import bench_row, report, synthetic, throughput
 from tests.conftest import REPO, run_main
+
+
+def module_command(module: str, *args: str) -> list[str]:
+    """``python -m module args`` as the docs print it, runnable from any folder (the repository on
+    PYTHONPATH, as a checkout's root puts it there)."""
+    return [sys.executable, "-m", module, *args]
+
+
+MODULE_ENV = {**os.environ, "PYTHONPATH": REPO + (os.pathsep + os.environ["PYTHONPATH"]
+                                                  if os.environ.get("PYTHONPATH") else "")}
 
 
 def _job(load: float, **kw) -> dict:
@@ -144,13 +154,12 @@ def test_conv_model_flops_scale_with_the_batch_and_count_the_reference_parameter
 
 
 def test_conv_model_options_are_checked_in_one_line(tmp_path):
-    script = os.path.join(REPO, "benchmarks", "throughput.py")
     for args, message in ((["--g_hidden", "8,8,8,8"], "are for --model dcgan|wgan"),
                           (["--model", "dcgan", "--d_hidden", "8,8,8"], "4 positive channel widths"),
                           (["--model", "dcgan", "--population", "1"], "must be >= 2"),
                           (["--impls", "jax_scan_other_conv"], "do not apply to --model mlp")):
-        proc = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, cwd=str(tmp_path),
-                              timeout=120)
+        proc = subprocess.run(module_command("benchmarks.throughput", *args), capture_output=True, text=True,
+                              cwd=str(tmp_path), env=MODULE_ENV, timeout=120)
         assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr)
         assert len(proc.stderr.strip().splitlines()) == 1
 
@@ -162,7 +171,7 @@ def row_data(tmp_path_factory):
     root = tmp_path_factory.mktemp("rows")
     folders = {}
     for model in ("mlp", "conv"):
-        throughput.write_dataset(str(root / model), 60, "mlp" if model == "mlp" else "dcgan")
+        synthetic.write_dataset(str(root / model), 60, "mlp" if model == "mlp" else "dcgan")
         folders[model] = str(root / model)
     return lambda model: folders["mlp" if model == "mlp" else "conv"]
 
@@ -229,9 +238,8 @@ def test_in_memory_and_per_step_rows_measure_their_own_loop(row_data, in_this_pr
 
 
 def test_gpu_only_rows_are_refused_on_the_cpu(tmp_path):
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "throughput.py"),
-                           "--impls", "torch_cudagraphs"], capture_output=True, text=True, cwd=str(tmp_path),
-                          timeout=120)
+    proc = subprocess.run(module_command("benchmarks.throughput", "--impls", "torch_cudagraphs"),
+                          capture_output=True, text=True, cwd=str(tmp_path), env=MODULE_ENV, timeout=120)
     assert proc.returncode == 2 and "run on --device gpu only" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not list(tmp_path.iterdir())
 
@@ -244,7 +252,7 @@ def test_gpu_run_script_parses():
 def test_reference_run_writes_a_grid_per_epoch_and_its_losses(tmp_path):
     # main() in this process: torch is imported here already, and nothing of the run depends on a
     # process of its own (the refusal below runs as one, for the exit code a shell sees).
-    throughput.write_dataset(str(tmp_path / "data"), 130)  # two full batches and a short one
+    synthetic.write_dataset(str(tmp_path / "data"), 130)  # two full batches and a short one
     proc = run_main("benchmarks.torch_reference", "--data_dir", "data", "--no-download", "--num_epochs", "2",
                     "--workers", "0", cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -254,9 +262,8 @@ def test_reference_run_writes_a_grid_per_epoch_and_its_losses(tmp_path):
 
 
 def test_reference_run_refuses_bad_input_in_one_line(tmp_path):
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "torch_reference.py"),
-                           "--data_dir", "nowhere", "--no-download"], capture_output=True, text=True,
-                          cwd=str(tmp_path), timeout=120)
+    proc = subprocess.run(module_command("benchmarks.torch_reference", "--data_dir", "nowhere", "--no-download"),
+                          capture_output=True, text=True, cwd=str(tmp_path), env=MODULE_ENV, timeout=120)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
 
 
@@ -267,3 +274,54 @@ def test_the_quality_table_is_rendered_from_its_row_jsons():
     out = os.path.join(REPO, "docs", "quality")
     with open(os.path.join(out, "table.md"), encoding="utf-8") as f:
         assert quality_table.markdown(out) == f.read()
+
+
+# -- the layout: benchmarks/ and scripts/ read one way ---------------------------------------------
+def _imports(path: str) -> set[str]:
+    """The modules a file imports (``from a.b import c`` counts a.b and a.b.c), anywhere in it."""
+    import ast
+
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+    return out
+
+
+def _modules(package: str) -> dict[str, str]:
+    folder = os.path.join(REPO, package)
+    return {f"{package}.{n[:-3]}": os.path.join(folder, n) for n in sorted(os.listdir(folder))
+            if n.endswith(".py") and n != "__init__.py"}
+
+
+@pytest.mark.quick
+def test_benchmarks_and_scripts_need_no_path_hacks_and_never_import_the_tests():
+    for package in ("benchmarks", "scripts"):
+        for module, path in _modules(package).items():
+            with open(path, encoding="utf-8") as f:
+                assert "sys.path.insert" not in f.read(), module
+            if package == "benchmarks":
+                assert not {m for m in _imports(path) if m == "tests" or m.startswith("tests.")}, module
+
+
+@pytest.mark.quick
+def test_benchmark_modules_import_each_other_without_a_circle():
+    mods = _modules("benchmarks")
+    graph = {m: {d for d in _imports(p) if d in mods and d != m} for m, p in mods.items()}
+    state: dict[str, int] = {}
+
+    def visit(m: str, trail: list[str]) -> None:  # depth first; 1 = on the current path, 2 = done
+        state[m] = 1
+        for d in sorted(graph[m]):
+            assert state.get(d) != 1, " -> ".join([*trail, m, d])
+            if d not in state:
+                visit(d, [*trail, m])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [])
