@@ -125,7 +125,7 @@ def profile_one(spec: dict, impl_name: str, iters: int, trace_dir: str) -> dict[
 def main() -> int:
     from jaxgan.config import OneLineParser
 
-    p = OneLineParser(prog="profile_torch.py", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m benchmarks.profile_torch", description=__doc__.splitlines()[0])
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="cpu or gpu (default cpu)")
     p.add_argument("--batch_sizes", default="64,512", help="comma-separated (default 64,512)")
     p.add_argument("--impls", default="torch_tuned,torch_fused_adam",
@@ -137,7 +137,11 @@ def main() -> int:
                    help="OMP_WAIT_POLICY, as in throughput.py (default passive)")
     p.add_argument("--json", help="write the summary here (default: print only); .md beside it")
     p.add_argument("--keep_traces", help="folder for the Chrome traces (default: a temporary folder)")
+    p.add_argument("--smoke", action="store_true", help="the docs' tiny-size override, not a figure: batch 8 "
+                   "of 64 images, 2 iterations, the first row asked for")
     a = p.parse_args()
+    if a.smoke:
+        a.batch_sizes, a.images, a.iters, a.impls = "8", 64, 2, a.impls.split(",")[0]
     try:
         sizes = [int(s) for s in a.batch_sizes.split(",")]
     except ValueError:
@@ -158,7 +162,9 @@ def main() -> int:
         env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
         if wanted:
             env["OMP_WAIT_POLICY"] = wanted
-        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+        repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = repo + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        os.execve(sys.executable, [sys.executable, "-m", "benchmarks.profile_torch", *sys.argv[1:]], env)
 
     import torch
 

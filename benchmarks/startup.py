@@ -56,7 +56,7 @@ def timed(cmd: list[str], env: dict[str, str], cwd: str, log_path: str, timeout:
 def main() -> int:
     from jaxgan.config import OneLineParser
 
-    p = OneLineParser(prog="startup.py", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m benchmarks.startup", description=__doc__.splitlines()[0])
     p.add_argument("--json", help="write the results here (default: print only); .md beside it")
     p.add_argument("--images", type=int, default=60000, help="dataset size (default 60000)")
     p.add_argument("--epochs", type=int, default=3, help="epochs per run (default 3)")
@@ -65,7 +65,11 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=1,
                    help="rounds of (torch, torch_passive, jax_cold, jax_warm) (default 1)")
     p.add_argument("--timeout", type=float, default=1800, help="seconds before one process is stopped (default 1800)")
+    p.add_argument("--smoke", action="store_true", help="the docs' tiny-size override, not a figure: 64 images, "
+                   "1 epoch, batch 8, no DataLoader workers")
     a = p.parse_args()
+    if a.smoke:
+        a.images, a.epochs, a.batch_size, a.workers = 64, 1, 8, 0
     exit_on_sigterm()
     if a.images < a.batch_size or a.batch_size < 2 or a.epochs < 1 or a.workers < 0 or a.rounds < 1:
         fail("--images >= --batch_size >= 2, --epochs >= 1, --workers >= 0, --rounds >= 1 are required")

@@ -111,12 +111,15 @@ def impl_help() -> str:
 
 
 # -- main ----------------------------------------------------------------------------------------------
-def parse_args():
+def parse_args(argv: list[str] | None = None):
     from jaxgan.config import OneLineParser
 
     p = OneLineParser(prog="throughput.py", description="jaxgan vs the strongest PyTorch: training throughput, "
                       "each measurement in its own process. Implementations: " + impl_help())
     p.add_argument("--quick", action="store_true", help="batch 64 and 512, 1.5 s timed per row (default off)")
+    p.add_argument("--smoke", action="store_true", help="the docs' tiny-size override, not a figure: batch 8 of 64 "
+                   "images, widths 8,4,4,4/4,4,4,8, 0.05 s per row, population K = 2, float32 peaks at n = 128, "
+                   "one bandwidth job, and of the rows asked for the first JAX and the first PyTorch one")
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="cpu or gpu (default cpu)")
     p.add_argument("--json", help="write everything measured as JSON here (default: not written); the "
                    "markdown and the plot go beside it")
@@ -154,11 +157,24 @@ def parse_args():
     p.add_argument("--population", help="comma-separated population sizes K: adds a row (p) per K and batch "
                    "size, K runs under vmap, aggregate img/s of all members; compared with (e), one run at the "
                    "same per-member batch (default: no population rows)")
-    return p.parse_args()
+    return p.parse_args(argv)
 
 
-def main() -> int:
-    args = parse_args()
+def smoke(args, names: list[str]) -> list[str]:
+    """``--smoke``: the same command at toy sizes (every code path, no figure)."""
+    args.batch_sizes, args.images, args.min_time, args.steps_per_call, args.workers = "8", 64, 0.05, 2, 0
+    if args.model != "mlp":
+        args.g_hidden, args.d_hidden = "8,4,4,4", "4,4,4,8"
+    if args.population:
+        args.population = "2"
+    rows = [n for n in names if not IMPLS[n].population]
+    firsts = ["jax_scan" if "jax_scan" in rows else next((n for n in rows if IMPLS[n].framework == "jax"), None),
+              next((n for n in rows if IMPLS[n].framework == "torch"), None)]
+    return [n for n in firsts if n] + [n for n in names if IMPLS[n].population]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     exit_on_sigterm()
     names = [s.strip() for s in (args.impls or ",".join(default_impls(args.device, args.model))).split(",")
              if s.strip()]
@@ -166,6 +182,8 @@ def main() -> int:
         fail(f"--impls must name some of {', '.join(IMPLS)}")
     if any(args.model not in IMPLS[i].models for i in names):
         fail(f"{', '.join(i for i in names if args.model not in IMPLS[i].models)} do not apply to --model {args.model}")
+    if args.smoke:
+        names = smoke(args, names)
     try:
         widths = {k: [int(x) for x in getattr(args, k).split(",")] if getattr(args, k) else None
                   for k in ("g_hidden", "d_hidden")}
@@ -226,7 +244,7 @@ def main() -> int:
                      "workers": args.workers, "steps_per_call": args.steps_per_call, "threads": threads,
                      "interop_threads": interop, "budget_s": args.budget_s, "order": args.order,
                      "omp_wait_policy": args.omp_wait_policy, "model": args.model, **widths,
-                     "population": members},
+                     "population": members, "smoke": args.smoke},
         "parent_env": env_settings(), "impls": {k: vars(v) for k, v in IMPLS.items() if k in names},
     }
 
@@ -247,11 +265,12 @@ def main() -> int:
         print(f"device: {doc['device_name']}", flush=True)
 
         precisions = ("float32", "tf32", "bfloat16") if args.device == "gpu" else ("float32", "bfloat16")
-        doc["peaks"] = [job({"job": "peak", "framework": fw, "precision": pr}, f"peak {fw} {pr}")
-                        for pr in precisions for fw in ("jax", "torch")]
+        size = {"n": 128} if args.smoke else {}
+        doc["peaks"] = [job({"job": "peak", "framework": fw, "precision": pr, **size}, f"peak {fw} {pr}")
+                        for pr in precisions[:1 if args.smoke else None] for fw in ("jax", "torch")]
         if args.device == "cpu":
-            doc["bandwidth"] = [job({"job": "bandwidth", "framework": fw}, f"bandwidth {fw}")
-                                for fw in ("numpy", "torch", "jax")]
+            doc["bandwidth"] = [job({"job": "bandwidth", "framework": fw, **({"n": 1 << 16} if args.smoke else {})},
+                                    f"bandwidth {fw}") for fw in ("numpy", "torch", "jax")[:1 if args.smoke else None]]
         doc["flops"] = {str(bs): job({"job": "flops", "batch_size": bs}, f"flops batch {bs}") for bs in sizes}
 
         data_dir = os.path.join(work, "data")
