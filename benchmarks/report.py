@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import os
 import subprocess
 from typing import Any
@@ -296,43 +297,46 @@ def plot(doc: dict, path: str) -> None:
 
 
 # -- the old GPU table (schema 1: a bare list of rows) -----------------------------------------------
-def git_date(path: str) -> str | None:
+def git_added(path: str) -> tuple[str, str] | None:
+    """The commit that first added ``path`` and its date (short hash, YYYY-MM-DD), from git."""
     try:
-        out = subprocess.run(["git", "log", "-1", "--format=%ad", "--date=short", "--", path],
-                             capture_output=True, text=True, cwd=HERE, timeout=30).stdout.strip()
-        return out or None
+        out = subprocess.run(["git", "log", "--diff-filter=A", "--format=%h %ad", "--date=short", "--", path],
+                             capture_output=True, text=True, cwd=HERE, timeout=30).stdout.split()
     except (OSError, subprocess.SubprocessError):
         return None
+    return (out[-2], out[-1]) if len(out) >= 2 else None
 
 
 def render_legacy_gpu(rows: list[dict], path: str) -> str:
+    """The H200 table of an earlier harness, headed by what it was: which commit and date made it and
+    which precision each framework ran in. No ratio is printed: its two sides ran different precisions."""
     impls = list(dict.fromkeys(r["impl"] for r in rows))
     sizes = sorted({r["batch_size"] for r in rows})
     get = {(r["impl"], r["batch_size"]): r for r in rows}
-    out = ["| impl | " + " | ".join(str(b) for b in sizes) + " |", "|---|" + "---:|" * len(sizes)]
+    made = git_added(path)
+    rel = os.path.relpath(path, os.path.dirname(HERE))
+    head = [f"**{rows[0]['device']}, commit {made[0]} ({made[1]})**" if made else f"**{rows[0]['device']}**",
+            f"(`{rel}`): jaxgan in **TF32** (XLA's default matmul precision on the GPU) against PyTorch in "
+            "**true float32** (allow_tf32 off, its default). Not comparable as a ratio, and not today's program: "
+            "today jaxgan's GPU default is `--matmul_dtype float32` (true float32), a different and slower "
+            "program that this table did not measure. The harness of that commit ran every implementation in one "
+            "process (JAX and PyTorch side by side) and recorded no library versions, threads or command."]
+    out = [" ".join(head), "", "| impl | " + " | ".join(str(b) for b in sizes) + " |", "|---|" + "---:|" * len(sizes)]
     for impl in impls:
         cells = (_f(get.get((impl, b), {}).get("img_per_s"), ",.0f") for b in sizes)
         out.append(f"| {impl} | " + " | ".join(cells) + " |")
     ms = [get[(i, b)]["step_ms"] for i in ("torch_tuned", "torch_compile") for b in sizes if (i, b) in get]
-    b0 = sizes[0]
-    flops = {r.get("flops_per_img") for r in rows}
-    note = [f"images/s, {rows[0]['device']}, committed {git_date(path) or '(date unknown)'}; "
-            f"`{os.path.relpath(path, os.path.dirname(HERE))}`. At batch {b0} jax_scan was "
-            f"{get[('jax_scan', b0)]['img_per_s'] / get[('torch_reference', b0)]['img_per_s']:.1f}× torch_reference "
-            f"and {get[('jax_scan', b0)]['img_per_s'] / get[('torch_tuned', b0)]['img_per_s']:.1f}× torch_tuned. "
-            f"The tuned and compiled PyTorch rows took {min(ms):.1f}–{max(ms):.1f} ms per iteration at every batch "
-            f"size from {sizes[0]} to {sizes[-1]}, although an iteration at {sizes[-1]} holds "
-            f"{sizes[-1] // sizes[0]} times the images of one at {sizes[0]}."]
+    note = [f"images/s. The tuned and compiled PyTorch rows took {min(ms):.1f}–{max(ms):.1f} ms per iteration at "
+            f"every batch size from {sizes[0]} to {sizes[-1]}, although an iteration at {sizes[-1]} holds "
+            f"{sizes[-1] // sizes[0]} times the images of one at {sizes[0]}: that run does not show why."]
     peaks = {r.get("matmul_peak_flops") for r in rows}
     if len(peaks) == 1 and None not in peaks:
         note.append(f"Its \"float32\" matmul peak, measured through XLA at default precision, was "
                     f"{next(iter(peaks)) / 1e12:,.0f} TFLOP/s, a TF32 tensor-core rate.")
+    flops = {r.get("flops_per_img") for r in rows}
     if len(flops) == 1:
         note.append(f"Its FLOPs were one typed-in value ({next(iter(flops)) / 1e6:.1f} MFLOP/img on every row), "
                     "not measured per batch size, so its \"% of peak\" column is not used here.")
-    note.append("That run measured every implementation in one process (JAX and PyTorch side by side), ran "
-                "jaxgan's matmuls at XLA's default precision on the GPU, which is TF32, and PyTorch's in true "
-                "float32 (allow_tf32 off by default); it recorded neither library versions nor thread settings.")
     return "\n".join(out) + "\n\n" + " ".join(note)
 
 
@@ -523,7 +527,7 @@ def render_readme(cpu: dict, startup: dict | None, profile: dict | None, gpu_leg
         out += ["", "The GPU table before this change (one process for every row), kept as it was:"]
     else:
         out += ["", "**GPU** — not re-measured since the change to one process per row: no GPU was lent to "
-                "the session that made it. The last GPU table, kept as it was:"]
+                "the sessions since. The last GPU table, kept as it was and labelled for what it measured:"]
     if gpu_legacy:
         out += ["", gpu_legacy]
     if not gpu:
@@ -665,11 +669,70 @@ def benchmark_section(src: dict) -> str:
                          opt["gpu"], opt["gpu_profile"])
 
 
+def _same_command(command: str) -> str:
+    """A benchmark command without where it wrote (``--json PATH``) and in today's module form."""
+    command = re.sub(r" --json \S+", "", command)
+    return re.sub(r"python benchmarks/(\w+)\.py", r"python -m benchmarks.\1", command)
+
+
+def committed_runs(path: str) -> list[dict]:
+    """Every version of the results file ``path`` in git's history, newest first, that ran the same
+    command as the version in the working tree: the runs whose spread a headline must show."""
+    now = load(path)
+    try:
+        rel = os.path.relpath(path, os.path.dirname(HERE))
+        commits = subprocess.run(["git", "log", "--format=%H", "--", rel], capture_output=True, text=True,
+                                 cwd=os.path.dirname(HERE), timeout=30).stdout.split()
+        versions = [subprocess.run(["git", "show", f"{c}:{rel}"], capture_output=True, text=True,
+                                   cwd=os.path.dirname(HERE), timeout=30).stdout for c in commits]
+    except (OSError, subprocess.SubprocessError):
+        versions = []
+    runs, seen = [], set()
+    for text in versions:
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(doc, dict) and _same_command(doc.get("command", "")) == _same_command(now.get("command", "")) \
+                and doc.get("created_utc") not in seen:
+            seen.add(doc.get("created_utc"))
+            runs.append(doc)
+    if now.get("created_utc") not in seen:  # the working tree's run, not committed yet
+        runs.insert(0, now)
+    return runs
+
+
+def ratio_spread(runs: list[dict], batch_size: int, precision: str = "float32") -> tuple[float, float, int]:
+    """The lowest and highest headline ratio at ``batch_size`` over ``runs``, and how many runs had one."""
+    ratios = [e["ratio"] for d in runs for e in d.get("summary", [])
+              if e.get("batch_size") == batch_size and e.get("precision") == precision and e.get("ratio")]
+    return min(ratios), max(ratios), len(ratios)
+
+
+def _span(lo: float, hi: float) -> str:
+    return f"{lo:.0f}" if round(lo) == round(hi) else f"{lo:.0f}–{hi:.0f}"
+
+
+def missing_torch_rows(doc: dict) -> list[str]:
+    """The PyTorch rows that apply to this run's model and device but that it did not run."""
+    from benchmarks.bench_row import IMPLS
+
+    model, device = doc["settings"].get("model", "mlp"), doc.get("device", "cpu")
+    ran = {r["impl"] for r in doc.get("rows", [])}
+    return [k for k, v in IMPLS.items() if v.framework == "torch" and model in v.models and k not in ran
+            and (device == "gpu" or not v.gpu_only)]
+
+
 def headline(src: dict) -> str:
     """The README's headline figures, each from its results file, with links to the pages."""
     cpu = load(src["cpu"])
     f32 = {e["batch_size"]: e for e in cpu.get("summary", []) if e["precision"] == "float32"}
-    mlp = " and ".join(f"**{e['ratio']:.2f}×** at batch {bs}" for bs, e in sorted(f32.items()))
+    runs = committed_runs(src["cpu"])
+
+    def spread(bs: int) -> str:
+        lo, hi, n = ratio_spread(runs, bs)
+        return f"{lo:.2f}–{hi:.2f}× over the {n} committed runs of that command" if n > 1 else "one run"
+    mlp = " and ".join(f"**{e['ratio']:.2f}×** at batch {bs} ({spread(bs)})" for bs, e in sorted(f32.items()))
     conv = []
     for path in src["conv"]:
         if not os.path.isfile(path):
@@ -678,13 +741,19 @@ def headline(src: dict) -> str:
         _, reduced = _widths(doc["settings"], ";")
         if reduced:
             continue
+        model = doc["settings"]["model"]
+        iters = [r["iters"] / r.get("batches_per_iter", 1) for r in _ok(doc["rows"]) if r["framework"] == "torch"]
+        missing = missing_torch_rows(doc)
         for e in doc.get("summary", []):
             if e["precision"] == "float32":
-                conv.append(f"{doc['settings']['model'].upper()} **{e['ratio']:.2f}×** (batch {e['batch_size']})")
+                conv.append(f"{model.upper()} **{e['ratio']:.2f}×** (batch {e['batch_size']}; one run, "
+                            f"{_span(min(iters), max(iters))} timed iterations per PyTorch row"
+                            + (f"; without {', '.join(f'`{m}`' for m in missing)}" if missing else "") + ")")
     peak = cpu["peak_by_precision"]["float32"]["flops_per_s"] / 1e9
-    lines = [f"- **Speed, this 2-core CPU** ({cpu['created_utc'][:10]}, float32 matmul peak {peak:,.0f} GFLOP/s in "
-             f"that run): jaxgan ÷ the fastest PyTorch loop, measured side by side — the original GAN {mlp}; "
-             + (", ".join(conv) + " at the reference widths" if conv else "the conv models: not measured")
+    lines = [f"- **Speed, this shared 2-core CPU** ({cpu['created_utc'][:10]}, float32 matmul peak {peak:,.0f} "
+             "GFLOP/s in that run): jaxgan's images/s ÷ those of the fastest PyTorch row of the same run, each row "
+             f"in its own process — the original GAN {mlp}; "
+             + ("at the reference widths, " + ", ".join(conv) if conv else "the conv models: not measured")
              + ". [benchmarks](docs/benchmarks.md)"]
     if os.path.isfile(src["population_seeds"]):
         pop = load(src["population_seeds"])["population"]

@@ -325,3 +325,41 @@ def test_benchmark_modules_import_each_other_without_a_circle():
     for m in sorted(graph):
         if m not in state:
             visit(m, [])
+
+
+# -- the headline's spread, and the old GPU table's label ----------------------------------------------
+@pytest.mark.quick
+def test_runs_of_the_same_command_are_matched_whatever_file_they_wrote():
+    old = "python benchmarks/throughput.py --quick --json /tmp/h2/cand/q14.json"
+    assert report._same_command(old) == report._same_command("python -m benchmarks.throughput --quick --json x.json")
+    assert report._same_command(old) != report._same_command("python -m benchmarks.throughput --quick --threads 1")
+
+
+@pytest.mark.quick
+def test_the_headline_spread_spans_every_run_at_that_batch_and_precision():
+    runs = [{"summary": [{"batch_size": 64, "precision": "float32", "ratio": 3.01},
+                         {"batch_size": 64, "precision": "tf32", "ratio": 9.0}]},
+            {"summary": [{"batch_size": 64, "precision": "float32", "ratio": 1.55},
+                         {"batch_size": 512, "precision": "float32", "ratio": 2.14}]}]
+    assert report.ratio_spread(runs, 64) == (1.55, 3.01, 2)
+    assert report.ratio_spread(runs, 512) == (2.14, 2.14, 1)
+
+
+@pytest.mark.quick
+def test_a_comparison_names_the_applicable_pytorch_rows_it_left_out():
+    doc = {"settings": {"model": "dcgan"}, "device": "cpu",
+           "rows": [{"impl": "torch_reference"}, {"impl": "torch_tuned"}, {"impl": "jax_scan"}]}
+    missing = report.missing_torch_rows(doc)
+    assert "torch_tuned_spin" in missing and "torch_compile" in missing and "torch_channels_last" in missing
+    assert "torch_reference" not in missing and "torch_cudagraphs" not in missing  # ran; GPU only
+    assert "torch_channels_last" not in report.missing_torch_rows({**doc, "settings": {"model": "mlp"}})
+
+
+@pytest.mark.quick
+def test_the_old_h200_table_says_which_commit_made_it_and_that_its_sides_ran_different_precisions():
+    path = os.path.join(REPO, "benchmarks", "results", "h200.json")
+    text = report.render_legacy_gpu(report.load(path), path)
+    heading = text.split("\n", 1)[0]
+    assert "NVIDIA H200, commit 900cbe1 (2026-11-27)" in heading  # git log --diff-filter=A of that file
+    assert "**TF32**" in heading and "**true float32**" in heading and "--matmul_dtype float32" in heading
+    assert "×" not in text  # no cross-precision ratio
