@@ -194,11 +194,7 @@ def render_throughput(doc: dict) -> str:
            f"1-minute load average over the run's measurements: mean {doc['load']['mean_1min']:.2f}, "
            f"max {doc['load']['max_1min']:.2f} (other jobs share this machine). "
            f"CUDA_LAUNCH_BLOCKING={doc['parent_env'].get('CUDA_LAUNCH_BLOCKING')}.", ""]
-    if doc["load"]["mean_1min"] > s["threads"]:
-        out += [f"**Warning:** the mean load average ({doc['load']['mean_1min']:.2f}) exceeded the {s['threads']} "
-                "threads given to each framework: other jobs competed for the CPUs, and the frameworks need not "
-                "suffer from that equally, so this run's ratios are "
-                "not representative of a quiet machine.", ""]
+    out += load_warning(doc)
     peak_txt = "; ".join(f"{pr} {v['flops_per_s'] / 1e9:,.0f} GFLOP/s ("
                          + ", ".join(f"{fw} {x / 1e9:,.0f}" for fw, x in sorted(v["by_framework"].items())) + ")"
                          for pr, v in peaks.items())
@@ -422,6 +418,16 @@ def cpu_truth_table(doc: dict) -> list[str]:
     return out
 
 
+def load_warning(doc: dict) -> list[str]:
+    """The warning a run gets when its mean load exceeded the threads each framework was given."""
+    load, threads = doc["load"]["mean_1min"], doc["settings"]["threads"]
+    if load <= threads:
+        return []
+    return [f"**Warning:** the mean load average ({load:.2f}) exceeded the {threads} thread{'s' if threads != 1 else ''} given to each "
+            "framework: other jobs competed for the CPUs, and the frameworks need not suffer from that equally, "
+            "so this run's ratios are not representative of a quiet machine.", ""]
+
+
 def one_thread_section(doc: dict) -> list[str]:
     """The same comparison with one thread per framework (a second run, its own file)."""
     s = doc["settings"]
@@ -429,7 +435,8 @@ def one_thread_section(doc: dict) -> list[str]:
     return ["", f"The same comparison with {s['threads']} thread for each framework (each process held to "
             f"{s['threads']} CPU; `{doc['command']}`, {doc['created_utc'][:10]}; float32 matmul peak "
             f"{f32['flops_per_s'] / 1e9:,.0f} GFLOP/s on that CPU; mean load average "
-            f"{doc['load']['mean_1min']:.2f}, max {doc['load']['max_1min']:.2f}):", "", *cpu_truth_table(doc)]
+            f"{doc['load']['mean_1min']:.2f}, max {doc['load']['max_1min']:.2f}):", "", *load_warning(doc),
+            *cpu_truth_table(doc)]
 
 
 # -- the README section ---------------------------------------------------------------------------------
