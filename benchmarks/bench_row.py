@@ -181,6 +181,34 @@ def timed_blocks(run_block: Callable[[int], None], sync: Callable[[], None], min
             "block_seconds": blocks}
 
 
+def tell_parent(message: str, wait: bool) -> None:
+    """Tell the parent ``message`` when this row takes turns with others (``BENCH_TURN_FD``) and,
+    with ``wait``, block on stdin until the parent says this row's next round may start."""
+    fd = os.environ.get("BENCH_TURN_FD")
+    if fd is None:
+        return
+    os.write(int(fd), (message + "\n").encode())
+    if wait and sys.stdin.readline().strip() != "go":
+        raise RuntimeError("the parent ended the rounds early")
+
+
+def timed_rounds(run_block: Callable[[int], None], sync: Callable[[], None], min_time: float, rounds: int
+                 ) -> dict[str, Any]:
+    """``rounds`` rounds of ``timed_blocks``, each started when the parent gives this row its turn
+    (rows interleaved A B C A B C, so that the machine's drift meets every row alike). Totals over
+    all rounds, and each round's calls and seconds."""
+    per_round = []
+    for i in range(rounds):
+        tell_parent("ready" if i == 0 else "done", wait=True)
+        began = time.time()  # wall clock: comparable across the rows' processes
+        per_round.append({**timed_blocks(run_block, sync, min_time), "began": began, "ended": time.time()})
+    tell_parent("done", wait=False)
+    return {"calls": sum(r["calls"] for r in per_round), "seconds": sum(r["seconds"] for r in per_round),
+            "block_calls": per_round[-1]["block_calls"],
+            "block_seconds": [s for r in per_round for s in r["block_seconds"]],
+            "rounds": [{k: r[k] for k in ("calls", "seconds", "began", "ended")} for r in per_round]}
+
+
 # -- env -----------------------------------------------------------------------------------------
 def job_env(spec: dict) -> dict[str, Any]:
     out: dict[str, Any] = {"python": sys.version.split()[0], "platform": platform.platform(),
@@ -394,7 +422,7 @@ def row_torch(spec: dict, impl: Impl) -> dict[str, Any]:
     run_block(3)  # warm-up: workers, allocator, cuBLAS handles, compilation, graph capture
     sync()
     compile_s = time.perf_counter() - t0
-    timing = timed_blocks(run_block, sync, spec["min_time"])
+    timing = timed_rounds(run_block, sync, spec["min_time"], spec.get("rounds", 1))
     # One "iter" is one batch trained on (a WGAN iteration trains on n_critic), as jaxgan counts steps.
     return {**timing, "iters": timing["calls"] * info["batches_per_iter"], "compile_s": compile_s, **info}
 
@@ -498,7 +526,7 @@ def row_jax(spec: dict, impl: Impl) -> dict[str, Any]:
     call()
     sync()
     compile_s = time.perf_counter() - t0
-    timing = timed_blocks(run_block, sync, spec["min_time"])
+    timing = timed_rounds(run_block, sync, spec["min_time"], spec.get("rounds", 1))
     return {**timing, "iters": timing["calls"] * length, "steps_per_call": length, "compile_s": compile_s,
             **jax_precision_record(impl.precision), "n_params": int(n_params), "members": members,
             "conv_impl": convnets.resolve_conv_impl(cfg.conv_impl) if cfg.family.reads("conv_impl") else None,
@@ -509,8 +537,12 @@ def job_row(spec: dict) -> dict[str, Any]:
     impl = IMPLS[spec["impl"]]
     r = row_torch(spec, impl) if impl.framework == "torch" else row_jax(spec, impl)
     # A population row counts every member's images: its aggregate throughput.
-    r["img_per_s"] = r["iters"] * spec["batch_size"] * r.get("members", 1) / r["seconds"]
-    r["step_ms"] = 1e3 * r["seconds"] / r["iters"]
+    per_call = r["iters"] / r["calls"]
+    images = spec["batch_size"] * r.get("members", 1)
+    # Each round's rate; the row's rate is their median (one round: the rate over all it timed).
+    r["img_per_s_rounds"] = [c["calls"] * per_call * images / c["seconds"] for c in r["rounds"]]
+    r["img_per_s"] = float(np.median(r["img_per_s_rounds"]))
+    r["step_ms"] = 1e3 * images / r["img_per_s"]
     r["precision"] = impl.precision
     return r
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The one prepared command for a lent GPU, about 9 minutes in all; everything lands in $OUT as two
+# The one prepared command for a lent GPU, under 6 minutes in all (per-step timeouts: 20 + 45 + 150 +
+# 45 + 45 + 45 s = 350 s); everything lands in $OUT as two
 # files (the device tool brings back at most 8): gpu_run.log (what was seen: nvidia-smi, versions,
 # settings, every step's output) and gpu_results.tgz holding
 #   profile_torch_gpu.json/.md        torch.profiler: where the tuned PyTorch loop's iteration goes
@@ -7,11 +8,12 @@
 #   gpu_population.json/.md/.png      populations: K = 8, 64, 256, 1024 at batch 64 per member vs one run
 #   gpu_dcgan.json/.md/.png           DCGAN at the reference widths, batch 128: both conv forms, channels_last
 #   gpu_train.log                     the trainer itself: 3 epochs of 60,000 MNIST-format images
-# Run it through the device tool with command "bash benchmarks/gpu_run.sh" and timeout_s 590;
+# Run it through the device tool with command "bash benchmarks/gpu_run.sh" and timeout_s 420;
 # carry .whl if it holds the tensorboardX wheel the trainer needs (the GPU image lacks it):
 #   pip download --no-deps --only-binary=:all: -d .whl tensorboardX==2.6.5
 # Knobs (environment): GPU_BATCH_SIZES (default 64,4096), GPU_BUDGET_S (seconds after which the MLP
-# throughput run starts no new row; default 180), GPU_MIN_TIME (seconds timed per row; default 1),
+# throughput run starts no new row; default 90), GPU_MIN_TIME (seconds timed per row and round, 5
+# rounds; default 0.3),
 # GPU_POPULATION (default 8,64,256,1024: a K that does not fit shows as a failed row).
 # Afterwards unpack gpu_results.tgz into benchmarks/results/: `python -m scripts.render_docs`
 # then shows the MLP rows in docs/benchmarks.md.
@@ -23,11 +25,11 @@ RES=$(mktemp -d)  # packed into $OUT/gpu_results.tgz at the end
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 PY=${PY:-python3}
 SIZES=${GPU_BATCH_SIZES:-64,4096}
-BUDGET=${GPU_BUDGET_S:-180}
+BUDGET=${GPU_BUDGET_S:-90}
 POP=${GPU_POPULATION:-8,64,256,1024}
 DCGAN_WIDTHS=""  # the reference's
 DCGAN_IMPLS=torch_tuned,jax_scan,jax_scan_other_conv,torch_channels_last,torch_fused_adam,torch_reference
-MIN_TIME=${GPU_MIN_TIME:-1}
+MIN_TIME=${GPU_MIN_TIME:-0.3}
 DEV=gpu
 # Which rows first: with --order impl the budget drops the last-named. The rows that decide the
 # headlines (tuned, fused Adam, the reference as written, jaxgan's path, CUDA graphs, the TF32
@@ -50,6 +52,11 @@ if ! $PY -c "import tensorboardX" 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; 
   $PY -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl \
     && export PYTHONPATH="$PYTHONPATH:/tmp/site"
 fi
+step "smoke: versions and the device, or stop here (20 s)"
+if ! timeout 20 $PY -c "import jax, torch; print('jax', jax.__version__, jax.devices(), 'torch', torch.__version__, 'cuda', torch.cuda.is_available()); assert '$DEV' == 'cpu' or (jax.default_backend() == 'gpu' and torch.cuda.is_available()), 'no GPU seen'" 2>&1 | tee -a "$LOG"; then
+  step "smoke failed: no usable GPU or libraries; nothing else run"
+  exit 1
+fi
 step "environment"
 {
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.sm --format=csv 2>&1
@@ -59,27 +66,27 @@ step "environment"
 } >> "$LOG" 2>&1
 
 step "profile of the tuned PyTorch loop (torch.profiler)"
-timeout 120 $PY -m benchmarks.profile_torch --device $DEV --batch_sizes $PROFILE_SIZES --iters $PROFILE_ITERS \
+timeout 45 $PY -m benchmarks.profile_torch --device $DEV --batch_sizes $PROFILE_SIZES --iters $PROFILE_ITERS \
   --images $TRAIN_IMAGES --json "$RES/profile_torch_gpu.json" >> "$LOG" 2>&1 || step "profile exited $?"
 
 step "throughput: every row in its own process, peaks per precision, FLOPs per batch size"
-timeout $(( ${BUDGET%.*} + 150 )) $PY -m benchmarks.throughput --device $DEV --batch_sizes $SIZES \
+timeout $(( ${BUDGET%.*} + 60 )) $PY -m benchmarks.throughput --device $DEV --batch_sizes $SIZES \
   --impls $IMPLS --order impl --budget_s $BUDGET --min_time $MIN_TIME --job_timeout 140 \
   --images $TRAIN_IMAGES --json "$RES/gpu_throughput.json" >> "$LOG" 2>&1 || step "throughput exited $?"
 
 step "populations: K members under vmap against one run, batch 64 per member"
-timeout 150 $PY -m benchmarks.throughput --device $DEV --batch_sizes 64 --impls jax_scan --population $POP \
+timeout 45 $PY -m benchmarks.throughput --device $DEV --batch_sizes 64 --impls jax_scan --population $POP \
   --min_time $MIN_TIME --job_timeout 60 --images $TRAIN_IMAGES --json "$RES/gpu_population.json" >> "$LOG" 2>&1 \
   || step "population throughput exited $?"
 
 step "DCGAN at the reference widths, batch 128 (dcgan/train.py's)"
-timeout 150 $PY -m benchmarks.throughput --device $DEV --model dcgan $DCGAN_WIDTHS --batch_sizes 128 \
-  --impls $DCGAN_IMPLS --order impl --budget_s 100 --min_time $MIN_TIME --job_timeout 60 --steps_per_call 50 \
+timeout 45 $PY -m benchmarks.throughput --device $DEV --model dcgan $DCGAN_WIDTHS --batch_sizes 128 \
+  --impls $DCGAN_IMPLS --order impl --budget_s 25 --min_time $MIN_TIME --job_timeout 60 --steps_per_call 50 \
   --images $TRAIN_IMAGES --json "$RES/gpu_dcgan.json" >> "$LOG" 2>&1 || step "dcgan throughput exited $?"
 
 step "the trainer: python -m jaxgan.train, 3 epochs, cold compile cache"
 $PY -c "from benchmarks.synthetic import write_dataset; write_dataset('$WORK/data', $TRAIN_IMAGES)" >> "$LOG" 2>&1
-timeout 100 $PY -m jaxgan.train --dataset mnist --data_dir "$WORK/data" --no-download --num_epochs 3 \
+timeout 45 $PY -m jaxgan.train --dataset mnist --data_dir "$WORK/data" --no-download --num_epochs 3 \
   --no-progress --sample_dir "$WORK/s" --logdir "$WORK/r" --ckpt_dir "$WORK/c" --compile_cache "$WORK/xla" \
   > "$RES/gpu_train.log" 2>&1 || step "trainer exited $?"
 step "done; packing $RES into $OUT/gpu_results.tgz:"

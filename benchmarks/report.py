@@ -122,6 +122,9 @@ def summarize(doc: dict) -> list[dict]:
                 "ratio_vs_reference": jx["img_per_s"] / ref["img_per_s"] if ref else None,
                 "fastest_torch_any_precision": torch_any["impl"] if torch_any else None,
                 "torch_candidates": sorted(r["impl"] for r in cands)}
+            a, b = jx.get("img_per_s_rounds"), best.get("img_per_s_rounds")
+            if a and b and len(a) == len(b) > 1:  # round k of jaxgan against round k of that PyTorch row
+                e["ratio_rounds"] = [x / y for x, y in zip(a, b)]
             for side, r in (("torch", best), ("jax", jx)):
                 for k in ("peak_fraction", "roofline_fraction", "roofline_step_ms", "step_ms"):
                     if k in r:
@@ -131,6 +134,20 @@ def summarize(doc: dict) -> list[dict]:
 
 
 # -- formatting ----------------------------------------------------------------------------------------
+def _rate(r: dict) -> str:
+    """A row's img/s: the median of its rounds, and their range when it took several."""
+    rounds = r.get("img_per_s_rounds") or []
+    spread = f" ({min(rounds):,.0f}–{max(rounds):,.0f})" if len(rounds) > 1 else ""
+    return f"{r['img_per_s']:,.0f}{spread}"
+
+
+def _ratio(e: dict) -> str:
+    """A headline ratio, bold, with the range of its per-round ratios when the run had rounds."""
+    rounds = e.get("ratio_rounds") or []
+    spread = f" ({min(rounds):.2f}–{max(rounds):.2f} per round)" if rounds else ""
+    return f"**{e['ratio']:.2f}×**{spread}"
+
+
 def _f(x: float | None, fmt: str) -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
 
@@ -229,7 +246,7 @@ def render_throughput(doc: dict) -> str:
     for e in doc.get("summary", []):
         out.append(f"| {e['batch_size']} | {e['precision']} | {e['fastest_torch_label']} {e['fastest_torch']} | "
                    f"{e['fastest_torch_img_per_s']:,.0f} | {e['jax']} | {e['jax_img_per_s']:,.0f} | "
-                   f"**{e['ratio']:.2f}×** | {_x(e['ratio_vs_reference'])} | "
+                   f"{_ratio(e)} | {_x(e['ratio_vs_reference'])} | "
                    f"{_pct(e.get('torch_peak_fraction'))} / {_pct(e.get('jax_peak_fraction'))} | "
                    f"{_f(e.get('jax_roofline_step_ms'), '.2f')} | "
                    f"{_pct(e.get('torch_roofline_fraction'))} / {_pct(e.get('jax_roofline_fraction'))} |")
@@ -245,7 +262,7 @@ def render_throughput(doc: dict) -> str:
                        f"| **{e['vs_one_run']:.2f}×** | {_pct(e.get('peak_fraction'))} / "
                        f"{_pct(e.get('one_run_peak_fraction'))} |")
     out += ["", "#### Every row", "",
-            "| row | batch | precision | img/s | ms/step | compile/warm-up s | MFLOP/step | % of peak at its precision "
+            "| row | batch | precision | img/s (median of rounds; min–max) | ms/step | compile/warm-up s | MFLOP/step | % of peak at its precision "
             "| of roofline | threads (intra/inter-op, CPUs allowed) | OS threads | load before → after |",
             "|---|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---|"]
     for r in doc.get("rows", []):
@@ -254,7 +271,7 @@ def render_throughput(doc: dict) -> str:
         if not r.get("ok"):
             out.append(f"| {name} | {r['batch_size']} | | failed: {r.get('error')} | | | | | | | | {load} |")
             continue
-        out.append(f"| {name} | {r['batch_size']} | {precision_detail(r)} | {r['img_per_s']:,.0f} | "
+        out.append(f"| {name} | {r['batch_size']} | {precision_detail(r)} | {_rate(r)} | "
                    f"{r['step_ms']:.3f} | {r['compile_s']:.2f} | {_f(r.get('flops_per_step', 0) / 1e6, ',.1f')} | "
                    f"{_pct(r.get('peak_fraction'))} | {_pct(r.get('roofline_fraction'))} | {_threads(r)} | "
                    f"{r.get('os_threads_at_end')} | {load} |")
@@ -262,7 +279,11 @@ def render_throughput(doc: dict) -> str:
         out.append(f"| {sk['impl']} | {sk['batch_size']} | | skipped ({sk['why']}) | | | | | | | | |")
     out += ["", "Rows: " + "; ".join(f"{v['label']} `{k}`: {v['what']}" for k, v in doc.get("impls", {}).items())
             + f". jax_scan fuses {s['steps_per_call']} steps per call (at most an epoch's full batches). "
-            "Times exclude warm-up and compilation (reported); the device is synchronised before the "
+            + (f"Each row compiled once in its own process, then the rows at one batch size took turns, "
+               f"{s['rounds']} rounds of at least {s['min_time']:g} s each (A B C A B C ...); a row's img/s is its "
+               "rounds' median, and each ratio's range pairs round k with round k. " if s.get("rounds", 1) > 1
+               else "")
+            + "Times exclude warm-up and compilation (reported); the device is synchronised before the "
             "clock is read. Every implementation is credited with the same FLOPs (PyTorch's G step "
             "also computes D's weight gradients, which are not credited)."]
     return "\n".join(out)
@@ -411,7 +432,7 @@ def cpu_truth_table(doc: dict) -> list[str]:
            "|---:|---|---:|---:|---|---:|---:|---:|"]
     for e in doc["summary"]:
         out.append(f"| {e['batch_size']} | {e['fastest_torch_label']} `{e['fastest_torch']}` | "
-                   f"**{e['ratio']:.2f}×** | {_x(e['ratio_vs_reference'])} | {e['precision']} (true) | "
+                   f"{_ratio(e)} | {_x(e['ratio_vs_reference'])} | {e['precision']} (true) | "
                    f"{_pct(e.get('torch_peak_fraction'))} / {_pct(e.get('jax_peak_fraction'))} | "
                    f"{_f(e.get('jax_roofline_step_ms'), '.2f')} | "
                    f"{_pct(e.get('torch_roofline_fraction'))} / {_pct(e.get('jax_roofline_fraction'))} |")
@@ -739,7 +760,7 @@ def headline(src: dict) -> str:
     def spread(bs: int) -> str:
         lo, hi, n = ratio_spread(runs, bs)
         return f"{lo:.2f}–{hi:.2f}× over the {n} committed runs of that command" if n > 1 else "one run"
-    mlp = " and ".join(f"**{e['ratio']:.2f}×** at batch {bs} ({spread(bs)})" for bs, e in sorted(f32.items()))
+    mlp = " and ".join(f"{_ratio(e)} at batch {bs} ({spread(bs)})" for bs, e in sorted(f32.items()))
     conv = []
     for path in src["conv"]:
         if not os.path.isfile(path):

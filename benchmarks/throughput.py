@@ -29,6 +29,9 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import select
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -101,6 +104,100 @@ def run_child(spec: dict, workdir: str, name: str, device: str, threads: int, ti
     return result
 
 
+class TurnChild:
+    """One row's fresh process that compiles and warms up once, then times one round each time the
+    parent gives it the turn (``bench_row.timed_rounds``): the rows' rounds interleave."""
+
+    def __init__(self, spec: dict, workdir: str, name: str, device: str, threads: int, omp_wait: str):
+        self.spec, self.name, self.t0 = spec, name, time.perf_counter()
+        self.scratch = tempfile.mkdtemp(prefix=name.replace(" ", "_") + "-", dir=workdir)
+        spec_path, self.out_path, self.log_path = (os.path.join(self.scratch, f)
+                                                   for f in ("spec.json", "out.json", "log.txt"))
+        with open(spec_path, "w") as f:
+            json.dump(spec, f)
+        self.load_before = os.getloadavg()
+        self.read_fd, write_fd = os.pipe()
+        env = {**child_env(device, threads, self.scratch, omp_wait), "BENCH_TURN_FD": str(write_fd)}
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_row", spec_path, self.out_path],
+                                     env=env, cwd=self.scratch, stdin=subprocess.PIPE, stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True, pass_fds=(write_fd,),
+                                     text=True)
+        os.close(write_fd)
+        self.buffer, self.alive = b"", True
+
+    def expect(self, word: str, timeout: float) -> bool:
+        """Wait for the child to say ``word``; False if it said something else, died or took too long."""
+        deadline = time.perf_counter() + timeout
+        while self.alive and b"\n" not in self.buffer:
+            ready, _, _ = select.select([self.read_fd], [], [], max(0.0, deadline - time.perf_counter()))
+            chunk = os.read(self.read_fd, 256) if ready else b""
+            if not chunk:
+                self.alive = False
+                self.why = "timed out" if not ready else "exited"
+            self.buffer += chunk
+        if not self.alive:
+            return False
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return line.decode().strip() == word
+
+    def go(self) -> None:
+        try:
+            self.proc.stdin.write("go\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self.alive = False
+
+    def finish(self, timeout: float) -> dict:
+        """Wait for the child's result (ending its whole process group), as ``run_child`` returns it."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            code: int | str = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            code = f"timed out after {timeout:.0f} s"
+        finally:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            self.proc.wait()
+            self.log.close()
+            os.close(self.read_fd)
+        if os.path.isfile(self.out_path):
+            with open(self.out_path) as f:
+                result = json.load(f)
+        else:
+            result = {"spec": self.spec, "ok": False, "error": f"child exited ({code}) without a result",
+                      "loadavg_before": self.load_before, "loadavg_after": os.getloadavg()}
+        result["process_wall_s"] = time.perf_counter() - self.t0
+        if not result.get("ok"):
+            with open(self.log_path, errors="replace") as f:
+                result["log_tail"] = f.read()[-2000:]
+        return result
+
+
+def run_in_turns(jobs: list[tuple[dict, str, str]], rounds: int, workdir: str, device: str, threads: int,
+                 timeout: float) -> list[dict]:
+    """Each (spec, name, omp_wait) in its own process; each compiles and warms up alone, one after
+    the other, then the rows take turns: ``rounds`` rounds of A B C ..., one timed round each."""
+    children = []
+    for spec, name, omp in jobs:
+        c = TurnChild({**spec, "rounds": rounds}, workdir, name, device, threads, omp)
+        if not c.expect("ready", timeout):  # its start-up and compilation, with no other row timing
+            c.alive = False
+        children.append(c)
+    for _ in range(rounds):
+        for c in children:
+            if c.alive:
+                c.go()
+                if not c.expect("done", timeout):
+                    c.alive = False
+    return [c.finish(timeout) for c in children]
+
+
 def default_impls(device: str, model: str = "mlp") -> list[str]:
     return [k for k, v in IMPLS.items() if (device == "gpu" or not v.gpu_only) and model in v.models
             and not v.population]
@@ -127,7 +224,11 @@ def parse_args(argv: list[str] | None = None):
     p.add_argument("--batch_sizes", help="comma-separated (default 64,512 with --quick, else 64,256,1024,4096)")
     p.add_argument("--impls", help="comma-separated subset, in the order to run (default: every "
                    "implementation the device runs)")
-    p.add_argument("--min_time", type=float, help="seconds timed per row (default 1.5 with --quick, else 4)")
+    p.add_argument("--min_time", type=float, help="seconds timed per row and round (default 0.5 with --quick, "
+                   "else 2)")
+    p.add_argument("--rounds", type=int, default=5, help="timed rounds per row: the rows at one batch size each "
+                   "compile once in their own process, then take turns, one round each (A B C A B C ...); a row's "
+                   "img/s is its rounds' median (default 5)")
     p.add_argument("--images", type=int, default=60000, help="dataset size (default 60000, MNIST's)")
     p.add_argument("--workers", type=int, default=4, help="the reference DataLoader's workers (default 4, "
                    "as the reference)")
@@ -227,7 +328,9 @@ def main(argv: list[str] | None = None) -> int:
             fail(f"{path!r} must be a file path ending in {ext}")
         if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             fail(f"folder of {path!r} does not exist")
-    min_time = args.min_time or (1.5 if args.quick else 4.0)
+    if args.rounds < 1:
+        fail("--rounds must be >= 1")
+    min_time = args.min_time or (0.5 if args.quick else 2.0)
     if os.environ.get("CUDA_LAUNCH_BLOCKING", "0") not in ("", "0"):
         print("throughput.py: warning: CUDA_LAUNCH_BLOCKING is set; every kernel launch waits (recorded)",
               file=sys.stderr)
@@ -242,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": command_line(), "device": args.device,
         "settings": {"batch_sizes": sizes, "impls": names, "min_time": min_time, "images": args.images,
                      "workers": args.workers, "steps_per_call": args.steps_per_call, "threads": threads,
-                     "interop_threads": interop, "budget_s": args.budget_s, "order": args.order,
+                     "interop_threads": interop, "budget_s": args.budget_s, "order": args.order, "rounds": args.rounds,
                      "omp_wait_policy": args.omp_wait_policy, "model": args.model, **widths,
                      "population": members, "smoke": args.smoke},
         "parent_env": env_settings(), "impls": {k: vars(v) for k, v in IMPLS.items() if k in names},
@@ -282,16 +385,26 @@ def main(argv: list[str] | None = None) -> int:
         runs = [(impl, k) for impl in names for k in (members if IMPLS[impl].population else [1])]
         plan = [(bs, impl, k) for bs in sizes for impl, k in runs] if args.order == "batch" else \
             [(bs, impl, k) for impl, k in runs for bs in sizes]
-        for bs, impl, k in plan:
-            name = f"{impl} K={k} batch {bs}" if IMPLS[impl].population else f"{impl} batch {bs}"
+        # The rows that take turns: every row at one batch size (--order batch), or each row alone.
+        groups = [[p for p in plan if p[0] == bs] for bs in sizes] if args.order == "batch" else [[p] for p in plan]
+        for group in groups:
             if args.budget_s and time.perf_counter() - t_start > args.budget_s:
-                doc["skipped"].append({"impl": impl, "batch_size": bs, "members": k,
-                                       "why": f"--budget_s {args.budget_s:g}"})
+                doc["skipped"] += [{"impl": impl, "batch_size": bs, "members": k, "why": f"--budget_s {args.budget_s:g}"}
+                                   for bs, impl, k in group]
                 continue
-            r = job({**row_common, "impl": impl, "batch_size": bs, "members": k}, name)
-            r.update(impl=impl, batch_size=bs, framework=IMPLS[impl].framework, label=IMPLS[impl].label)
-            r.setdefault("members", k)
-            doc["rows"].append(r)
+            jobs = [({**common, **row_common, "impl": impl, "batch_size": bs, "members": k},
+                     f"{impl} K={k} batch {bs}" if IMPLS[impl].population else f"{impl} batch {bs}",
+                     IMPLS[impl].omp_wait or args.omp_wait_policy) for bs, impl, k in group]
+            results = run_in_turns(jobs, args.rounds, work, args.device, threads, args.job_timeout)
+            for (bs, impl, k), (_, name, _), r in zip(group, jobs, results):
+                status = "ok" if r.get("ok") else f"FAILED: {r.get('error')}"
+                spread = (f"  img/s {min(r['img_per_s_rounds']):,.0f}..{max(r['img_per_s_rounds']):,.0f} over "
+                          f"{len(r['img_per_s_rounds'])} rounds" if r.get("ok") else "")
+                print(f"  {name:34s} {r['process_wall_s']:6.1f} s  load {r['loadavg_before'][0]:.2f}  {status}{spread}",
+                      flush=True)
+                r.update(impl=impl, batch_size=bs, framework=IMPLS[impl].framework, label=IMPLS[impl].label)
+                r.setdefault("members", k)
+                doc["rows"].append(r)
     doc["total_s"] = time.perf_counter() - t_start
     report.annotate(doc)  # FLOPs, peak fractions, roofline, summary, load: derived from the above only
 

@@ -363,3 +363,32 @@ def test_the_old_h200_table_says_which_commit_made_it_and_that_its_sides_ran_dif
     assert "NVIDIA H200, commit 900cbe1 (2026-11-27)" in heading  # git log --diff-filter=A of that file
     assert "**TF32**" in heading and "**true float32**" in heading and "--matmul_dtype float32" in heading
     assert "×" not in text  # no cross-precision ratio
+
+
+# -- rounds in turns ------------------------------------------------------------------------------------
+def test_rows_compile_alone_then_take_turns_round_by_round(tmp_path, row_data):
+    # Two rows of different frameworks, each in its own process, three rounds each: every round of
+    # one row lies between two rounds of the other (A B A B A B), after both have compiled.
+    specs = [(row_spec(row_data("mlp"), impl, "mlp"), impl, "passive") for impl in ("jax_per_step", "torch_tuned")]
+    for spec, _, _ in specs:
+        spec["min_time"] = 0.05
+    a, b = throughput.run_in_turns(specs, 3, str(tmp_path), "cpu", threads=1, timeout=300)
+    assert a["ok"] and b["ok"], (a.get("log_tail"), b.get("log_tail"))
+    assert len(a["rounds"]) == len(b["rounds"]) == 3 and a["pid"] != b["pid"]
+    spans = sorted([(r["began"], r["ended"], "a") for r in a["rounds"]] + [(r["began"], r["ended"], "b")
+                                                                            for r in b["rounds"]])
+    assert [s[2] for s in spans] == ["a", "b"] * 3
+    assert all(x[1] <= y[0] for x, y in zip(spans, spans[1:]))  # never two rows timing at once
+    for r in (a, b):
+        rates = r["img_per_s_rounds"]
+        assert len(rates) == 3 and r["img_per_s"] == pytest.approx(sorted(rates)[1])  # the median
+        assert rates[0] == pytest.approx(r["rounds"][0]["calls"] * r["iters"] / r["calls"] * 8 / r["rounds"][0]["seconds"])
+
+
+@pytest.mark.quick
+def test_each_headline_ratio_carries_the_range_of_its_per_round_ratios():
+    rows = [{**_row("torch_tuned", 64, 200.0), "img_per_s_rounds": [100.0, 200.0, 400.0]},
+            {**_row("jax_scan", 64, 600.0), "img_per_s_rounds": [300.0, 600.0, 600.0]}]
+    (e,) = report.annotate(_doc(rows, [64]))["summary"]
+    assert e["ratio"] == pytest.approx(3.0) and e["ratio_rounds"] == pytest.approx([3.0, 3.0, 1.5])
+    assert report._ratio(e) == "**3.00×** (1.50–3.00 per round)"
