@@ -23,8 +23,9 @@ import tempfile
 import time
 from typing import Any
 
-from benchmarks.bench_row import IMPLS, command_line, cpu_model, env_settings
-from benchmarks.report import render_profile
+from benchmarks.harness import command_line, cpu_model, env_settings
+from benchmarks.rows import IMPLS
+from benchmarks.tables import render_profile
 
 SYNC_CALLS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize", "cudaMemcpy",
               "cuStreamSynchronize", "cuCtxSynchronize", "cuEventSynchronize", "cuMemcpyDtoH")
@@ -79,7 +80,7 @@ def profile_one(spec: dict, impl_name: str, iters: int, trace_dir: str) -> dict[
     import torch
     from torch.profiler import ProfilerActivity, profile, record_function
 
-    from benchmarks.bench_row import command_line, torch_loop
+    from benchmarks.rows import torch_loop
 
     run_block, sync, info = torch_loop(spec, IMPLS[impl_name])
     run_block(10)  # warm-up: allocator, cuBLAS handles

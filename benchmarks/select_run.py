@@ -1,4 +1,4 @@
-"""Keep one of several runs of the same benchmark command by the rule in code (``report.quietest``:
+"""Keep one of several runs of the same benchmark command by the rule in code (``analysis.quietest``:
 the lowest mean 1-minute load average), and record which runs it chose between and why.
 
     python -m benchmarks.select_run run1.json run2.json --copy_to benchmarks/results/cpu_quick.json
@@ -14,7 +14,7 @@ import os
 import shutil
 import sys
 
-from benchmarks.report import load, quietest
+from benchmarks.analysis import load, quietest
 from jaxgan.config import OneLineParser
 
 
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
                 if os.path.isfile(src + ext):
                     shutil.copyfile(src + ext, dst + ext)
         with open(dst + ".selection.json", "w") as f:  # which runs were compared, and why this one
-            json.dump({"rule": "keep the run with the lowest mean 1-minute load average (report.quietest)",
+            json.dump({"rule": "keep the run with the lowest mean 1-minute load average (analysis.quietest)",
                        "kept": load(best).get("created_utc"),
                        "candidates": [{"created_utc": load(p_).get("created_utc"), "mean_load": m}
                                       for p_, m in means.items()]}, f, indent=1)

@@ -33,7 +33,7 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
-from benchmarks.bench_row import command_line, cpu_model, env_settings, exit_on_sigterm, run_process_group
+from benchmarks.harness import command_line, cpu_model, env_settings, exit_on_sigterm, run_process_group
 
 
 def fail(message: str) -> None:
@@ -147,7 +147,7 @@ def main() -> int:
     loads = [(r["loadavg_before"][0] + r["loadavg_after"][0]) / 2 for r in doc["runs"]]
     doc["load"] = {"mean_1min": sum(loads) / len(loads), "max_1min": max(loads)}
     failed = [r for r in doc["runs"] if r["exit"] != 0]
-    from benchmarks.report import render_startup
+    from benchmarks.tables import render_startup
 
     md = render_startup(doc)
     if failed:

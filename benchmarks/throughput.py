@@ -4,7 +4,7 @@
     python -m benchmarks.throughput --device gpu --json results/gpu.json # one GPU
 
 This process only orchestrates: it writes 60,000 MNIST-format images once, then starts a fresh
-interpreter (``benchmarks/bench_row.py``) for every measurement, so no framework's threads,
+interpreter (``python -m benchmarks.bench_row``) for every measurement, so no framework's threads,
 allocator or compilation cache touches another's (each torch.compile row gets its own empty
 Inductor cache; JAX's persistent cache is off). Thread counts are set explicitly in every child
 (torch intra-/inter-op threads, OMP/MKL, XLA's ``intra_op_parallelism_threads``, and, below the
@@ -21,7 +21,7 @@ Measurements, each in its own process:
 
 From them every row gets its FLOP count, % of the matmul peak at its own precision and, on CPU,
 its fraction of the roofline (the step's FLOPs at the matmul peak plus Adam's bytes at the
-measured bandwidth). ``benchmarks/report.py`` turns the JSON into the markdown tables.
+measured bandwidth). ``benchmarks.analysis`` derives the rest, ``benchmarks.tables`` writes the markdown.
 """
 
 from __future__ import annotations
@@ -29,185 +29,30 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import select
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from typing import Any
 
-import numpy as np
-
-from benchmarks.bench_row import IMPLS, command_line, env_settings, exit_on_sigterm, run_process_group
+from benchmarks import analysis, tables
+from benchmarks.harness import command_line, env_settings, exit_on_sigterm, run_child, run_in_turns
+from benchmarks.rows import IMPLS
 from benchmarks.synthetic import write_dataset
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 SCHEMA = "jaxgan-throughput/2"
-
 
 def fail(message: str) -> None:
     print(f"throughput.py: error: {message}", file=sys.stderr)
     sys.exit(2)
 
-
-# -- children ----------------------------------------------------------------------------------------
-def child_env(device: str, threads: int, scratch: str, omp_wait: str = "passive") -> dict[str, str]:
-    """The environment of one child: explicit thread counts and OpenMP wait policy ("default":
-    unset, libgomp's spin-then-sleep), no shared compilation caches."""
-    env = dict(os.environ)
-    for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        env[k] = str(threads)
-    if omp_wait == "default":
-        env.pop("OMP_WAIT_POLICY", None)
-    else:
-        env["OMP_WAIT_POLICY"] = omp_wait.upper()
-    flags = env.get("XLA_FLAGS", "")
-    if "intra_op_parallelism_threads" not in flags:
-        flags += f" --xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={threads}"
-    env["XLA_FLAGS"] = flags.strip()
-    if device == "cpu":
-        env["JAX_PLATFORMS"] = "cpu"
-    env.pop("JAX_COMPILATION_CACHE_DIR", None)  # and each child turns JAX's persistent cache off
-    env.pop("JAXGAN_COMPILE_CACHE", None)
-    env["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(scratch, "inductor")  # fresh per child
-    env["TRITON_CACHE_DIR"] = os.path.join(scratch, "triton")
-    env["PYTHONUNBUFFERED"] = "1"
-    env["PYTHONPATH"] = os.path.dirname(HERE) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
-
-
-def run_child(spec: dict, workdir: str, name: str, device: str, threads: int, timeout: float,
-              omp_wait: str = "passive") -> dict:
-    """Run one measurement in a fresh interpreter and return what it wrote (or why it wrote nothing)."""
-    # No spaces in the folder's name: Inductor runs g++ with the path unquoted.
-    scratch = tempfile.mkdtemp(prefix=name.replace(" ", "_") + "-", dir=workdir)
-    spec_path, out_path, log_path = (os.path.join(scratch, f) for f in ("spec.json", "out.json", "log.txt"))
-    with open(spec_path, "w") as f:
-        json.dump(spec, f)
-    t0 = time.perf_counter()
-    load_before = os.getloadavg()
-    with open(log_path, "w") as log:
-        code = run_process_group([sys.executable, "-m", "benchmarks.bench_row", spec_path, out_path],
-                                 child_env(device, threads, scratch, omp_wait), scratch, log, timeout)
-    if os.path.isfile(out_path):
-        with open(out_path) as f:
-            result = json.load(f)
-    else:
-        result = {"spec": spec, "ok": False, "error": f"child exited ({code}) without a result",
-                  "loadavg_before": load_before, "loadavg_after": os.getloadavg()}
-    result["process_wall_s"] = time.perf_counter() - t0
-    if not result.get("ok"):
-        with open(log_path, errors="replace") as f:
-            result["log_tail"] = f.read()[-2000:]
-    return result
-
-
-class TurnChild:
-    """One row's fresh process that compiles and warms up once, then times one round each time the
-    parent gives it the turn (``bench_row.timed_rounds``): the rows' rounds interleave."""
-
-    def __init__(self, spec: dict, workdir: str, name: str, device: str, threads: int, omp_wait: str):
-        self.spec, self.name, self.t0 = spec, name, time.perf_counter()
-        self.scratch = tempfile.mkdtemp(prefix=name.replace(" ", "_") + "-", dir=workdir)
-        spec_path, self.out_path, self.log_path = (os.path.join(self.scratch, f)
-                                                   for f in ("spec.json", "out.json", "log.txt"))
-        with open(spec_path, "w") as f:
-            json.dump(spec, f)
-        self.load_before = os.getloadavg()
-        self.read_fd, write_fd = os.pipe()
-        env = {**child_env(device, threads, self.scratch, omp_wait), "BENCH_TURN_FD": str(write_fd)}
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_row", spec_path, self.out_path],
-                                     env=env, cwd=self.scratch, stdin=subprocess.PIPE, stdout=self.log,
-                                     stderr=subprocess.STDOUT, start_new_session=True, pass_fds=(write_fd,),
-                                     text=True)
-        os.close(write_fd)
-        self.buffer, self.alive = b"", True
-
-    def expect(self, word: str, timeout: float) -> bool:
-        """Wait for the child to say ``word``; False if it said something else, died or took too long."""
-        deadline = time.perf_counter() + timeout
-        while self.alive and b"\n" not in self.buffer:
-            ready, _, _ = select.select([self.read_fd], [], [], max(0.0, deadline - time.perf_counter()))
-            chunk = os.read(self.read_fd, 256) if ready else b""
-            if not chunk:
-                self.alive = False
-                self.why = "timed out" if not ready else "exited"
-            self.buffer += chunk
-        if not self.alive:
-            return False
-        line, self.buffer = self.buffer.split(b"\n", 1)
-        return line.decode().strip() == word
-
-    def go(self) -> None:
-        try:
-            self.proc.stdin.write("go\n")
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError):
-            self.alive = False
-
-    def finish(self, timeout: float) -> dict:
-        """Wait for the child's result (ending its whole process group), as ``run_child`` returns it."""
-        try:
-            self.proc.stdin.close()
-        except OSError:
-            pass
-        try:
-            code: int | str = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            code = f"timed out after {timeout:.0f} s"
-        finally:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            self.proc.wait()
-            self.log.close()
-            os.close(self.read_fd)
-        if os.path.isfile(self.out_path):
-            with open(self.out_path) as f:
-                result = json.load(f)
-        else:
-            result = {"spec": self.spec, "ok": False, "error": f"child exited ({code}) without a result",
-                      "loadavg_before": self.load_before, "loadavg_after": os.getloadavg()}
-        result["process_wall_s"] = time.perf_counter() - self.t0
-        if not result.get("ok"):
-            with open(self.log_path, errors="replace") as f:
-                result["log_tail"] = f.read()[-2000:]
-        return result
-
-
-def run_in_turns(jobs: list[tuple[dict, str, str]], rounds: int, workdir: str, device: str, threads: int,
-                 timeout: float) -> list[dict]:
-    """Each (spec, name, omp_wait) in its own process; each compiles and warms up alone, one after
-    the other, then the rows take turns: ``rounds`` rounds of A B C ..., one timed round each."""
-    children = []
-    for spec, name, omp in jobs:
-        c = TurnChild({**spec, "rounds": rounds}, workdir, name, device, threads, omp)
-        if not c.expect("ready", timeout):  # its start-up and compilation, with no other row timing
-            c.alive = False
-        children.append(c)
-    for _ in range(rounds):
-        for c in children:
-            if c.alive:
-                c.go()
-                if not c.expect("done", timeout):
-                    c.alive = False
-    return [c.finish(timeout) for c in children]
-
-
 def default_impls(device: str, model: str = "mlp") -> list[str]:
     return [k for k, v in IMPLS.items() if (device == "gpu" or not v.gpu_only) and model in v.models
             and not v.population]
 
-
 def impl_help() -> str:
     return "; ".join(f"{v.label} {k}: {v.what}{' [GPU only]' if v.gpu_only else ''}" for k, v in IMPLS.items())
 
-
-# -- main ----------------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None):
     from jaxgan.config import OneLineParser
 
@@ -260,7 +105,6 @@ def parse_args(argv: list[str] | None = None):
                    "same per-member batch (default: no population rows)")
     return p.parse_args(argv)
 
-
 def smoke(args, names: list[str]) -> list[str]:
     """``--smoke``: the same command at toy sizes (every code path, no figure)."""
     args.batch_sizes, args.images, args.min_time, args.steps_per_call, args.workers = "8", 64, 0.05, 2, 0
@@ -272,7 +116,6 @@ def smoke(args, names: list[str]) -> list[str]:
     firsts = ["jax_scan" if "jax_scan" in rows else next((n for n in rows if IMPLS[n].framework == "jax"), None),
               next((n for n in rows if IMPLS[n].framework == "torch"), None)]
     return [n for n in firsts if n] + [n for n in names if IMPLS[n].population]
-
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
@@ -334,8 +177,6 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("CUDA_LAUNCH_BLOCKING", "0") not in ("", "0"):
         print("throughput.py: warning: CUDA_LAUNCH_BLOCKING is set; every kernel launch waits (recorded)",
               file=sys.stderr)
-
-    from benchmarks import report
 
     t_start = time.perf_counter()
     common = {"device": args.device, "threads": threads, "interop_threads": interop, "model": args.model,
@@ -406,9 +247,9 @@ def main(argv: list[str] | None = None) -> int:
                 r.setdefault("members", k)
                 doc["rows"].append(r)
     doc["total_s"] = time.perf_counter() - t_start
-    report.annotate(doc)  # FLOPs, peak fractions, roofline, summary, load: derived from the above only
+    analysis.annotate(doc)  # FLOPs, peak fractions, roofline, summary, load: derived from the above only
 
-    md = report.render_throughput(doc)
+    md = tables.render_throughput(doc)
     print()
     print(md)
     if args.json:
@@ -419,13 +260,12 @@ def main(argv: list[str] | None = None) -> int:
     plot_path = args.plot or (os.path.splitext(args.json)[0] + ".png" if args.json else None)
     if plot_path:
         try:
-            report.plot(doc, plot_path)
+            tables.plot(doc, plot_path)
         except ImportError as e:
             print(f"throughput.py: no plot ({e})", file=sys.stderr)
     if args.json:
         print(f"\nwrote {args.json}, {os.path.splitext(args.json)[0]}.md{', ' + plot_path if plot_path else ''}")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -86,9 +86,9 @@ _SCRIPT_FORM = re.compile(r"python benchmarks/(\w+)\.py")
 
 def _report(name: str) -> Callable[[], str]:
     def render() -> str:
-        from benchmarks import report
+        from benchmarks import docs_blocks
 
-        return _SCRIPT_FORM.sub(r"python -m benchmarks.\1", report.render_block(name))
+        return _SCRIPT_FORM.sub(r"python -m benchmarks.\1", docs_blocks.render_block(name))
     return render
 
 
