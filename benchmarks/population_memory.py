@@ -2,25 +2,22 @@
 chunk (arguments = the state, the dataset and the permutations; temporaries = activations and
 gradients of one step), for K = 1, 2, 4, ... members of the reference MLP GAN at one batch size.
 
-    python benchmarks/population_memory.py --json benchmarks/results/population_memory_cpu.json
+    python -m benchmarks.population_memory --json benchmarks/results/population_memory_cpu.json
 
 Compiled for this machine's backend (the CPU here); nothing is trained.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import jax
+import jax.numpy as jnp
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-
-from jaxgan import program  # noqa: E402
-from jaxgan.config import Config, validate  # noqa: E402
+from jaxgan import program
+from jaxgan.config import Config, OneLineParser, validate
 
 
 def analyse(k: int, batch: int, n: int = 60000, length: int = 10) -> dict:
@@ -39,13 +36,22 @@ def analyse(k: int, batch: int, n: int = 60000, length: int = 10) -> dict:
             "temp_bytes": int(mem.temp_size_in_bytes)}
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    p = OneLineParser(prog="python -m benchmarks.population_memory", description=__doc__.splitlines()[0])
     p.add_argument("--members", default="1,2,4,8,16,32,64", help="population sizes (default %(default)s)")
     p.add_argument("--batch", type=int, default=64, help="per-member batch size (default %(default)s)")
     p.add_argument("--json", default=None, help="write the rows here (default: print only)")
-    args = p.parse_args()
-    rows = [analyse(int(k), args.batch) for k in args.members.split(",")]
+    p.add_argument("--smoke", action="store_true", help="the docs' tiny-size override, not a figure: K = 2 at "
+                   "batch 8 over 64 images")
+    args = p.parse_args(argv)
+    if args.json and (not args.json.endswith(".json") or not os.path.isdir(os.path.dirname(os.path.abspath(args.json)))):
+        p.error(f"--json {args.json!r} must be a .json path in an existing folder")
+    try:
+        members = [int(k) for k in ("2" if args.smoke else args.members).split(",")]
+    except ValueError:
+        p.error(f"--members must be comma-separated integers, got {args.members!r}")
+    batch, n = (8, 64) if args.smoke else (args.batch, 60000)
+    rows = [analyse(k, batch, n) for k in members]
     out = {"backend": jax.default_backend(), "jax": jax.__version__, "rows": rows}
     print("| K | state MB | XLA arguments MB | temporaries MB |\n|---:|---:|---:|---:|")
     for r in rows:
@@ -54,7 +60,9 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)
+        print(f"wrote {args.json}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

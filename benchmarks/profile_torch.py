@@ -1,7 +1,7 @@
 """Where the tuned PyTorch loop's time per iteration goes, by ``torch.profiler``.
 
-    python benchmarks/profile_torch.py --json benchmarks/results/profile_torch_cpu.json
-    python benchmarks/profile_torch.py --device gpu --batch_sizes 64,4096 --json profile_gpu.json
+    python -m benchmarks.profile_torch --json benchmarks/results/profile_torch_cpu.json
+    python -m benchmarks.profile_torch --device gpu --batch_sizes 64,4096 --json profile_gpu.json
 
 For each implementation and batch size: the loop of ``benchmarks/throughput.py``'s row (same
 code, same data) is warmed up, timed without the profiler, then profiled for ``--iters``
@@ -23,10 +23,9 @@ import tempfile
 import time
 from typing import Any
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-
-from benchmarks.bench_row import command_line, IMPLS, cpu_model, env_settings  # noqa: E402
+from benchmarks.harness import command_line, cpu_model, env_settings
+from benchmarks.rows import IMPLS
+from benchmarks.tables import render_profile
 
 SYNC_CALLS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize", "cudaMemcpy",
               "cuStreamSynchronize", "cuCtxSynchronize", "cuEventSynchronize", "cuMemcpyDtoH")
@@ -81,7 +80,7 @@ def profile_one(spec: dict, impl_name: str, iters: int, trace_dir: str) -> dict[
     import torch
     from torch.profiler import ProfilerActivity, profile, record_function
 
-    from benchmarks.bench_row import command_line, torch_loop
+    from benchmarks.rows import torch_loop
 
     run_block, sync, info = torch_loop(spec, IMPLS[impl_name])
     run_block(10)  # warm-up: allocator, cuBLAS handles
@@ -124,51 +123,10 @@ def profile_one(spec: dict, impl_name: str, iters: int, trace_dir: str) -> dict[
             "top_ops": ops[:25], **info}
 
 
-def render(doc: dict, top_ops_for: int | None = None, n_ops: int = 12) -> str:
-    """The summary table, then the top operators of every profile (or of the first ``top_ops_for``)."""
-    out = [f"### Where the PyTorch loop's time goes ({doc['device_name']}, {doc['created_utc']})", "",
-           f"`{doc['command']}`; torch {doc['torch']}, {doc['threads']} threads; "
-           f"CUDA_LAUNCH_BLOCKING={doc['env'].get('CUDA_LAUNCH_BLOCKING')}, "
-           f"OMP_WAIT_POLICY={doc['env'].get('OMP_WAIT_POLICY')}; load average "
-           f"{doc['loadavg_before'][0]:.2f} before, {doc['loadavg_after'][0]:.2f} after.", "",
-           "| row | batch | ms/iter (unprofiled) | ms/iter (profiled) | operator self time ms | outside operators ms "
-           "| aten op calls (nested) | launches | sync calls (ms) | host reads | kernels | kernel ms | GPU busy |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-
-    def f(x, fmt):
-        return "—" if x is None else format(x, fmt)
-
-    def busy(x):
-        return "—" if x is None else f"{100 * x:.1f}%"
-
-    for p in doc["profiles"]:
-        if "error" in p:
-            out.append(f"| {p['impl']} | {p['batch_size']} | failed: {p['error']} |" + " |" * 10)
-            continue
-        out.append(f"| {p['impl']} | {p['batch_size']} | {p['ms_per_iter_unprofiled']:.2f} | "
-                   f"{p['ms_per_iter_profiled']:.2f} | {p['host_op_ms_per_iter']:.2f} | "
-                   f"{p['outside_ops_ms_per_iter']:.2f} | {p['aten_ops_per_iter']:.0f} | "
-                   f"{p['launches_per_iter']:.0f} | "
-                   f"{p['sync_calls_per_iter']:.1f} ({p['sync_ms_per_iter']:.2f}) | {p['host_reads_per_iter']:.1f} | "
-                   f"{f(p['kernels_per_iter'], '.0f')} | {f(p['device_kernel_ms_per_iter'], '.3f')} | "
-                   f"{busy(p['device_busy_fraction'])} |")
-    for p in [p for p in doc["profiles"] if "error" not in p][:top_ops_for]:
-        out += ["", f"{p['impl']}, batch {p['batch_size']}: operators by host self time per iteration", "",
-                "| operator | calls/iter | host ms/iter | device ms/iter |", "|---|---:|---:|---:|"]
-        for o in p["top_ops"][:n_ops]:
-            out.append(f"| `{o['name']}` | {o['calls_per_iter']:.1f} | {o['host_ms_per_iter']:.3f} | "
-                       f"{f(o['device_ms_per_iter'], '.3f')} |")
-    out += ["", "Operator self time is host (CPU) time inside profiled operators and CUDA runtime calls; "
-            "\"outside operators\" is the rest of the iteration (Python, autograd and dispatch between "
-            "operators, and the profiler's own cost). The profiled loop synchronises once per iteration, so one "
-            "synchronising call per iteration is the profile's own."]
-    return "\n".join(out)
-
-
 def main() -> int:
     from jaxgan.config import OneLineParser
 
-    p = OneLineParser(prog="profile_torch.py", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m benchmarks.profile_torch", description=__doc__.splitlines()[0])
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="cpu or gpu (default cpu)")
     p.add_argument("--batch_sizes", default="64,512", help="comma-separated (default 64,512)")
     p.add_argument("--impls", default="torch_tuned,torch_fused_adam",
@@ -180,7 +138,11 @@ def main() -> int:
                    help="OMP_WAIT_POLICY, as in throughput.py (default passive)")
     p.add_argument("--json", help="write the summary here (default: print only); .md beside it")
     p.add_argument("--keep_traces", help="folder for the Chrome traces (default: a temporary folder)")
+    p.add_argument("--smoke", action="store_true", help="the docs' tiny-size override, not a figure: batch 8 "
+                   "of 64 images, 2 iterations, the first row asked for")
     a = p.parse_args()
+    if a.smoke:
+        a.batch_sizes, a.images, a.iters, a.impls = "8", 64, 2, a.impls.split(",")[0]
     try:
         sizes = [int(s) for s in a.batch_sizes.split(",")]
     except ValueError:
@@ -201,11 +163,13 @@ def main() -> int:
         env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
         if wanted:
             env["OMP_WAIT_POLICY"] = wanted
-        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+        repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = repo + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        os.execve(sys.executable, [sys.executable, "-m", "benchmarks.profile_torch", *sys.argv[1:]], env)
 
     import torch
 
-    from benchmarks.throughput import write_dataset
+    from benchmarks.synthetic import write_dataset
 
     if a.device == "gpu" and not torch.cuda.is_available():
         fail("--device gpu, but torch sees no GPU")
@@ -230,7 +194,7 @@ def main() -> int:
                 print(f"  {impl} batch {bs}: " + (prof.get("error") or
                       f"{prof['ms_per_iter_unprofiled']:.2f} ms/iter"), flush=True)
     doc["loadavg_after"] = os.getloadavg()
-    md = render(doc)
+    md = render_profile(doc)
     print(md)
     if a.json:
         with open(a.json, "w") as f:

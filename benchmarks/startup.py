@@ -1,10 +1,10 @@
 """A short run as a user sees it: whole processes, jaxgan against the PyTorch original, side by side.
 
-    python benchmarks/startup.py --json benchmarks/results/startup_cpu.json
+    python -m benchmarks.startup --json benchmarks/results/startup_cpu.json
 
 Writes ``--images`` MNIST-format images once, then runs, one after the other in each round:
 
-  torch      ``python benchmarks/torch_reference.py``: the reference's run (its DataLoader with
+  torch      ``python -m benchmarks.torch_reference``: the reference's run (its DataLoader with
              ``--workers`` workers, its loop, a grid and TensorBoard scalars per epoch), as a user
              runs it (OpenMP's default waiting)
   torch_passive  the same with OMP_WAIT_POLICY=PASSIVE: OpenMP's spinning threads slow eager
@@ -32,10 +32,8 @@ from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-sys.path.insert(0, REPO)
 
-from benchmarks.bench_row import (command_line, cpu_model, env_settings, exit_on_sigterm,  # noqa: E402
-                                  run_process_group)
+from benchmarks.harness import command_line, cpu_model, env_settings, exit_on_sigterm, run_process_group
 
 
 def fail(message: str) -> None:
@@ -58,7 +56,7 @@ def timed(cmd: list[str], env: dict[str, str], cwd: str, log_path: str, timeout:
 def main() -> int:
     from jaxgan.config import OneLineParser
 
-    p = OneLineParser(prog="startup.py", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m benchmarks.startup", description=__doc__.splitlines()[0])
     p.add_argument("--json", help="write the results here (default: print only); .md beside it")
     p.add_argument("--images", type=int, default=60000, help="dataset size (default 60000)")
     p.add_argument("--epochs", type=int, default=3, help="epochs per run (default 3)")
@@ -67,7 +65,11 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=1,
                    help="rounds of (torch, torch_passive, jax_cold, jax_warm) (default 1)")
     p.add_argument("--timeout", type=float, default=1800, help="seconds before one process is stopped (default 1800)")
+    p.add_argument("--smoke", action="store_true", help="the docs' tiny-size override, not a figure: 64 images, "
+                   "1 epoch, batch 8, no DataLoader workers")
     a = p.parse_args()
+    if a.smoke:
+        a.images, a.epochs, a.batch_size, a.workers = 64, 1, 8, 0
     exit_on_sigterm()
     if a.images < a.batch_size or a.batch_size < 2 or a.epochs < 1 or a.workers < 0 or a.rounds < 1:
         fail("--images >= --batch_size >= 2, --epochs >= 1, --workers >= 0, --rounds >= 1 are required")
@@ -77,7 +79,7 @@ def main() -> int:
     help_text = subprocess.run([sys.executable, "-m", "jaxgan.train", "--help"], capture_output=True, text=True,
                                cwd=REPO).stdout
     has_flag = "--compile_cache" in help_text
-    from benchmarks.throughput import write_dataset
+    from benchmarks.synthetic import write_dataset
 
     env = {k: v for k, v in os.environ.items() if k not in ("JAX_COMPILATION_CACHE_DIR", "JAXGAN_COMPILE_CACHE")}
     env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -100,7 +102,7 @@ def main() -> int:
                 out = os.path.join(tmp, f"{kind}-{rnd}")
                 os.makedirs(out)
                 if kind.startswith("torch"):
-                    cmd = [sys.executable, os.path.join(HERE, "torch_reference.py"), "--data_dir", data,
+                    cmd = [sys.executable, "-m", "benchmarks.torch_reference", "--data_dir", data,
                            "--no-download", "--num_epochs", str(a.epochs), "--batch_size", str(a.batch_size),
                            "--workers", str(a.workers), "--sample_dir", os.path.join(out, "samples"),
                            "--logdir", os.path.join(out, "runs")]
@@ -145,7 +147,7 @@ def main() -> int:
     loads = [(r["loadavg_before"][0] + r["loadavg_after"][0]) / 2 for r in doc["runs"]]
     doc["load"] = {"mean_1min": sum(loads) / len(loads), "max_1min": max(loads)}
     failed = [r for r in doc["runs"] if r["exit"] != 0]
-    from benchmarks.report import render_startup
+    from benchmarks.tables import render_startup
 
     md = render_startup(doc)
     if failed:

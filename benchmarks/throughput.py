@@ -1,10 +1,10 @@
 """Training throughput of jaxgan against the strongest PyTorch, each measurement in its own process.
 
-    python benchmarks/throughput.py --quick --json out.json              # CPU, a few minutes here
-    python benchmarks/throughput.py --device gpu --json results/gpu.json # one GPU
+    python -m benchmarks.throughput --quick --json out.json              # CPU, a few minutes here
+    python -m benchmarks.throughput --device gpu --json results/gpu.json # one GPU
 
 This process only orchestrates: it writes 60,000 MNIST-format images once, then starts a fresh
-interpreter (``benchmarks/bench_row.py``) for every measurement, so no framework's threads,
+interpreter (``python -m benchmarks.bench_row``) for every measurement, so no framework's threads,
 allocator or compilation cache touches another's (each torch.compile row gets its own empty
 Inductor cache; JAX's persistent cache is off). Thread counts are set explicitly in every child
 (torch intra-/inter-op threads, OMP/MKL, XLA's ``intra_op_parallelism_threads``, and, below the
@@ -21,7 +21,7 @@ Measurements, each in its own process:
 
 From them every row gets its FLOP count, % of the matmul peak at its own precision and, on CPU,
 its fraction of the roofline (the step's FLOPs at the matmul peak plus Adam's bytes at the
-measured bandwidth). ``benchmarks/report.py`` turns the JSON into the markdown tables.
+measured bandwidth). ``benchmarks.analysis`` derives the rest, ``benchmarks.tables`` writes the markdown.
 """
 
 from __future__ import annotations
@@ -34,118 +34,34 @@ import tempfile
 import time
 from typing import Any
 
-import numpy as np
+from benchmarks import analysis, tables
+from benchmarks.harness import command_line, env_settings, exit_on_sigterm, run_child, run_in_turns
+from benchmarks.rows import IMPLS
+from benchmarks.synthetic import write_dataset
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-
-from benchmarks.bench_row import (IMPLS, command_line, env_settings, exit_on_sigterm,  # noqa: E402
-                                  run_process_group)
 
 SCHEMA = "jaxgan-throughput/2"
-
 
 def fail(message: str) -> None:
     print(f"throughput.py: error: {message}", file=sys.stderr)
     sys.exit(2)
 
-
-# -- data ------------------------------------------------------------------------------------------
-def make_images(n: int) -> np.ndarray:
-    """n MNIST-sized uint8 images (random strokes on noise), the same for every run."""
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 64, (n, 28, 28), dtype=np.uint8)
-    rows = rng.integers(4, 24, n)
-    for i, r in enumerate(rows):
-        images[i, r:r + 3, 5:23] = 255
-    return images
-
-
-def write_dataset(root: str, n: int, model: str = "mlp") -> None:
-    """``make_images(n)`` in torchvision's MNIST IDX format under root, and the same images as
-    ``root/images.npy`` (N, 28, 28, 1) for the JAX rows, which never import torch. For dcgan/wgan
-    also ``root/images_32.npy``: resized once by torchvision's ``Resize(32)`` (jaxgan's data module,
-    as the trainer's cache), for jaxgan's rows and the PyTorch rows that hold the data in memory."""
-    from jaxgan.formats import write_mnist
-
-    images = make_images(n)
-    write_mnist(root, images, np.random.default_rng(1).integers(0, 10, n).astype(np.uint8))
-    np.save(os.path.join(root, "images.npy"), images[..., None])
-    if model != "mlp":
-        from jaxgan import data as data_lib
-
-        resized, _ = data_lib.load_numpy("mnist", root, download=False, size=32)
-        np.save(os.path.join(root, "images_32.npy"), resized)
-
-
-# -- children ----------------------------------------------------------------------------------------
-def child_env(device: str, threads: int, scratch: str, omp_wait: str = "passive") -> dict[str, str]:
-    """The environment of one child: explicit thread counts and OpenMP wait policy ("default":
-    unset, libgomp's spin-then-sleep), no shared compilation caches."""
-    env = dict(os.environ)
-    for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        env[k] = str(threads)
-    if omp_wait == "default":
-        env.pop("OMP_WAIT_POLICY", None)
-    else:
-        env["OMP_WAIT_POLICY"] = omp_wait.upper()
-    flags = env.get("XLA_FLAGS", "")
-    if "intra_op_parallelism_threads" not in flags:
-        flags += f" --xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={threads}"
-    env["XLA_FLAGS"] = flags.strip()
-    if device == "cpu":
-        env["JAX_PLATFORMS"] = "cpu"
-    env.pop("JAX_COMPILATION_CACHE_DIR", None)  # and each child turns JAX's persistent cache off
-    env.pop("JAXGAN_COMPILE_CACHE", None)
-    env["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(scratch, "inductor")  # fresh per child
-    env["TRITON_CACHE_DIR"] = os.path.join(scratch, "triton")
-    env["PYTHONUNBUFFERED"] = "1"
-    env["PYTHONPATH"] = os.path.dirname(HERE) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
-
-
-def run_child(spec: dict, workdir: str, name: str, device: str, threads: int, timeout: float,
-              omp_wait: str = "passive") -> dict:
-    """Run one measurement in a fresh interpreter and return what it wrote (or why it wrote nothing)."""
-    # No spaces in the folder's name: Inductor runs g++ with the path unquoted.
-    scratch = tempfile.mkdtemp(prefix=name.replace(" ", "_") + "-", dir=workdir)
-    spec_path, out_path, log_path = (os.path.join(scratch, f) for f in ("spec.json", "out.json", "log.txt"))
-    with open(spec_path, "w") as f:
-        json.dump(spec, f)
-    t0 = time.perf_counter()
-    load_before = os.getloadavg()
-    with open(log_path, "w") as log:
-        code = run_process_group([sys.executable, os.path.join(HERE, "bench_row.py"), spec_path, out_path],
-                                 child_env(device, threads, scratch, omp_wait), scratch, log, timeout)
-    if os.path.isfile(out_path):
-        with open(out_path) as f:
-            result = json.load(f)
-    else:
-        result = {"spec": spec, "ok": False, "error": f"child exited ({code}) without a result",
-                  "loadavg_before": load_before, "loadavg_after": os.getloadavg()}
-    result["process_wall_s"] = time.perf_counter() - t0
-    if not result.get("ok"):
-        with open(log_path, errors="replace") as f:
-            result["log_tail"] = f.read()[-2000:]
-    return result
-
-
 def default_impls(device: str, model: str = "mlp") -> list[str]:
     return [k for k, v in IMPLS.items() if (device == "gpu" or not v.gpu_only) and model in v.models
             and not v.population]
 
-
 def impl_help() -> str:
     return "; ".join(f"{v.label} {k}: {v.what}{' [GPU only]' if v.gpu_only else ''}" for k, v in IMPLS.items())
 
-
-# -- main ----------------------------------------------------------------------------------------------
-def parse_args():
+def parse_args(argv: list[str] | None = None):
     from jaxgan.config import OneLineParser
 
     p = OneLineParser(prog="throughput.py", description="jaxgan vs the strongest PyTorch: training throughput, "
                       "each measurement in its own process. Implementations: " + impl_help())
     p.add_argument("--quick", action="store_true", help="batch 64 and 512, 1.5 s timed per row (default off)")
+    p.add_argument("--smoke", action="store_true", help="the docs' tiny-size override, not a figure: batch 8 of 64 "
+                   "images, widths 8,4,4,4/4,4,4,8, 0.05 s per row, population K = 2, float32 peaks at n = 128, "
+                   "one bandwidth job, and of the rows asked for the first JAX and the first PyTorch one")
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="cpu or gpu (default cpu)")
     p.add_argument("--json", help="write everything measured as JSON here (default: not written); the "
                    "markdown and the plot go beside it")
@@ -153,7 +69,11 @@ def parse_args():
     p.add_argument("--batch_sizes", help="comma-separated (default 64,512 with --quick, else 64,256,1024,4096)")
     p.add_argument("--impls", help="comma-separated subset, in the order to run (default: every "
                    "implementation the device runs)")
-    p.add_argument("--min_time", type=float, help="seconds timed per row (default 1.5 with --quick, else 4)")
+    p.add_argument("--min_time", type=float, help="seconds timed per row and round (default 0.5 with --quick, "
+                   "else 2)")
+    p.add_argument("--rounds", type=int, default=5, help="timed rounds per row: the rows at one batch size each "
+                   "compile once in their own process, then take turns, one round each (A B C A B C ...); a row's "
+                   "img/s is its rounds' median (default 5)")
     p.add_argument("--images", type=int, default=60000, help="dataset size (default 60000, MNIST's)")
     p.add_argument("--workers", type=int, default=4, help="the reference DataLoader's workers (default 4, "
                    "as the reference)")
@@ -183,11 +103,22 @@ def parse_args():
     p.add_argument("--population", help="comma-separated population sizes K: adds a row (p) per K and batch "
                    "size, K runs under vmap, aggregate img/s of all members; compared with (e), one run at the "
                    "same per-member batch (default: no population rows)")
-    return p.parse_args()
+    return p.parse_args(argv)
 
+def smoke(args, names: list[str]) -> list[str]:
+    """``--smoke``: the same command at toy sizes (every code path, no figure)."""
+    args.batch_sizes, args.images, args.min_time, args.steps_per_call, args.workers = "8", 64, 0.05, 2, 0
+    if args.model != "mlp":
+        args.g_hidden, args.d_hidden = "8,4,4,4", "4,4,4,8"
+    if args.population:
+        args.population = "2"
+    rows = [n for n in names if not IMPLS[n].population]
+    firsts = ["jax_scan" if "jax_scan" in rows else next((n for n in rows if IMPLS[n].framework == "jax"), None),
+              next((n for n in rows if IMPLS[n].framework == "torch"), None)]
+    return [n for n in firsts if n] + [n for n in names if IMPLS[n].population]
 
-def main() -> int:
-    args = parse_args()
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     exit_on_sigterm()
     names = [s.strip() for s in (args.impls or ",".join(default_impls(args.device, args.model))).split(",")
              if s.strip()]
@@ -195,6 +126,8 @@ def main() -> int:
         fail(f"--impls must name some of {', '.join(IMPLS)}")
     if any(args.model not in IMPLS[i].models for i in names):
         fail(f"{', '.join(i for i in names if args.model not in IMPLS[i].models)} do not apply to --model {args.model}")
+    if args.smoke:
+        names = smoke(args, names)
     try:
         widths = {k: [int(x) for x in getattr(args, k).split(",")] if getattr(args, k) else None
                   for k in ("g_hidden", "d_hidden")}
@@ -238,12 +171,12 @@ def main() -> int:
             fail(f"{path!r} must be a file path ending in {ext}")
         if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             fail(f"folder of {path!r} does not exist")
-    min_time = args.min_time or (1.5 if args.quick else 4.0)
+    if args.rounds < 1:
+        fail("--rounds must be >= 1")
+    min_time = args.min_time or (0.5 if args.quick else 2.0)
     if os.environ.get("CUDA_LAUNCH_BLOCKING", "0") not in ("", "0"):
         print("throughput.py: warning: CUDA_LAUNCH_BLOCKING is set; every kernel launch waits (recorded)",
               file=sys.stderr)
-
-    from benchmarks import report
 
     t_start = time.perf_counter()
     common = {"device": args.device, "threads": threads, "interop_threads": interop, "model": args.model,
@@ -253,9 +186,9 @@ def main() -> int:
         "command": command_line(), "device": args.device,
         "settings": {"batch_sizes": sizes, "impls": names, "min_time": min_time, "images": args.images,
                      "workers": args.workers, "steps_per_call": args.steps_per_call, "threads": threads,
-                     "interop_threads": interop, "budget_s": args.budget_s, "order": args.order,
+                     "interop_threads": interop, "budget_s": args.budget_s, "order": args.order, "rounds": args.rounds,
                      "omp_wait_policy": args.omp_wait_policy, "model": args.model, **widths,
-                     "population": members},
+                     "population": members, "smoke": args.smoke},
         "parent_env": env_settings(), "impls": {k: vars(v) for k, v in IMPLS.items() if k in names},
     }
 
@@ -276,11 +209,12 @@ def main() -> int:
         print(f"device: {doc['device_name']}", flush=True)
 
         precisions = ("float32", "tf32", "bfloat16") if args.device == "gpu" else ("float32", "bfloat16")
-        doc["peaks"] = [job({"job": "peak", "framework": fw, "precision": pr}, f"peak {fw} {pr}")
-                        for pr in precisions for fw in ("jax", "torch")]
+        size = {"n": 128} if args.smoke else {}
+        doc["peaks"] = [job({"job": "peak", "framework": fw, "precision": pr, **size}, f"peak {fw} {pr}")
+                        for pr in precisions[:1 if args.smoke else None] for fw in ("jax", "torch")]
         if args.device == "cpu":
-            doc["bandwidth"] = [job({"job": "bandwidth", "framework": fw}, f"bandwidth {fw}")
-                                for fw in ("numpy", "torch", "jax")]
+            doc["bandwidth"] = [job({"job": "bandwidth", "framework": fw, **({"n": 1 << 16} if args.smoke else {})},
+                                    f"bandwidth {fw}") for fw in ("numpy", "torch", "jax")[:1 if args.smoke else None]]
         doc["flops"] = {str(bs): job({"job": "flops", "batch_size": bs}, f"flops batch {bs}") for bs in sizes}
 
         data_dir = os.path.join(work, "data")
@@ -292,20 +226,30 @@ def main() -> int:
         runs = [(impl, k) for impl in names for k in (members if IMPLS[impl].population else [1])]
         plan = [(bs, impl, k) for bs in sizes for impl, k in runs] if args.order == "batch" else \
             [(bs, impl, k) for impl, k in runs for bs in sizes]
-        for bs, impl, k in plan:
-            name = f"{impl} K={k} batch {bs}" if IMPLS[impl].population else f"{impl} batch {bs}"
+        # The rows that take turns: every row at one batch size (--order batch), or each row alone.
+        groups = [[p for p in plan if p[0] == bs] for bs in sizes] if args.order == "batch" else [[p] for p in plan]
+        for group in groups:
             if args.budget_s and time.perf_counter() - t_start > args.budget_s:
-                doc["skipped"].append({"impl": impl, "batch_size": bs, "members": k,
-                                       "why": f"--budget_s {args.budget_s:g}"})
+                doc["skipped"] += [{"impl": impl, "batch_size": bs, "members": k, "why": f"--budget_s {args.budget_s:g}"}
+                                   for bs, impl, k in group]
                 continue
-            r = job({**row_common, "impl": impl, "batch_size": bs, "members": k}, name)
-            r.update(impl=impl, batch_size=bs, framework=IMPLS[impl].framework, label=IMPLS[impl].label)
-            r.setdefault("members", k)
-            doc["rows"].append(r)
+            jobs = [({**common, **row_common, "impl": impl, "batch_size": bs, "members": k},
+                     f"{impl} K={k} batch {bs}" if IMPLS[impl].population else f"{impl} batch {bs}",
+                     IMPLS[impl].omp_wait or args.omp_wait_policy) for bs, impl, k in group]
+            results = run_in_turns(jobs, args.rounds, work, args.device, threads, args.job_timeout)
+            for (bs, impl, k), (_, name, _), r in zip(group, jobs, results):
+                status = "ok" if r.get("ok") else f"FAILED: {r.get('error')}"
+                spread = (f"  img/s {min(r['img_per_s_rounds']):,.0f}..{max(r['img_per_s_rounds']):,.0f} over "
+                          f"{len(r['img_per_s_rounds'])} rounds" if r.get("ok") else "")
+                print(f"  {name:34s} {r['process_wall_s']:6.1f} s  load {r['loadavg_before'][0]:.2f}  {status}{spread}",
+                      flush=True)
+                r.update(impl=impl, batch_size=bs, framework=IMPLS[impl].framework, label=IMPLS[impl].label)
+                r.setdefault("members", k)
+                doc["rows"].append(r)
     doc["total_s"] = time.perf_counter() - t_start
-    report.annotate(doc)  # FLOPs, peak fractions, roofline, summary, load: derived from the above only
+    analysis.annotate(doc)  # FLOPs, peak fractions, roofline, summary, load: derived from the above only
 
-    md = report.render_throughput(doc)
+    md = tables.render_throughput(doc)
     print()
     print(md)
     if args.json:
@@ -316,13 +260,12 @@ def main() -> int:
     plot_path = args.plot or (os.path.splitext(args.json)[0] + ".png" if args.json else None)
     if plot_path:
         try:
-            report.plot(doc, plot_path)
+            tables.plot(doc, plot_path)
         except ImportError as e:
             print(f"throughput.py: no plot ({e})", file=sys.stderr)
     if args.json:
         print(f"\nwrote {args.json}, {os.path.splitext(args.json)[0]}.md{', ' + plot_path if plot_path else ''}")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -150,9 +150,33 @@ def conditional_train_iteration(G, D, opt_G, opt_D, images: torch.Tensor, labels
     opt_G.step()
     return d_loss.detach(), g_loss.detach()
 
+# -- the weights as jaxgan holds them ---------------------------------------------------------------
+def torch_to_flax(G, D) -> tuple[dict, dict, dict]:
+    """Copy the reference's PyTorch weights into jaxgan's parameter trees (kernel = weight.T): the
+    tests' oracle and the benchmarks' shared starting point."""
+    import numpy as np
+
+    def f32(t):
+        return t.detach().numpy().astype(np.float32)
+
+    def lin(m):
+        return {"kernel": f32(m.weight).T.copy(), "bias": f32(m.bias)}
+
+    g_lin, g_bn = linear_layers(G), batchnorm_layers(G)
+    g_params = {"linears": {i: lin(m) for i, m in enumerate(g_lin[:-1])},
+                "norms": {i: {"scale": f32(m.weight), "bias": f32(m.bias)}
+                          for i, m in enumerate(g_bn)},
+                "out": lin(g_lin[-1])}
+    g_stats = {"norms": {i: {"mean": f32(m.running_mean), "var": f32(m.running_var)}
+                         for i, m in enumerate(g_bn)}}
+    d_lin = linear_layers(D)
+    d_params = {"linears": {i: lin(m) for i, m in enumerate(d_lin[:-1])}, "out": lin(d_lin[-1])}
+    return g_params, g_stats, d_params
+
+
 # -- the reference's training run as a whole process (benchmarks/startup.py times it) ----------------
 def main(argv: list[str] | None = None) -> int:
-    """``python benchmarks/torch_reference.py --data_dir data --num_epochs 3``: the reference's run —
+    """``python -m benchmarks.torch_reference --data_dir data --num_epochs 3``: the reference's run —
     its DataLoader, its loop, per epoch the mean losses logged to TensorBoard and a grid of
     G(fixed noise) saved (G stays in training mode, as the reference never calls ``eval``)."""
     import argparse
@@ -255,8 +279,6 @@ def save_samples(G, n: int, latent_dim: int, batch_size: int, bn: str, path: str
 
 
 if __name__ == "__main__":
-    import os
     import sys
 
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     sys.exit(main())

@@ -1,7 +1,7 @@
 """Fingerprint a finished run: SHA-256 of every array of its newest checkpoint, of its grids and
 of its TensorBoard scalars, so that two checkouts' runs can be compared bit for bit.
 
-    python scripts/run_digest.py checkpoints/dcgan/mnist --samples samples/dcgan/mnist \
+    python -m scripts.run_digest checkpoints/dcgan/mnist --samples samples/dcgan/mnist \
         --events runs/dcgan/mnist --json digest.json
 
 It reads the checkpoint with Orbax alone (no jaxgan template), so the same script fingerprints
@@ -41,7 +41,6 @@ def file_digests(folder: str, pattern: str) -> dict[str, str]:
 
 
 def scalar_digest(events: str) -> dict[str, str]:
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from jaxgan.report import read_scalars
 
     return {tag: hashlib.sha256(repr(values).encode()).hexdigest()[:16]

@@ -207,28 +207,6 @@ def workdir(tmp_path):
     return tmp_path
 
 
-def torch_to_flax(G, D) -> tuple[dict, dict, dict]:
-    """Copy the reference's PyTorch weights into jaxgan's parameter trees (kernel = weight.T)."""
-    from benchmarks.torch_reference import batchnorm_layers, linear_layers
-
-    def f32(t):
-        return t.detach().numpy().astype(np.float32)
-
-    def lin(m):
-        return {"kernel": f32(m.weight).T.copy(), "bias": f32(m.bias)}
-
-    g_lin, g_bn = linear_layers(G), batchnorm_layers(G)
-    g_params = {"linears": {i: lin(m) for i, m in enumerate(g_lin[:-1])},
-                "norms": {i: {"scale": f32(m.weight), "bias": f32(m.bias)}
-                          for i, m in enumerate(g_bn)},
-                "out": lin(g_lin[-1])}
-    g_stats = {"norms": {i: {"mean": f32(m.running_mean), "var": f32(m.running_var)}
-                         for i, m in enumerate(g_bn)}}
-    d_lin = linear_layers(D)
-    d_params = {"linears": {i: lin(m) for i, m in enumerate(d_lin[:-1])}, "out": lin(d_lin[-1])}
-    return g_params, g_stats, d_params
-
-
 def restore_newest(ckpt_dir: str, cfg: Config):
     """(state, record, step) of the newest checkpoint in ``<ckpt_dir>/<dataset>``, on this process's
     default device, built from ``cfg``'s model."""

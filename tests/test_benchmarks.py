@@ -12,8 +12,18 @@ import sys
 
 import pytest
 
-from benchmarks import bench_row, report, throughput
+from benchmarks import analysis, harness, machine, rows, synthetic, tables
 from tests.conftest import REPO, run_main
+
+
+def module_command(module: str, *args: str) -> list[str]:
+    """``python -m module args`` as the docs print it, runnable from any folder (the repository on
+    PYTHONPATH, as a checkout's root puts it there)."""
+    return [sys.executable, "-m", module, *args]
+
+
+MODULE_ENV = {**os.environ, "PYTHONPATH": REPO + (os.pathsep + os.environ["PYTHONPATH"]
+                                                  if os.environ.get("PYTHONPATH") else "")}
 
 
 def _job(load: float, **kw) -> dict:
@@ -21,7 +31,7 @@ def _job(load: float, **kw) -> dict:
 
 
 def _row(impl: str, bs: int, img_per_s: float, step_ms: float = 10.0, load: float = 1.0) -> dict:
-    spec = bench_row.IMPLS[impl]
+    spec = rows.IMPLS[impl]
     return _job(load, impl=impl, batch_size=bs, framework=spec.framework, precision=spec.precision,
                 label=spec.label, img_per_s=img_per_s, step_ms=step_ms)
 
@@ -44,7 +54,7 @@ def test_fastest_pytorch_is_the_fastest_torch_row_at_jaxgans_precision():
     rows = [_row("torch_reference", 64, 100.0), _row("torch_tuned", 64, 300.0),
             _row("torch_fused_adam", 64, 250.0), _row("torch_fused_adam_tf32", 64, 900.0),
             _row("jax_scan", 64, 600.0), _row("jax_scan_tf32", 64, 1800.0)]
-    summary = {e["precision"]: e for e in report.annotate(_doc(rows, [64]))["summary"]}
+    summary = {e["precision"]: e for e in analysis.annotate(_doc(rows, [64]))["summary"]}
     f32 = summary["float32"]
     # The TF32 row is faster, but it is not float32: it is not the float32 pair's baseline.
     assert f32["fastest_torch"] == "torch_tuned" and f32["ratio"] == pytest.approx(2.0)
@@ -56,7 +66,7 @@ def test_fastest_pytorch_is_the_fastest_torch_row_at_jaxgans_precision():
 
 def test_each_row_gets_its_own_batch_sizes_flops_peak_and_roofline():
     rows = [_row("jax_scan", 32, 3200.0, step_ms=40.0), _row("jax_scan", 128, 6400.0, step_ms=20.0)]
-    doc = report.annotate(_doc(rows, [32, 128]))
+    doc = analysis.annotate(_doc(rows, [32, 128]))
     small, large = doc["rows"]
     assert small["flops_per_step"] == 1e9 and large["flops_per_step"] == 4e9
     # float32 peak: the faster framework's (1e11, not 5e10); bandwidth: the fastest (1e10).
@@ -71,25 +81,26 @@ def test_each_row_gets_its_own_batch_sizes_flops_peak_and_roofline():
 def test_quietest_run_is_kept_by_its_mean_load(tmp_path):
     paths = []
     for name, load in (("a", 3.0), ("b", 1.5), ("c", 2.0)):
-        doc = report.annotate(_doc([_row("jax_scan", 64, 1.0, load=load), _row("torch_tuned", 64, 1.0, load=load)],
+        doc = analysis.annotate(_doc([_row("jax_scan", 64, 1.0, load=load), _row("torch_tuned", 64, 1.0, load=load)],
                                    [64]))
         path = tmp_path / f"{name}.json"
         path.write_text(json.dumps(doc))
         paths.append(str(path))
-    best, means = report.quietest(paths)
+    best, means = analysis.quietest(paths)
     assert best.endswith("b.json") and means[best] == pytest.approx((7 * 1.0 + 2 * 1.5) / 9)  # 7 other jobs at load 1.0
 
 
 @pytest.fixture
 def in_this_process(monkeypatch):
-    """Run a benchmark job in the test process. bench_row.jax_setup is for a fresh child: it turns
+    """Run a benchmark job in the test process. rows.jax_setup is for a fresh child: it turns
     XLA's persistent compilation cache off, and JAX decides once per process whether to use it, so
     called here it would leave every later test of the session compiling from scratch. Nothing a
     job computes depends on it (the process is on the CPU already); torch's precision switches,
     which torch_setup sets, are put back."""
     import torch
 
-    monkeypatch.setattr(bench_row, "jax_setup", lambda spec: None)
+    monkeypatch.setattr(rows, "jax_setup", lambda spec: None)
+    monkeypatch.setattr(machine, "jax_setup", lambda spec: None)
     switches = [(b, b.fp32_precision) for b in (torch.backends.cuda.matmul, torch.backends.cudnn,
                                                  torch.backends.mkldnn.matmul) if hasattr(b, "fp32_precision")]
     yield
@@ -100,7 +111,7 @@ def in_this_process(monkeypatch):
 def test_flops_come_from_xla_for_each_batch_size_and_adam_counts_the_real_parameters(in_this_process):
     from benchmarks import torch_reference as ref
 
-    counts = {bs: bench_row.job_flops({"device": "cpu", "batch_size": bs}) for bs in (8, 16, 24)}
+    counts = {bs: machine.job_flops({"device": "cpu", "batch_size": bs}) for bs in (8, 16, 24)}
     f = {bs: c["flops_per_step"] for bs, c in counts.items()}
     assert f[8] < f[16] < f[24] and (f[24] - f[16]) == pytest.approx(f[16] - f[8], rel=1e-3)
     G, D = ref.Generator((1, 28, 28), 100), ref.Discriminator((1, 28, 28))
@@ -112,7 +123,7 @@ def test_population_rows_are_compared_with_one_run_at_the_same_batch_and_credite
     rows = [_row("torch_tuned", 64, 500.0), _row("jax_scan", 64, 1000.0, step_ms=64.0), _row("jax_scan", 128, 1500.0),
             {**_row("jax_population", 64, 3000.0, step_ms=85.3), "members": 4},
             {**_row("jax_population", 128, 2000.0), "members": 2}]
-    doc = report.annotate(_doc(rows, [64, 128]))
+    doc = analysis.annotate(_doc(rows, [64, 128]))
     pop = {(e["batch_size"], e["members"]): e for e in doc["population_summary"]}
     assert set(pop) == {(64, 4), (128, 2)}
     assert pop[64, 4]["vs_one_run"] == pytest.approx(3.0) and pop[128, 2]["vs_one_run"] == pytest.approx(4 / 3)
@@ -131,7 +142,7 @@ def test_conv_model_flops_scale_with_the_batch_and_count_the_reference_parameter
     from benchmarks import torch_dcgan as td
 
     gh, dh = [16, 8, 8, 4], [4, 8, 8, 16]
-    counts = {bs: bench_row.job_flops({"device": "cpu", "batch_size": bs, "model": model, "g_hidden": gh,
+    counts = {bs: machine.job_flops({"device": "cpu", "batch_size": bs, "model": model, "g_hidden": gh,
                                        "d_hidden": dh}) for bs in (8, 16, 24)}
     f = {bs: c["flops_per_step"] for bs, c in counts.items()}
     assert f[8] < f[16] < f[24] and (f[24] - f[16]) == pytest.approx(f[16] - f[8], rel=1e-3)
@@ -144,13 +155,12 @@ def test_conv_model_flops_scale_with_the_batch_and_count_the_reference_parameter
 
 
 def test_conv_model_options_are_checked_in_one_line(tmp_path):
-    script = os.path.join(REPO, "benchmarks", "throughput.py")
     for args, message in ((["--g_hidden", "8,8,8,8"], "are for --model dcgan|wgan"),
                           (["--model", "dcgan", "--d_hidden", "8,8,8"], "4 positive channel widths"),
                           (["--model", "dcgan", "--population", "1"], "must be >= 2"),
                           (["--impls", "jax_scan_other_conv"], "do not apply to --model mlp")):
-        proc = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, cwd=str(tmp_path),
-                              timeout=120)
+        proc = subprocess.run(module_command("benchmarks.throughput", *args), capture_output=True, text=True,
+                              cwd=str(tmp_path), env=MODULE_ENV, timeout=120)
         assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr)
         assert len(proc.stderr.strip().splitlines()) == 1
 
@@ -162,7 +172,7 @@ def row_data(tmp_path_factory):
     root = tmp_path_factory.mktemp("rows")
     folders = {}
     for model in ("mlp", "conv"):
-        throughput.write_dataset(str(root / model), 60, "mlp" if model == "mlp" else "dcgan")
+        synthetic.write_dataset(str(root / model), 60, "mlp" if model == "mlp" else "dcgan")
         folders[model] = str(root / model)
     return lambda model: folders["mlp" if model == "mlp" else "conv"]
 
@@ -184,7 +194,9 @@ def row_spec(data_dir: str, impl: str, model: str, threads: int = 1, interop_thr
 @pytest.mark.parametrize("impl,model", [("torch_reference", "dcgan"), ("jax_population", "dcgan")])
 def test_a_row_runs_in_its_own_process_with_the_threads_it_was_given(tmp_path, row_data, impl, model):
     spec = row_spec(row_data(model), impl, model)
-    r = throughput.run_child(spec, str(tmp_path), "row", "cpu", threads=1, timeout=300)
+    if impl == "torch_reference":  # time enough, on a loaded machine too, to pass an epoch's end
+        spec["min_time"] = 1.5
+    r = harness.run_child(spec, str(tmp_path), "row", "cpu", threads=1, timeout=300)
     assert r["ok"], r.get("log_tail")
     if impl == "torch_reference":
         assert r["iters"] > 8  # past the first epoch's short batch
@@ -209,7 +221,7 @@ def test_in_memory_and_per_step_rows_measure_their_own_loop(row_data, in_this_pr
     import torch
 
     spec = row_spec(row_data(model), impl, model, torch.get_num_threads(), torch.get_num_interop_threads())
-    r = bench_row.job_row(spec)
+    r = rows.job_row(spec)
     assert r["img_per_s"] == pytest.approx(8 * r["iters"] / r["seconds"]) and r["precision"] == "float32"
     if model == "mlp":  # the MLP rows train the reference's widths
         from benchmarks import torch_reference as ref
@@ -229,9 +241,8 @@ def test_in_memory_and_per_step_rows_measure_their_own_loop(row_data, in_this_pr
 
 
 def test_gpu_only_rows_are_refused_on_the_cpu(tmp_path):
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "throughput.py"),
-                           "--impls", "torch_cudagraphs"], capture_output=True, text=True, cwd=str(tmp_path),
-                          timeout=120)
+    proc = subprocess.run(module_command("benchmarks.throughput", "--impls", "torch_cudagraphs"),
+                          capture_output=True, text=True, cwd=str(tmp_path), env=MODULE_ENV, timeout=120)
     assert proc.returncode == 2 and "run on --device gpu only" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not list(tmp_path.iterdir())
 
@@ -244,7 +255,7 @@ def test_gpu_run_script_parses():
 def test_reference_run_writes_a_grid_per_epoch_and_its_losses(tmp_path):
     # main() in this process: torch is imported here already, and nothing of the run depends on a
     # process of its own (the refusal below runs as one, for the exit code a shell sees).
-    throughput.write_dataset(str(tmp_path / "data"), 130)  # two full batches and a short one
+    synthetic.write_dataset(str(tmp_path / "data"), 130)  # two full batches and a short one
     proc = run_main("benchmarks.torch_reference", "--data_dir", "data", "--no-download", "--num_epochs", "2",
                     "--workers", "0", cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -254,9 +265,8 @@ def test_reference_run_writes_a_grid_per_epoch_and_its_losses(tmp_path):
 
 
 def test_reference_run_refuses_bad_input_in_one_line(tmp_path):
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "torch_reference.py"),
-                           "--data_dir", "nowhere", "--no-download"], capture_output=True, text=True,
-                          cwd=str(tmp_path), timeout=120)
+    proc = subprocess.run(module_command("benchmarks.torch_reference", "--data_dir", "nowhere", "--no-download"),
+                          capture_output=True, text=True, cwd=str(tmp_path), env=MODULE_ENV, timeout=120)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
 
 
@@ -267,3 +277,141 @@ def test_the_quality_table_is_rendered_from_its_row_jsons():
     out = os.path.join(REPO, "docs", "quality")
     with open(os.path.join(out, "table.md"), encoding="utf-8") as f:
         assert quality_table.markdown(out) == f.read()
+
+
+# -- the layout: benchmarks/ and scripts/ read one way ---------------------------------------------
+def _imports(path: str) -> set[str]:
+    """The modules a file imports (``from a.b import c`` counts a.b and a.b.c), anywhere in it."""
+    import ast
+
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+    return out
+
+
+def _modules(package: str) -> dict[str, str]:
+    folder = os.path.join(REPO, package)
+    return {f"{package}.{n[:-3]}": os.path.join(folder, n) for n in sorted(os.listdir(folder))
+            if n.endswith(".py") and n != "__init__.py"}
+
+
+@pytest.mark.quick
+def test_benchmarks_and_scripts_need_no_path_hacks_and_never_import_the_tests():
+    for package in ("benchmarks", "scripts"):
+        for module, path in _modules(package).items():
+            with open(path, encoding="utf-8") as f:
+                assert "sys.path.insert" not in f.read(), module
+            if package == "benchmarks":
+                assert not {m for m in _imports(path) if m == "tests" or m.startswith("tests.")}, module
+
+
+@pytest.mark.quick
+def test_benchmark_modules_import_each_other_without_a_circle():
+    mods = _modules("benchmarks")
+    graph = {m: {d for d in _imports(p) if d in mods and d != m} for m, p in mods.items()}
+    state: dict[str, int] = {}
+
+    def visit(m: str, trail: list[str]) -> None:  # depth first; 1 = on the current path, 2 = done
+        state[m] = 1
+        for d in sorted(graph[m]):
+            assert state.get(d) != 1, " -> ".join([*trail, m, d])
+            if d not in state:
+                visit(d, [*trail, m])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [])
+
+
+# -- the headline's spread, and the old GPU table's label ----------------------------------------------
+@pytest.mark.quick
+def test_runs_of_the_same_command_are_matched_whatever_file_they_wrote():
+    old = "python benchmarks/throughput.py --quick --json /tmp/h2/cand/q14.json"
+    assert analysis._same_command(old) == analysis._same_command("python -m benchmarks.throughput --quick --json x.json")
+    assert analysis._same_command(old) != analysis._same_command("python -m benchmarks.throughput --quick --threads 1")
+
+
+@pytest.mark.quick
+def test_the_headline_spread_spans_every_run_at_that_batch_and_precision():
+    runs = [{"summary": [{"batch_size": 64, "precision": "float32", "ratio": 3.01},
+                         {"batch_size": 64, "precision": "tf32", "ratio": 9.0}]},
+            {"summary": [{"batch_size": 64, "precision": "float32", "ratio": 1.55},
+                         {"batch_size": 512, "precision": "float32", "ratio": 2.14}]}]
+    assert analysis.ratio_spread(runs, 64) == (1.55, 3.01, 2)
+    assert analysis.ratio_spread(runs, 512) == (2.14, 2.14, 1)
+
+
+@pytest.mark.quick
+def test_a_comparison_names_the_applicable_pytorch_rows_it_left_out():
+    doc = {"settings": {"model": "dcgan"}, "device": "cpu",
+           "rows": [{"impl": "torch_reference"}, {"impl": "torch_tuned"}, {"impl": "jax_scan"}]}
+    missing = analysis.missing_torch_rows(doc)
+    assert "torch_tuned_spin" in missing and "torch_compile" in missing and "torch_channels_last" in missing
+    assert "torch_reference" not in missing and "torch_cudagraphs" not in missing  # ran; GPU only
+    assert "torch_channels_last" not in analysis.missing_torch_rows({**doc, "settings": {"model": "mlp"}})
+
+
+@pytest.mark.quick
+def test_the_old_h200_table_says_which_commit_made_it_and_that_its_sides_ran_different_precisions():
+    path = os.path.join(REPO, "benchmarks", "results", "h200.json")
+    text = tables.render_legacy_gpu(analysis.load(path), path)
+    heading = text.split("\n", 1)[0]
+    assert "NVIDIA H200, commit 900cbe1 (2026-11-27)" in heading  # git log --diff-filter=A of that file
+    assert "**TF32**" in heading and "**true float32**" in heading and "--matmul_dtype float32" in heading
+    assert "×" not in text  # no cross-precision ratio
+
+
+# -- rounds in turns ------------------------------------------------------------------------------------
+def test_rows_compile_alone_then_take_turns_round_by_round(tmp_path, row_data):
+    # Two rows of different frameworks, each in its own process, three rounds each: every round of
+    # one row lies between two rounds of the other (A B A B A B), after both have compiled.
+    specs = [(row_spec(row_data("mlp"), impl, "mlp"), impl, "passive") for impl in ("jax_per_step", "torch_tuned")]
+    for spec, _, _ in specs:
+        spec["min_time"] = 0.05
+    a, b = harness.run_in_turns(specs, 3, str(tmp_path), "cpu", threads=1, timeout=300)
+    assert a["ok"] and b["ok"], (a.get("log_tail"), b.get("log_tail"))
+    assert len(a["rounds"]) == len(b["rounds"]) == 3 and a["pid"] != b["pid"]
+    spans = sorted([(r["began"], r["ended"], "a") for r in a["rounds"]] + [(r["began"], r["ended"], "b")
+                                                                            for r in b["rounds"]])
+    assert [s[2] for s in spans] == ["a", "b"] * 3
+    assert all(x[1] <= y[0] for x, y in zip(spans, spans[1:]))  # never two rows timing at once
+    for r in (a, b):
+        rates = r["img_per_s_rounds"]
+        assert len(rates) == 3 and r["img_per_s"] == pytest.approx(sorted(rates)[1])  # the median
+        assert rates[0] == pytest.approx(r["rounds"][0]["calls"] * r["iters"] / r["calls"] * 8 / r["rounds"][0]["seconds"])
+
+
+@pytest.mark.quick
+def test_each_headline_ratio_carries_the_range_of_its_per_round_ratios():
+    rows = [{**_row("torch_tuned", 64, 200.0), "img_per_s_rounds": [100.0, 200.0, 400.0]},
+            {**_row("jax_scan", 64, 600.0), "img_per_s_rounds": [300.0, 600.0, 600.0]}]
+    (e,) = analysis.annotate(_doc(rows, [64]))["summary"]
+    assert e["ratio"] == pytest.approx(3.0) and e["ratio_rounds"] == pytest.approx([3.0, 3.0, 1.5])
+    assert tables._ratio(e) == "**3.00×** (1.50–3.00 per round)"
+
+
+# The PyTorch ports are libraries (tests and rows import them) that also carry the reference's
+# own run as an entry point; every other module with a ``__main__`` is a command.
+PORTS = {"benchmarks.torch_reference", "benchmarks.torch_dcgan"}
+
+
+@pytest.mark.quick
+def test_no_command_imports_a_command_and_no_benchmark_file_outgrows_one_job():
+    mods = _modules("benchmarks")
+    commands = set()
+    for module, path in mods.items():
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        assert len(text.splitlines()) <= 375, f"{module}: {len(text.splitlines())} lines"
+        if '__name__ == "__main__"' in text and module not in PORTS:
+            commands.add(module)
+    assert {"benchmarks.throughput", "benchmarks.bench_row", "benchmarks.parity_float32"} <= commands
+    for module, path in mods.items():
+        assert not (_imports(path) & commands) - {module}, module

@@ -148,12 +148,13 @@ BENCHMARK_BAD_INPUT = {
 
 @pytest.fixture(scope="module")
 def benchmark_processes(tmp_path_factory):
-    """benchmarks/throughput.py run as the script it is (its main reads sys.argv), one real
+    """python -m benchmarks.throughput run as the command it is (its main reads sys.argv), one real
     process per bad input, all started at once: each is quick, and they need not wait in line."""
     procs = {}
     for name, (args, _) in BENCHMARK_BAD_INPUT.items():
         cwd = tmp_path_factory.mktemp("bench")
-        procs[name] = (cwd, subprocess.Popen([sys.executable, os.path.join(REPO, "benchmarks", "throughput.py"), *args],
+        env = {**os.environ, "PYTHONPATH": REPO}  # python -m benchmarks.throughput, from another folder
+        procs[name] = (cwd, subprocess.Popen([sys.executable, "-m", "benchmarks.throughput", *args], env=env,
                                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(cwd)))
     yield {name: (cwd, *proc.communicate(timeout=120), proc.returncode) for name, (cwd, proc) in procs.items()}
 

@@ -16,12 +16,13 @@ import torch
 from PIL import Image
 
 from benchmarks import torch_reference as ref
+from benchmarks.torch_reference import torch_to_flax
 from jaxgan import data as data_lib
 from jaxgan import families, generate, steps
 from jaxgan.config import ConfigError
 from jaxgan.formats import write_mnist
 from jaxgan.trainer import conditioning_labels, train_and_evaluate
-from tests.conftest import blob_images, leaves_equal, replace, run_main, small_config, torch_to_flax
+from tests.conftest import blob_images, leaves_equal, replace, run_main, small_config
 
 BATCH = 32
 CLASSES = 10

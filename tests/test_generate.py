@@ -9,7 +9,7 @@ import torch
 from benchmarks import torch_reference as ref
 from jaxgan import data as data_lib
 from jaxgan import generate, steps
-from tests.conftest import small_config, torch_to_flax
+from tests.conftest import small_config
 
 
 @pytest.mark.quick
@@ -32,7 +32,7 @@ def test_recalibrated_statistics_are_the_mean_of_the_batch_statistics(tmp_path):
     tg = ref.Generator(cfg.image_shape, cfg.latent_dim, hidden=cfg.g_hidden).double()
     td = ref.Discriminator(cfg.image_shape, hidden=cfg.d_hidden)
     gan, state = steps.build(cfg)
-    g_params, g_stats, _ = torch_to_flax(tg, td)
+    g_params, g_stats, _ = ref.torch_to_flax(tg, td)
     state = state.replace(g_params=g_params, g_stats=jax.tree_util.tree_map(lambda x: x * 0 + 7.0, g_stats))
     new = generate.recalibrate_stats(gan, state, batch=32, batches=5)
     for bn in ref.batchnorm_layers(tg):

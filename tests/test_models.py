@@ -13,7 +13,7 @@ from flax import nnx
 from benchmarks import torch_reference as ref
 from jaxgan import layers, losses, models
 from jaxgan.config import DATASETS
-from tests.conftest import torch_to_flax
+from benchmarks.torch_reference import torch_to_flax
 
 G_HIDDEN, D_HIDDEN = (128, 256, 512, 1024), (512, 256, 128)  # the reference's widths (the flags' defaults)
 

@@ -129,6 +129,6 @@ def test_the_trainer_and_the_benchmarks_build_their_programs_in_one_place():
     assert hits == []
     with open(os.path.join(REPO, "jaxgan", "trainer.py"), encoding="utf-8") as f:
         assert "program.compile_run(" in f.read()
-    for script in ("bench_row.py", "population_memory.py"):
+    for script in ("rows.py", "population_memory.py"):
         with open(os.path.join(REPO, "benchmarks", script), encoding="utf-8") as f:
             assert "program.compile_run(" in f.read(), script

@@ -13,7 +13,7 @@ from benchmarks import torch_reference as ref
 from jaxgan import data as data_lib
 from jaxgan import losses, parallel, program, steps
 from jaxgan.data import epoch_layout
-from tests.conftest import leaves_all_differ, leaves_equal, replace, small_config, torch_to_flax
+from tests.conftest import leaves_all_differ, leaves_equal, replace, small_config
 from tests.test_train_step_parity import assert_state_equals_torch, prebn_bias_gaps
 
 # 200 images: in batches of 32, six full batches and a short one of 8.
@@ -93,7 +93,7 @@ def test_training_iterations_equal_pytorch_reference(tmp_path, shape, dataset):
     cfg = small_config(tmp_path, dataset=dataset, g_hidden=(128, 256, 512, 1024), d_hidden=(512, 256, 128),
                        latent_dim=100, d_dropout=0.0)
     gan, state = steps.build(cfg)
-    g_params, g_stats, d_params = torch_to_flax(tg, td)
+    g_params, g_stats, d_params = ref.torch_to_flax(tg, td)
     state = state.replace(g_params=g_params, g_stats=g_stats, d_params=d_params,
                           g_opt=gan.g_tx.init(g_params), d_opt=gan.d_tx.init(d_params))
     d_update, g_update = jax.jit(gan.d_update), jax.jit(gan.g_update)

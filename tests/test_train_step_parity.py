@@ -16,7 +16,7 @@ import torch
 
 from benchmarks import torch_reference as ref
 from jaxgan import steps
-from tests.conftest import leaves_equal, small_config, torch_to_flax
+from tests.conftest import leaves_equal, small_config
 
 BATCH = 32
 
@@ -29,7 +29,7 @@ def setup(tmp_path, d_steps):
     tg = ref.Generator(cfg.image_shape, cfg.latent_dim, cfg.g_hidden).double()
     td = ref.Discriminator(cfg.image_shape, cfg.d_hidden, dropout=0.0).double()
     gan, state = steps.build(cfg)
-    g_params, g_stats, d_params = torch_to_flax(tg, td)
+    g_params, g_stats, d_params = ref.torch_to_flax(tg, td)
     state = state.replace(g_params=g_params, g_stats=g_stats, d_params=d_params,
                           g_opt=gan.g_tx.init(g_params), d_opt=gan.d_tx.init(d_params))
     return gan, state, tg, td
@@ -78,7 +78,7 @@ def prebn_bias_gaps(state, tg, gaps=None):
 def assert_state_equals_torch(gan, state, tg, td, bias_gaps):
     """jaxgan's state against PyTorch's G and D after the same steps. ``bias_gaps``: the largest
     pre-BatchNorm bias gaps (``prebn_bias_gaps``) at any of G's training-mode passes so far."""
-    want_g, want_stats, want_d = torch_to_flax(tg, td)
+    want_g, want_stats, want_d = ref.torch_to_flax(tg, td)
 
     # The biases of G's Linear layers that feed a BatchNorm have an exactly-zero true gradient
     # (BatchNorm subtracts them again), so Adam's g / (|g| + eps) turns rounding noise of ~1e-9

@@ -1,0 +1,177 @@
+"""What follows from the measurements, with no formatting: each row's FLOPs, peak fraction and
+roofline, the "fastest PyTorch" rule (``summarize``), populations against one run, the rule that
+keeps one of repeated runs (``quietest``), and the committed runs of a command whose spread a
+headline shows. Pure functions of the result JSON (and, for ``committed_runs``, git's history)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+# The pair each headline compares at one precision: jaxgan's training path at that precision.
+JAX_PATH = {"float32": "jax_scan", "tf32": "jax_scan_tf32"}
+
+def _ok(items: list[dict]) -> list[dict]:
+    return [r for r in items if r.get("ok")]
+
+def _job_load(r: dict) -> float:
+    return (r["loadavg_before"][0] + r["loadavg_after"][0]) / 2
+
+def all_jobs(doc: dict) -> list[dict]:
+    return [doc["host"], *doc.get("peaks", []), *doc.get("bandwidth", []), *doc.get("flops", {}).values(),
+            *doc.get("rows", [])]
+
+def annotate(doc: dict) -> dict:
+    """Add to ``doc`` what follows from its measurements: the peak per precision (the faster
+    framework's), the bandwidth, each row's FLOPs (its own batch size's), % of peak at its own
+    precision, roofline time and fraction (CPU), the load summary and the table of truths."""
+    peaks: dict[str, dict] = {}
+    for p in _ok(doc.get("peaks", [])):
+        pr, fw = p["spec"]["precision"], p["spec"]["framework"]
+        e = peaks.setdefault(pr, {"by_framework": {}})
+        e["by_framework"][fw] = p["flops_per_s"]
+    for e in peaks.values():
+        e["framework"], e["flops_per_s"] = max(e["by_framework"].items(), key=lambda kv: kv[1])
+    doc["peak_by_precision"] = peaks
+    bws = {b["spec"]["framework"]: b["bytes_per_s"] for b in _ok(doc.get("bandwidth", []))}
+    doc["bandwidth_best"] = ({"framework": max(bws, key=bws.get), "bytes_per_s": max(bws.values()),
+                              "by_framework": bws} if bws else None)
+    for r in doc.get("rows", []):
+        fl = doc.get("flops", {}).get(str(r["batch_size"]), {})
+        if not (r.get("ok") and fl.get("ok")):
+            continue
+        k = r.get("members", 1)  # a population step is K members' steps
+        r.update(flops_per_step=k * fl["flops_per_step"], flops_per_img=fl["flops_per_img"],
+                 flops_source=fl["flops_source"], adam_bytes_per_step=k * fl["adam_bytes_per_step"])
+        for k in ("device_cost_analysis_flops", "device_cost_analysis_note"):
+            if k in fl:
+                r[k] = fl[k]
+        r["achieved_flops_per_s"] = fl["flops_per_img"] * r["img_per_s"]
+        peak = peaks.get(r["precision"])
+        if peak:
+            r["matmul_peak_flops_per_s"] = peak["flops_per_s"]
+            r["peak_fraction"] = r["achieved_flops_per_s"] / peak["flops_per_s"]
+            if doc["bandwidth_best"]:
+                roof_s = r["flops_per_step"] / peak["flops_per_s"] + \
+                    r["adam_bytes_per_step"] / doc["bandwidth_best"]["bytes_per_s"]
+                r["roofline_step_ms"] = 1e3 * roof_s
+                r["roofline_fraction"] = r["roofline_step_ms"] / r["step_ms"]
+    loads = [_job_load(j) for j in all_jobs(doc) if "loadavg_before" in j and "loadavg_after" in j]
+    doc["load"] = {"mean_1min": sum(loads) / len(loads), "max_1min": max(loads), "jobs": len(loads),
+                   "rule": "mean over every measurement of its 1-minute load average before and after"}
+    doc["summary"] = summarize(doc)
+    doc["population_summary"] = summarize_population(doc)
+    return doc
+
+def summarize_population(doc: dict) -> list[dict]:
+    """Per batch size and population size K: the population row's aggregate img/s (all members)
+    divided by jaxgan's one run (row e, jax_scan) at the same per-member batch, from the same run."""
+    rows = _ok(doc.get("rows", []))
+    out = []
+    for bs in doc["settings"]["batch_sizes"]:
+        one = next((r for r in rows if r["impl"] == "jax_scan" and r["batch_size"] == bs), None)
+        for r in rows:
+            if r["impl"] == "jax_population" and r["batch_size"] == bs and one:
+                out.append({"batch_size": bs, "members": r["members"], "img_per_s": r["img_per_s"],
+                            "one_run_img_per_s": one["img_per_s"], "vs_one_run": r["img_per_s"] / one["img_per_s"],
+                            "peak_fraction": r.get("peak_fraction"), "one_run_peak_fraction": one.get("peak_fraction"),
+                            "precision": r["precision"], "step_ms": r["step_ms"]})
+    return out
+
+def summarize(doc: dict) -> list[dict]:
+    """The table of truths. Rule: per batch size and precision, the fastest PyTorch row is the
+    torch row with the highest img/s among those that ran at that precision; it is compared with
+    jaxgan's training path at the same precision. The reference as written stays beside it."""
+    out = []
+    rows = _ok(doc.get("rows", []))
+    for bs in doc["settings"]["batch_sizes"]:
+        at = [r for r in rows if r["batch_size"] == bs]
+        ref = next((r for r in at if r["impl"] == "torch_reference"), None)
+        torch_any = max((r for r in at if r["framework"] == "torch"), key=lambda r: r["img_per_s"], default=None)
+        for precision, jax_impl in JAX_PATH.items():
+            jx = next((r for r in at if r["impl"] == jax_impl), None)
+            cands = [r for r in at if r["framework"] == "torch" and r["precision"] == precision]
+            if not jx or not cands:
+                continue
+            best = max(cands, key=lambda r: r["img_per_s"])
+            e: dict[str, Any] = {
+                "batch_size": bs, "precision": precision, "fastest_torch": best["impl"],
+                "fastest_torch_label": best["label"], "fastest_torch_img_per_s": best["img_per_s"],
+                "jax": jax_impl, "jax_img_per_s": jx["img_per_s"], "ratio": jx["img_per_s"] / best["img_per_s"],
+                "reference_img_per_s": ref["img_per_s"] if ref else None,
+                "ratio_vs_reference": jx["img_per_s"] / ref["img_per_s"] if ref else None,
+                "fastest_torch_any_precision": torch_any["impl"] if torch_any else None,
+                "torch_candidates": sorted(r["impl"] for r in cands)}
+            a, b = jx.get("img_per_s_rounds"), best.get("img_per_s_rounds")
+            if a and b and len(a) == len(b) > 1:  # round k of jaxgan against round k of that PyTorch row
+                e["ratio_rounds"] = [x / y for x, y in zip(a, b)]
+            for side, r in (("torch", best), ("jax", jx)):
+                for k in ("peak_fraction", "roofline_fraction", "roofline_step_ms", "step_ms"):
+                    if k in r:
+                        e[f"{side}_{k}"] = r[k]
+            out.append(e)
+    return out
+
+def load(path: str) -> Any:
+    with open(path) as f:
+        doc = json.load(f)
+    if isinstance(doc, dict):
+        doc["_path"] = path
+    return doc
+
+def quietest(paths: list[str]) -> tuple[str, dict[str, float]]:
+    """The run with the lowest mean load average (the rule for repeated runs; no choice by hand)."""
+    means = {p: load(p)["load"]["mean_1min"] for p in paths}
+    return min(means, key=means.get), means
+
+def _same_command(command: str) -> str:
+    """A benchmark command without where it wrote (``--json PATH``) and in today's module form."""
+    command = re.sub(r" --json \S+", "", command)
+    return re.sub(r"python benchmarks/(\w+)\.py", r"python -m benchmarks.\1", command)
+
+def committed_runs(path: str) -> list[dict]:
+    """Every version of the results file ``path`` in git's history, newest first, that ran the same
+    command as the version in the working tree: the runs whose spread a headline must show."""
+    now = load(path)
+    try:
+        rel = os.path.relpath(path, os.path.dirname(HERE))
+        commits = subprocess.run(["git", "log", "--format=%H", "--", rel], capture_output=True, text=True,
+                                 cwd=os.path.dirname(HERE), timeout=30).stdout.split()
+        versions = [subprocess.run(["git", "show", f"{c}:{rel}"], capture_output=True, text=True,
+                                   cwd=os.path.dirname(HERE), timeout=30).stdout for c in commits]
+    except (OSError, subprocess.SubprocessError):
+        versions = []
+    runs, seen = [], set()
+    for text in versions:
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(doc, dict) and _same_command(doc.get("command", "")) == _same_command(now.get("command", "")) \
+                and doc.get("created_utc") not in seen:
+            seen.add(doc.get("created_utc"))
+            runs.append(doc)
+    if now.get("created_utc") not in seen:  # the working tree's run, not committed yet
+        runs.insert(0, now)
+    return runs
+
+def ratio_spread(runs: list[dict], batch_size: int, precision: str = "float32") -> tuple[float, float, int]:
+    """The lowest and highest headline ratio at ``batch_size`` over ``runs``, and how many runs had one."""
+    ratios = [e["ratio"] for d in runs for e in d.get("summary", [])
+              if e.get("batch_size") == batch_size and e.get("precision") == precision and e.get("ratio")]
+    return min(ratios), max(ratios), len(ratios)
+
+def missing_torch_rows(doc: dict) -> list[str]:
+    """The PyTorch rows that apply to this run's model and device but that it did not run."""
+    from benchmarks.rows import IMPLS
+
+    model, device = doc["settings"].get("model", "mlp"), doc.get("device", "cpu")
+    ran = {r["impl"] for r in doc.get("rows", [])}
+    return [k for k, v in IMPLS.items() if v.framework == "torch" and model in v.models and k not in ran
+            and (device == "gpu" or not v.gpu_only)]
