@@ -67,6 +67,26 @@ def toy1d_ablations() -> str:
     return "\n".join(lines)
 
 
+# -- float32 against float64, the DCGAN and WGAN loops ------------------------------------------------
+PARITY = "benchmarks/results/parity_dcgan_wgan.json"
+
+
+def parity_float32() -> str:
+    d = _load(PARITY)
+    worst64 = max(max(v for k, v in d[f"{m}_float64_vs_torch_float64"].items() if k.startswith("max_abs"))
+                  for m in ("dcgan", "wgan"))
+    lines = [f"`{d['command']}` ({d['settings']['iterations']} iterations, n_critic {d['settings']['n_critic']}, "
+             f"batch {d['settings']['batch_size']}): jaxgan in float64 against PyTorch in float64, largest difference "
+             f"{worst64:.1e}; jaxgan in float32 against PyTorch in float64:"]
+    for m, name in (("dcgan", "DCGAN"), ("wgan", "WGAN")):
+        r = d[f"{m}_float32_vs_torch_float64"]
+        lines.append(f"- {name} in float32: G's parameters within {r['max_abs_diff_gp']:.1e}, D's "
+                     f"{r['max_abs_diff_dp']:.1e}; running statistics G {r['max_abs_diff_gs']:.1e}, D "
+                     f"{r['max_abs_diff_ds']:.1e}; BatchNorm-fed biases {r['max_abs_diff_pre_bn_biases']:.1e}; "
+                     f"{r['elements_off_by_more_than_1e-5']:,} of {r['elements']:,} values off by more than 1e-5.")
+    return "\n".join(lines)
+
+
 # -- the registry ----------------------------------------------------------------------------------
 def _flags() -> str:
     from jaxgan.config import flag_table
@@ -97,6 +117,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "quality": _quality,
     "toy1d-seeds": toy1d_seeds,
     "toy1d-ablations": toy1d_ablations,
+    "parity-float32": parity_float32,
     **{name: _report(name) for name in ("headline", "benchmarks", "conv-bench", "population-bench",
                                         "population-seeds", "population-memory")},
 }
