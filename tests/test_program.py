@@ -46,6 +46,32 @@ def test_an_accidental_host_array_in_the_step_fails_loudly(tmp_path):
     assert metrics["d_loss"].shape == (cfg.steps_per_call,) and np.all(metrics["d_loss"][2:] == 0)
 
 
+@pytest.mark.parametrize("where", ["dispatch", "permutations"])
+def test_the_trainer_dispatches_under_the_guard(workdir, monkeypatch, where):
+    # The trainer itself, not a copy of its guard: one per-chunk scalar left on the host (where
+    # it dispatches a chunk, or where it draws an epoch's permutation) must stop the run.
+    from jaxgan import trainer
+
+    put_scalar, dispatch = trainer.Trainer.scalar, trainer.Trainer.dispatch
+    inside = {"dispatch": False}
+
+    def in_dispatch(self, *args):
+        inside["dispatch"] = True
+        try:
+            return dispatch(self, *args)
+        finally:
+            inside["dispatch"] = False
+
+    def scalar(self, value):
+        host = inside["dispatch"] == (where == "dispatch")
+        return np.int32(value) if host else put_scalar(self, value)
+
+    monkeypatch.setattr(trainer.Trainer, "dispatch", in_dispatch)
+    monkeypatch.setattr(trainer.Trainer, "scalar", scalar)
+    with pytest.raises(Exception, match="Disallowed host-to-device transfer"):
+        trainer.train_and_evaluate(small_config(workdir))
+
+
 def test_the_trainer_and_the_benchmarks_build_their_programs_in_one_place():
     # Whoever jits a training chunk, tail or grid outside jaxgan/program.py re-assembles the program
     # by hand and times (or trains) a cousin of it.
