@@ -391,8 +391,11 @@ def check_resume_config(saved: dict, cfg: Config) -> list[str]:
         was = saved.get(name, _FIELDS[name].default) if saved else new[name]
         was = list(was) if isinstance(was, tuple) else was
         if was != new[name]:
+            # The run may ask for the other value by a default, not a flag: name the flag that matches.
+            hint = (f"set {name}={was!r} as the checkpoint has it" if isinstance(was, bool) else
+                    f"pass --{name} {','.join(map(str, was)) if isinstance(was, list) else was}")
             raise ConfigError(f"--resume: the checkpoint was trained with {name}={was!r}, "
-                              f"this run asks for {name}={new[name]!r}; drop the flag or use another --ckpt_dir")
+                              f"this run asks for {name}={new[name]!r}; {hint} or use another --ckpt_dir")
     return [f"{k} {saved[k]!r} -> {new[k]!r}" for k in sorted(saved)
             if k in new and k not in MODEL_FIELDS and k != "resume" and saved[k] != new[k]]
 

@@ -166,8 +166,12 @@ def test_resume_logs_safe_changes_and_refuses_model_changes(workdir, capsys):
     assert "resume with changed settings: interval 1 -> 2, num_epochs 1 -> 2" in capsys.readouterr().out
     # (The dataset picks the folder, <ckpt_dir>/<dataset>, so another dataset is another run.)
     for field, value in (("loss", "minimax"), ("noise", "normal"), ("latent_dim", 9), ("d_hidden", (8, 8))):
-        with pytest.raises(ConfigError, match=f"--resume: the checkpoint was trained with {field}="):
+        with pytest.raises(ConfigError, match=f"--resume: the checkpoint was trained with {field}=") as refused:
             train_and_evaluate(replace(cfg, num_epochs=3, resume=True, **{field: value}))
+        # The flag that resumes it, as a command line spells it (a default may have asked for the other).
+        saved = getattr(cfg, field)
+        spelled = ",".join(map(str, saved)) if isinstance(saved, tuple) else str(saved)
+        assert f"; pass --{field} {spelled} or use another --ckpt_dir" in str(refused.value)
 
 
 @pytest.mark.quick
