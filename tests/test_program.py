@@ -1,8 +1,10 @@
 """One compiled run (jaxgan.program): built once per configuration and process, shared by the
 trainer and the benchmarks, and dispatched with no implicit host-to-device copy."""
 
+import dataclasses
 import os
 import re
+import sys
 
 import jax
 import numpy as np
@@ -70,6 +72,47 @@ def test_the_trainer_dispatches_under_the_guard(workdir, monkeypatch, where):
     monkeypatch.setattr(trainer.Trainer, "scalar", scalar)
     with pytest.raises(Exception, match="Disallowed host-to-device transfer"):
         trainer.train_and_evaluate(small_config(workdir))
+
+
+def _recording(cfg):
+    """``cfg`` as an instance of a Config subclass that records every field that code reads (copies
+    made by dataclasses.replace, as a population makes its members', record into the same set;
+    the copying itself, and dataclass-generated methods, read every field and are not counted)."""
+    read: set[str] = set()
+
+    class Recorded(type(cfg)):
+        def __getattribute__(self, name):
+            caller = sys._getframe(1).f_code.co_filename
+            if not name.startswith("_") and not caller.endswith("dataclasses.py") and caller != "<string>":
+                read.add(name)
+            return super().__getattribute__(name)
+
+    return Recorded(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}), read
+
+
+@pytest.mark.parametrize("flags", [{"model": "mlp"}, {"model": "mlp", "population": 2, "conditional": True},
+                                   *({"model": m, "g_hidden": (64, 32, 16, 8), "d_hidden": (8, 16, 32, 64)}
+                                     for m in ("dcgan", "wgan", "wgan_gp"))], ids=lambda f: "-".join(map(str, f.values()))[:24])
+def test_the_compiled_program_reads_no_run_only_field(flags):
+    # Programs are shared by runs whose configs differ only in run-only fields (config.program_key):
+    # a field the program reads but that is marked run-only would hand one run another's program.
+    # Trace every function of the program (no compile) with a config that records what is read.
+    from jaxgan.config import RUN_ONLY_FIELDS, from_dict
+
+    cfg = from_dict({"batch_size": 32, "latent_dim": 8, **flags})
+    recorded, read = _recording(cfg)
+    prog = program._compile_run.__wrapped__(recorded, parallel.data_mesh(), True)
+    c, h, w = cfg.image_shape
+    data = {"images": jax.ShapeDtypeStruct((64, c * h * w), np.uint8)}
+    if cfg.conditional:
+        data["labels"] = jax.ShapeDtypeStruct((64,), np.int32)
+    i32 = jax.ShapeDtypeStruct((), np.int32)
+    perm = jax.eval_shape(prog.permutations, i32, 64)
+    prog.chunk.trace(prog.initial_state, data, perm, i32, i32)
+    prog.tail.trace(prog.initial_state, data, perm, 32)
+    prog.grid.trace(prog.initial_state, jax.eval_shape(prog.fixed_noise))
+    assert {"g_hidden", "latent_dim", "batch_size"} <= read  # it records the program's reads
+    assert not read & set(RUN_ONLY_FIELDS), sorted(read & set(RUN_ONLY_FIELDS))
 
 
 def test_the_trainer_and_the_benchmarks_build_their_programs_in_one_place():
