@@ -90,7 +90,7 @@ def _recording(cfg):
     return Recorded(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}), read
 
 
-@pytest.mark.parametrize("flags", [{"model": "mlp"}, {"model": "mlp", "population": 2, "conditional": True},
+@pytest.mark.parametrize("flags", [{"model": "mlp"}, {"model": "mlp", "population": 2},
                                    *({"model": m, "g_hidden": (64, 32, 16, 8), "d_hidden": (8, 16, 32, 64)}
                                      for m in ("dcgan", "wgan", "wgan_gp"))], ids=lambda f: "-".join(map(str, f.values()))[:24])
 def test_the_compiled_program_reads_no_run_only_field(flags):
@@ -104,8 +104,6 @@ def test_the_compiled_program_reads_no_run_only_field(flags):
     prog = program._compile_run.__wrapped__(recorded, parallel.data_mesh(), True)
     c, h, w = cfg.image_shape
     data = {"images": jax.ShapeDtypeStruct((64, c * h * w), np.uint8)}
-    if cfg.conditional:
-        data["labels"] = jax.ShapeDtypeStruct((64,), np.int32)
     i32 = jax.ShapeDtypeStruct((), np.int32)
     perm = jax.eval_shape(prog.permutations, i32, 64)
     prog.chunk.trace(prog.initial_state, data, perm, i32, i32)
