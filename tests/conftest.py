@@ -207,6 +207,15 @@ def workdir(tmp_path):
     return tmp_path
 
 
+def cache_data(data_dir: str) -> None:
+    """Build jaxgan's uint8 cache of the MNIST files in ``data_dir`` in this process, so that runs
+    launched on them read the cache instead of the files: torchvision would cost each launched
+    process ~0.65 GB of imports (torch) beside this one. For tests whose point is not the loading."""
+    from jaxgan import data as data_lib
+
+    data_lib.load_numpy("mnist", str(data_dir), download=False)
+
+
 def restore_newest(ckpt_dir: str, cfg: Config):
     """(state, record, step) of the newest checkpoint in ``<ckpt_dir>/<dataset>``, on this process's
     default device, built from ``cfg``'s model."""

@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 
 from jaxgan import checkpoint as ckpt_lib
-from jaxgan import data as data_lib
 from jaxgan import steps
 from jaxgan.formats import write_mnist
 from jaxgan.trainer import train_and_evaluate
-from tests.conftest import TRAIN_FLAGS, blob_images, release_compiled_programs, restore_newest, small_config, spawn
+from tests.conftest import (TRAIN_FLAGS, blob_images, cache_data, release_compiled_programs, restore_newest,
+                            small_config, spawn)
 
 # small_config's steps_per_call too: the launched runs differ from the one-device runs made here
 # in their topology alone.
@@ -129,9 +129,7 @@ def two(tmp_path_factory, four):
     ended: each jaxgan process holds about a gigabyte.)"""
     root = tmp_path_factory.mktemp("two_processes")
     make_data(root)
-    # Build the uint8 cache here, as `four` does with its one-device run: else both processes read
-    # the files through torchvision at once, each importing torch (~0.65 GB) for it.
-    data_lib.load_numpy("mnist", str(root / "data"), download=False)
+    cache_data(root / "data")  # as `four`'s one-device run does: else both processes import torch for it
     release_compiled_programs()  # `four`'s programs: this process waits beside two others now
     address = f"127.0.0.1:{_free_port()}"
     procs = [launch(root, [

@@ -13,13 +13,12 @@ import jax.numpy as jnp
 import pytest
 
 from jaxgan import checkpoint as ckpt_lib
-from jaxgan import data as data_lib
 from jaxgan import report, steps
 from jaxgan.config import ConfigError
 from jaxgan.formats import write_mnist
 from jaxgan.trainer import Stopped, train_and_evaluate
-from tests.conftest import (TRAIN_FLAGS, blob_images, leaves_equal, replace, restore_newest, run_cli, run_main,
-                            small_config, spawn)
+from tests.conftest import (TRAIN_FLAGS, blob_images, cache_data, leaves_equal, replace, restore_newest, run_cli,
+                            run_main, small_config, spawn)
 from tests.uninterrupted import uninterrupted
 
 # small_config's steps_per_call too: the launched runs are then the very program that the runs
@@ -28,14 +27,8 @@ FLAGS = [*TRAIN_FLAGS, "--data_dir", "data", "--steps_per_call", "4"]
 EPOCHS = 8  # the kill and signal tests' runs, compared with one uninterrupted run of this length
 
 
-def cache_data(cwd) -> None:
-    """Build jaxgan's uint8 cache of ``cwd/data`` here, so that the launched runs read it instead
-    of the files: torchvision would cost each of them ~0.65 GB of imports (torch) beside this one."""
-    data_lib.load_numpy("mnist", os.path.join(str(cwd), "data"), download=False)
-
-
 def start(cwd, *args):
-    cache_data(cwd)
+    cache_data(os.path.join(str(cwd), "data"))
     return spawn("jaxgan.train", *FLAGS, *args, cwd=cwd)
 
 
@@ -265,7 +258,7 @@ def test_resume_refuses_another_dataset_of_other_size_or_content(workdir):
 
 def test_a_second_identical_run_compiles_nothing(workdir):
     cache = str(workdir / "xla-cache")
-    cache_data(workdir)
+    cache_data(workdir / "data")
     first = run_cli("jaxgan.train", *FLAGS, "--num_epochs", "1", "--compile_cache", cache, cwd=str(workdir))
     assert first.returncode == 0, first.stderr
     compiled = int(first.stdout.split("compiled ")[1].split()[0])

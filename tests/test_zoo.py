@@ -22,7 +22,8 @@ from jaxgan import convnets, layers, parallel, program, report, steps
 from jaxgan.config import from_dict
 from jaxgan.formats import write_mnist
 from jaxgan.trainer import train_and_evaluate
-from tests.conftest import blob_images, leaves_all_differ, leaves_equal, replace, run_cli, run_main
+from tests.conftest import (blob_images, leaves_all_differ, leaves_equal, release_compiled_programs, replace, run_cli,
+                            run_main)
 
 G_SMALL, D_SMALL, LATENT = (64, 32, 16, 8), (8, 16, 32, 64), 16
 # 44 images in batches of 8: DCGAN trains 5 full batches and a tail of 4 (6 steps an epoch); WGAN
@@ -500,6 +501,8 @@ def test_train_and_sample_commands_for_conv_models(tmp_path, data_dir, model, fl
                  marks=pytest.mark.quick),
 ], ids=["process", "in_process"])
 def test_bad_conv_settings_are_one_line_errors(tmp_path, run, argv, message):
+    if run is run_cli:
+        release_compiled_programs()  # this module's conv programs: the launched process starts beside them
     proc = run("jaxgan.train", *argv, "--no_download", cwd=str(tmp_path))
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and message in proc.stderr and "Traceback" not in proc.stderr

@@ -31,6 +31,7 @@ class WGAN(Family):
     options = frozenset({"clip_limit", "conv_impl"})
     critic = True
     conditional = True  # class-conditional BatchNorm in G, a projection critic (convnets)
+    full_batches_why = "the reference skips each epoch's short last batch"
 
     @property
     def periods(self):
@@ -41,8 +42,8 @@ class WGAN(Family):
     def check(self, cfg):
         check_widths(cfg)
         if cfg.last_batch != "drop":
-            raise ConfigError(f"--model {cfg.model} trains on full batches only (the reference skips each epoch's "
-                              "short last batch); --last_batch partial does not apply")
+            raise ConfigError(f"--model {cfg.model} trains on full batches only ({self.full_batches_why}); "
+                              "--last_batch partial does not apply")
         if cfg.loss != "nonsaturating":
             raise ConfigError(f"--loss applies to the BCE models (mlp, dcgan); {cfg.model}'s losses are the critic's")
 

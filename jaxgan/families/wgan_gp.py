@@ -20,10 +20,10 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxgan import convnets, layers, losses, optim
-from jaxgan.config import ConfigError
+from jaxgan import convnets, layers, optim
 from jaxgan.families import Family
-from jaxgan.families.dcgan import IMAGE_SIZE, check_widths, conv_networks
+from jaxgan.families.dcgan import conv_networks
+from jaxgan.families.wgan import WGAN
 
 GP_WEIGHT = 10.0  # the paper's lambda
 
@@ -66,32 +66,17 @@ def gradient_penalty(critic, real: jax.Array, fake: jax.Array, key: jax.Array) -
     return jnp.mean(jnp.square(norms - 1.0))
 
 
-class WGANGP(Family):
+class WGANGP(WGAN):
+    """WGAN's critic and generator losses, generator-iteration periods, checks and image size; its
+    own critic, optimiser and penalty in place of clipping."""
+
     name = "wgan_gp"
     help = ("WGAN with a gradient penalty (Gulrajani et al., 2017): DCGAN's G, the conv critic without "
             "normalisation, lambda 10, Adam(1e-4, (0, 0.9)), n_critic 5")
     defaults = {"lr": 0.0001, "beta1": 0.0, "beta2": 0.9, "batch_size": 64, "d_steps": 5, "interval": 1000,
                 "last_batch": "drop", "g_hidden": convnets.G_HIDDEN, "d_hidden": convnets.D_HIDDEN}
     options = frozenset({"conv_impl"})
-    critic = True
-    conditional = True  # class-conditional BatchNorm in G, a projection critic (convnets)
-
-    @property
-    def periods(self):
-        from jaxgan.schedule import GENERATOR_ITERATIONS
-
-        return GENERATOR_ITERATIONS
-
-    def check(self, cfg):
-        check_widths(cfg)
-        if cfg.last_batch != "drop":
-            raise ConfigError(f"--model {cfg.model} trains on full batches only (as WGAN); --last_batch partial "
-                              "does not apply")
-        if cfg.loss != "nonsaturating":
-            raise ConfigError(f"--loss applies to the BCE models (mlp, dcgan); {cfg.model}'s losses are the critic's")
-
-    def image_size(self, native, requested=0):
-        return requested or IMAGE_SIZE
+    full_batches_why = "as WGAN"
 
     def networks(self, cfg, g_key, d_key):
         return conv_networks(cfg, g_key, d_key, init="torch", d_cls=Critic)
@@ -99,14 +84,10 @@ class WGANGP(Family):
     def optimizer(self, cfg, lr, beta1, beta2):
         return optim.adam(lr, beta1, beta2)
 
-    def d_loss(self, real_out, fake_out, cfg):
-        return losses.wasserstein_critic_loss(real_out, fake_out)
-
-    def g_loss(self, fake_out, cfg):
-        return losses.wasserstein_g_loss(fake_out)
-
     def d_penalty(self, critic, real, fake, key, cfg):
         return GP_WEIGHT * gradient_penalty(critic, real, fake, key)
+
+    after_d_update = Family.after_d_update  # the penalty replaces WGAN's clipping
 
 
 FAMILY = WGANGP()
