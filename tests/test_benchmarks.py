@@ -187,32 +187,44 @@ def row_spec(data_dir: str, impl: str, model: str, threads: int = 1, interop_thr
 
 
 # What a fresh process gives a row (its own pid, thread settings, CPU affinity, a compile from
-# scratch), shown on the rows that need every part of it: the reference's DataLoader loop
-# (PyTorch, a conv model, its short last batch) and jaxgan's population of conv GANs (JAX, K
-# members per step; no other test trains a conv population). The other row kinds' own loops run
-# in this process in the next test: what a child process adds is the same for every kind.
-@pytest.mark.parametrize("impl,model", [("torch_reference", "dcgan"), ("jax_population", "dcgan")])
-def test_a_row_runs_in_its_own_process_with_the_threads_it_was_given(tmp_path, row_data, impl, model):
-    spec = row_spec(row_data(model), impl, model)
-    if impl == "torch_reference":  # time enough, on a loaded machine too, to pass an epoch's end
-        spec["min_time"] = 1.5
-    r = harness.run_child(spec, str(tmp_path), "row", "cpu", threads=1, timeout=300)
-    assert r["ok"], r.get("log_tail")
-    if impl == "torch_reference":
-        assert r["iters"] > 8  # past the first epoch's short batch
-    if impl == "jax_population":  # K members' images per step
-        assert r["members"] == 2 and r["img_per_s"] == pytest.approx(2 * 8 * r["iters"] / r["seconds"])
-        assert r["conv_impl"] == "matmul"
-    assert r["pid"] != os.getpid() and r["img_per_s"] > 0 and r["precision"] == "float32"
-    assert r["env"]["OMP_NUM_THREADS"] == "1" and "intra_op_parallelism_threads=1" in r["env"]["XLA_FLAGS"]
-    assert r["env"]["OMP_WAIT_POLICY"] == "PASSIVE"
-    if len(os.sched_getaffinity(0)) > 1:  # fewer threads than CPUs: the child is held to that many CPUs
-        assert len(r["cpu_affinity"]) == 1
-    if impl.startswith("torch"):
-        assert r["torch_num_threads"] == 1 and r["torch_num_interop_threads"] == 1
-        assert r.get("torch_cpu_matmul_fp32_precision", "ieee") == "ieee"
-    else:
-        assert r["jax_matmul_dtype"] == "float32" and r["jax_dot_precision"].endswith("HIGHEST")
+# scratch) and how rows take turns, shown on the rows that need every part of it: the reference's
+# DataLoader loop (PyTorch, a conv model, its short last batch) and jaxgan's population of conv GANs
+# (JAX, K members per step; no other test trains a conv population), each in its own process,
+# three rounds each. The other row kinds' own loops run in this process in the next test: what a
+# child process adds is the same for every kind.
+def test_rows_run_in_their_own_processes_compile_alone_then_take_turns_round_by_round(tmp_path, row_data):
+    jobs = [(row_spec(row_data("dcgan"), impl, "dcgan"), impl, "passive") for impl in ("torch_reference", "jax_population")]
+    jobs[0][0]["min_time"] = 0.5  # three rounds: time enough, on a loaded machine too, to pass an epoch's end
+    jobs[1][0]["min_time"] = 0.05
+    results = harness.run_in_turns(jobs, 3, str(tmp_path), "cpu", threads=1, timeout=300)
+    for r, (_, impl, _) in zip(results, jobs):
+        assert r["ok"], r.get("log_tail")
+        if impl == "torch_reference":
+            assert r["iters"] > 8  # past the first epoch's short batch
+        if impl == "jax_population":  # K members' images per step
+            assert r["members"] == 2 and r["img_per_s"] > 0
+            assert r["conv_impl"] == "matmul"
+        assert r["pid"] != os.getpid() and r["precision"] == "float32"
+        assert r["env"]["OMP_NUM_THREADS"] == "1" and "intra_op_parallelism_threads=1" in r["env"]["XLA_FLAGS"]
+        assert r["env"]["OMP_WAIT_POLICY"] == "PASSIVE"
+        if len(os.sched_getaffinity(0)) > 1:  # fewer threads than CPUs: the child is held to that many CPUs
+            assert len(r["cpu_affinity"]) == 1
+        if impl.startswith("torch"):
+            assert r["torch_num_threads"] == 1 and r["torch_num_interop_threads"] == 1
+            assert r.get("torch_cpu_matmul_fp32_precision", "ieee") == "ieee"
+        else:
+            assert r["jax_matmul_dtype"] == "float32" and r["jax_dot_precision"].endswith("HIGHEST")
+    a, b = results
+    assert len(a["rounds"]) == len(b["rounds"]) == 3 and a["pid"] != b["pid"]
+    spans = sorted([(r["began"], r["ended"], "a") for r in a["rounds"]] + [(r["began"], r["ended"], "b")
+                                                                            for r in b["rounds"]])
+    assert [s[2] for s in spans] == ["a", "b"] * 3
+    assert all(x[1] <= y[0] for x, y in zip(spans, spans[1:]))  # never two rows timing at once
+    for r in (a, b):
+        rates, per_image = r["img_per_s_rounds"], r.get("members", 1) * 8
+        assert len(rates) == 3 and r["img_per_s"] == pytest.approx(sorted(rates)[1])  # the median
+        assert rates[0] == pytest.approx(r["rounds"][0]["calls"] * r["iters"] / r["calls"] * per_image
+                                         / r["rounds"][0]["seconds"])
 
 
 @pytest.mark.parametrize("impl,model", [("torch_tuned", "mlp"), ("torch_tuned", "wgan"), ("jax_per_step", "mlp")])
@@ -366,26 +378,6 @@ def test_the_old_h200_table_says_which_commit_made_it_and_that_its_sides_ran_dif
     assert "NVIDIA H200, commit 900cbe1 (2026-11-27)" in heading  # git log --diff-filter=A of that file
     assert "**TF32**" in heading and "**true float32**" in heading and "--matmul_dtype float32" in heading
     assert "×" not in text  # no cross-precision ratio
-
-
-# -- rounds in turns ------------------------------------------------------------------------------------
-def test_rows_compile_alone_then_take_turns_round_by_round(tmp_path, row_data):
-    # Two rows of different frameworks, each in its own process, three rounds each: every round of
-    # one row lies between two rounds of the other (A B A B A B), after both have compiled.
-    specs = [(row_spec(row_data("mlp"), impl, "mlp"), impl, "passive") for impl in ("jax_per_step", "torch_tuned")]
-    for spec, _, _ in specs:
-        spec["min_time"] = 0.05
-    a, b = harness.run_in_turns(specs, 3, str(tmp_path), "cpu", threads=1, timeout=300)
-    assert a["ok"] and b["ok"], (a.get("log_tail"), b.get("log_tail"))
-    assert len(a["rounds"]) == len(b["rounds"]) == 3 and a["pid"] != b["pid"]
-    spans = sorted([(r["began"], r["ended"], "a") for r in a["rounds"]] + [(r["began"], r["ended"], "b")
-                                                                            for r in b["rounds"]])
-    assert [s[2] for s in spans] == ["a", "b"] * 3
-    assert all(x[1] <= y[0] for x, y in zip(spans, spans[1:]))  # never two rows timing at once
-    for r in (a, b):
-        rates = r["img_per_s_rounds"]
-        assert len(rates) == 3 and r["img_per_s"] == pytest.approx(sorted(rates)[1])  # the median
-        assert rates[0] == pytest.approx(r["rounds"][0]["calls"] * r["iters"] / r["calls"] * 8 / r["rounds"][0]["seconds"])
 
 
 @pytest.mark.quick
