@@ -1,19 +1,14 @@
 """Separate learning rates for G and D (``--g_lr``, ``--d_lr``; TTUR, Heusel et al., 2017): each
-defaults to ``--lr``, a population may give one per member, and a resumed run may change them."""
+defaults to ``--lr``, and a resumed run may change them. A population giving one per member:
+tests/test_population.py (its members have their own G and D rates)."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgan import data as data_lib
-from jaxgan import population, program, steps
+from jaxgan import steps
 from jaxgan.config import ConfigError
 from tests.conftest import leaves_equal, run_main, small_config
-from tests.test_population import assert_member_is_solo, run_chunk
-
-SEED = 10213
-
 
 def one_step(cfg):
     gan, state = steps.build(cfg)
@@ -41,18 +36,6 @@ def test_g_lr_and_d_lr_set_each_networks_step(tmp_path):
     assert np.max(np.abs(got)) > 5e-4  # G really took a step of about g_lr
     with pytest.raises(ConfigError, match="g_lr must be positive"):
         small_config(tmp_path, g_lr=-1.0)
-
-
-def test_a_population_varies_g_lr_and_d_lr_per_member(tmp_path):
-    data = jnp.asarray(np.random.default_rng(0).integers(0, 256, (200, 784), dtype=np.uint8))
-    # Member 1 (one solo run to compile, not two): its own G rate, and its D at --lr (d_lr 0).
-    cfg = small_config(tmp_path, population=2, g_lr=(1e-3, 4e-4), d_lr=(1e-4, 0.0), steps_per_call=200)
-    pop = program.compile_run(cfg).run
-    _, state, _ = run_chunk(cfg, data, pop.permutations(0, 200), 6)
-    solo_cfg = small_config(tmp_path, seed=SEED + 1, g_lr=4e-4, d_lr=2e-4, steps_per_call=200)
-    perm = data_lib.epoch_permutation(steps.run_keys(SEED + 1)["shuffle"], 0, 200)
-    gan, solo, _ = run_chunk(solo_cfg, data, perm, 6)
-    assert_member_is_solo(gan, population.member(state, 1), solo)
 
 
 def test_resume_accepts_changed_learning_rates(workdir):

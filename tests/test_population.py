@@ -20,18 +20,22 @@ from tests.conftest import TRAIN_FLAGS, leaves_equal, replace, run_main, small_c
 # the trainer's default steps_per_call (TRAIN_FLAGS leave it at 200): the tests' own chunks, the
 # trainer's runs and the command's then share one compiled program per configuration
 # (jaxgan.program) instead of each compiling its own. Every member has its own learning rate, so
-# a member trained with another's settings shows.
-SEED, LRS = 10213, (2e-4, 5e-4, 1e-4)
-POP_FLAGS = [*TRAIN_FLAGS, "--population", "3", "--lr", ",".join(map(str, LRS))]
+# a member trained with another's settings shows; member 1 has its own G rate and member 2 its own
+# D rate (--g_lr/--d_lr, 0 = the member's --lr).
+SEED, LRS, G_LRS, D_LRS = 10213, (2e-4, 5e-4, 1e-4), (0.0, 3e-4, 0.0), (0.0, 0.0, 2e-4)
+POP_FLAGS = [*TRAIN_FLAGS, "--population", "3", "--lr", ",".join(map(str, LRS)),
+             "--g_lr", ",".join(map(str, G_LRS)), "--d_lr", ",".join(map(str, D_LRS))]
 
 
 def population_config(tmp_path, **overrides):
-    return small_config(tmp_path, population=3, lr=LRS, steps_per_call=200, **overrides)
+    return small_config(tmp_path, population=3, lr=LRS, g_lr=G_LRS, d_lr=D_LRS, steps_per_call=200, **overrides)
 
 
 def solo_config(tmp_path, i, **overrides):
-    """Member i's solo run, written out independently of jaxgan.population.member_config."""
-    return small_config(tmp_path, seed=SEED + i, lr=LRS[i], steps_per_call=200, **overrides)
+    """Member i's solo run, written out independently of jaxgan.population.member_config (its G and
+    D rates spelled out, where the population's 0 leaves them to --lr)."""
+    return small_config(tmp_path, seed=SEED + i, lr=LRS[i], g_lr=G_LRS[i] or LRS[i], d_lr=D_LRS[i] or LRS[i],
+                        steps_per_call=200, **overrides)
 
 
 def assert_close(a, b, atol=1e-5, rtol=1e-4):
@@ -74,7 +78,7 @@ def run_chunk(cfg, data, perm, length):
     return prog.gan, state, metrics
 
 
-def test_member_i_equals_the_solo_run_of_its_seed_and_learning_rate(tmp_path, data):
+def test_member_i_equals_the_solo_run_of_its_seed_and_learning_rates(tmp_path, data):
     cfg = population_config(tmp_path)
     pop = program.compile_run(cfg).run
     assert pop.seeds == (SEED, SEED + 1, SEED + 2)
@@ -126,8 +130,9 @@ def test_population_cli_trains_members_writes_their_grids_and_one_checkpoint(wor
     assert scalars["Generator_Loss/min"][-1][1] == pytest.approx(min(values.values()))
     assert scalars["Generator_Loss/max"][-1][1] == pytest.approx(max(values.values()))
     # Member 2 at step 10 (mid-epoch 2, after the first epoch's short batch) is the solo run with
-    # seed + 2 and the third learning rate, to float tolerance.
-    solo = run_main("jaxgan.train", *TRAIN_FLAGS, "--seed", str(SEED + 2), "--lr", str(LRS[2]), "--num_epochs", "2",
+    # seed + 2 and the third learning rate and D rate, to float tolerance.
+    solo = run_main("jaxgan.train", *TRAIN_FLAGS, "--seed", str(SEED + 2), "--lr", str(LRS[2]), "--d_lr", str(D_LRS[2]),
+                    "--num_epochs", "2",
                     "--ckpt_every", "10", "--ckpt_dir", "solo", "--sample_dir", "s2", "--logdir", "r2", cwd=str(workdir))
     assert solo.returncode == 0, solo.stderr
     cfg = population_config(workdir, data_dir=str(workdir / "data"))
@@ -169,4 +174,4 @@ def test_a_population_resumes_bit_exactly(workdir):
     straight = train_and_evaluate(population_config(workdir / "straight", data_dir=str(workdir / "data"), num_epochs=2))
     assert leaves_equal(resumed, straight)
     with pytest.raises(ConfigError, match="population=3.*population=2"):
-        train_and_evaluate(replace(cfg, num_epochs=3, resume=True, population=2, lr=1e-4))
+        train_and_evaluate(replace(cfg, num_epochs=3, resume=True, population=2, lr=1e-4, g_lr=0.0, d_lr=0.0))
