@@ -86,10 +86,13 @@ def test_resume_flag_continues_the_run(trained_run, tmp_path):
     root, _ = trained_run
     run = tmp_path / "run"
     shutil.copytree(root, run)  # the shared run stays as the other tests read it
-    proc = run_main("jaxgan.train", "--dataset", "mnist", "--num_epochs", "3", "--resume", *SMALL, cwd=str(run))
+    # It may change the learning rates (as --lr; --g_lr/--d_lr unset were 0: --lr).
+    proc = run_main("jaxgan.train", "--dataset", "mnist", "--num_epochs", "3", "--resume", *SMALL,
+                    "--g_lr", "1e-3", "--d_lr", "1e-4", cwd=str(run))
     assert proc.returncode == 0, proc.stderr
     assert "resumed from" in proc.stdout and "epoch 3/3" in proc.stdout
     assert "epoch 1/3" not in proc.stdout
+    assert "resume with changed settings: d_lr 0.0 -> 0.0001, g_lr 0.0 -> 0.001, num_epochs 2 -> 3" in proc.stdout
 
 
 @pytest.mark.parametrize("args,needle", [

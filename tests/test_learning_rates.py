@@ -1,6 +1,6 @@
 """Separate learning rates for G and D (``--g_lr``, ``--d_lr``; TTUR, Heusel et al., 2017): each
-defaults to ``--lr``, and a resumed run may change them. A population giving one per member:
-tests/test_population.py (its members have their own G and D rates)."""
+defaults to ``--lr``. A population giving one per member: tests/test_population.py (its members
+have their own G and D rates); a resume changing them: tests/test_cli.py."""
 
 import jax
 import numpy as np
@@ -8,7 +8,7 @@ import pytest
 
 from jaxgan import steps
 from jaxgan.config import ConfigError
-from tests.conftest import leaves_equal, run_main, small_config
+from tests.conftest import leaves_equal, small_config
 
 def one_step(cfg):
     gan, state = steps.build(cfg)
@@ -36,13 +36,3 @@ def test_g_lr_and_d_lr_set_each_networks_step(tmp_path):
     assert np.max(np.abs(got)) > 5e-4  # G really took a step of about g_lr
     with pytest.raises(ConfigError, match="g_lr must be positive"):
         small_config(tmp_path, g_lr=-1.0)
-
-
-def test_resume_accepts_changed_learning_rates(workdir):
-    flags = ["--data_dir", str(workdir / "data"), "--no_download", "--no_progress", "--g_hidden", "16,32",
-             "--d_hidden", "32,16", "--latent_dim", "8", "--batch_size", "32"]
-    assert run_main("jaxgan.train", *flags, "--num_epochs", "1", cwd=str(workdir)).returncode == 0
-    r = run_main("jaxgan.train", *flags, "--num_epochs", "2", "--resume", "--g_lr", "1e-3", "--d_lr", "1e-4",
-                 cwd=str(workdir))
-    assert r.returncode == 0, r.stderr
-    assert "resume with changed settings: d_lr 0.0 -> 0.0001, g_lr 0.0 -> 0.001" in r.stdout
