@@ -14,7 +14,7 @@ from jaxgan import data as data_lib
 from jaxgan.config import ConfigError, Config, dataset_name
 from jaxgan.formats import write_image_folder, write_mnist
 from jaxgan.trainer import train_and_evaluate
-from tests.conftest import blob_images, leaves_equal, run_main, small_config
+from tests.conftest import blob_images, leaves_equal, replace, run_main, small_config
 
 
 def _messy_folder(root) -> dict:
@@ -125,9 +125,10 @@ def test_two_folders_of_one_name_never_share_a_run():
     assert dataset_name("folder", "/x/faces/") == a and dataset_name("mnist", "/x/faces") == "mnist"
 
 
-def test_png_folder_route_is_the_mnist_route_bit_for_bit(tmp_path):
+def test_png_folder_route_is_the_mnist_route_bit_for_bit(tmp_path, capsys):
     """The same digits through a PNG class folder and through torchvision's MNIST files (written
-    in the order the folder loader lists them) train to the same bits; sample reads the run back."""
+    in the order the folder loader lists them) train to the same bits; sample reads the run back,
+    and a resume on a changed folder or size is refused."""
     images, labels = blob_images(150, 28, 28, 1, seed=4)
     folder = str(tmp_path / "digits")
     write_image_folder(folder, images, labels)
@@ -138,8 +139,9 @@ def test_png_folder_route_is_the_mnist_route_bit_for_bit(tmp_path):
     np.testing.assert_array_equal(loaded.images, images[order])
     write_mnist(str(tmp_path / "mnist"), images[order][train][..., 0], labels[order][train])
     common = dict(model="mlp", num_epochs=2, seed=3)
-    via_folder = train_and_evaluate(small_config(tmp_path / "a", dataset="folder", data_dir=folder,
-                                                 image_size=28, **common))
+    folder_cfg = small_config(tmp_path / "a", dataset="folder", data_dir=folder, image_size=28, **common)
+    via_folder = train_and_evaluate(folder_cfg)
+    assert "150 images, 10 classes, 28x28x1" in capsys.readouterr().out  # the folder's own channels
     via_mnist = train_and_evaluate(small_config(tmp_path / "b", data_dir=str(tmp_path / "mnist"), **common))
     assert int(via_folder.step) == int(via_mnist.step) > 0
     assert leaves_equal(via_folder, via_mnist)
@@ -155,23 +157,12 @@ def test_png_folder_route_is_the_mnist_route_bit_for_bit(tmp_path):
                  "--num_samples", "4", "--out", out)
     assert r.returncode == 0, r.stderr
     assert np.load(out).shape == (4, 28, 28, 1)
-
-
-def test_a_resume_on_a_changed_folder_or_size_is_refused(tmp_path):
-    images, labels = blob_images(70, 16, 16, 1, seed=2)
-    folder = str(tmp_path / "imgs")
-    write_image_folder(folder, images, labels)
-    args = ["--dataset", "folder", "--data_dir", folder, "--image_size", "16", "--g_hidden", "8,8", "--d_hidden", "8,8", "--latent_dim", "4",
-            "--batch_size", "16", "--num_epochs", "1", "--no_progress", "--ckpt_dir", str(tmp_path / "ck"),
-            "--sample_dir", str(tmp_path / "sm"), "--logdir", str(tmp_path / "lg")]
-    first = run_main("jaxgan.train", *args)
-    assert first.returncode == 0, first.stderr
-    assert "70 images, 10 classes, 16x16x1" in first.stdout  # the folder's own channels
-    again = run_main("jaxgan.train", *args, "--resume", "--num_epochs", "2", "--image_size", "12")
-    assert again.returncode == 2 and "image_size" in again.stderr and again.stderr.count("\n") == 1
-    Image.fromarray(np.zeros((16, 16), np.uint8)).save(os.path.join(folder, "3", "extra.png"))
-    changed = run_main("jaxgan.train", *args, "--resume", "--num_epochs", "2")
-    assert changed.returncode == 2 and "fingerprint" in changed.stderr and changed.stderr.count("\n") == 1
+    # A resume at another size, or on a folder that changed since, is refused.
+    with pytest.raises(ConfigError, match="image_size"):
+        train_and_evaluate(replace(folder_cfg, resume=True, num_epochs=3, image_size=12))
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(os.path.join(folder, "3", "extra.png"))
+    with pytest.raises(ConfigError, match="fingerprint"):
+        train_and_evaluate(replace(folder_cfg, resume=True, num_epochs=3))
 
 
 @pytest.mark.quick
