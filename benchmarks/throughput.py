@@ -58,7 +58,8 @@ def parse_args(argv: list[str] | None = None):
 
     p = OneLineParser(prog="throughput.py", description="jaxgan vs the strongest PyTorch: training throughput, "
                       "each measurement in its own process. Implementations: " + impl_help())
-    p.add_argument("--quick", action="store_true", help="batch 64 and 512, 1.5 s timed per row (default off)")
+    p.add_argument("--quick", action="store_true", help="batch 64 and 512, rounds of 0.5 s, 50 steps per jax_scan "
+                   "call (a 200-step call at batch 512 takes seconds, far past a round) (default off)")
     p.add_argument("--smoke", action="store_true", help="the docs' tiny-size override, not a figure: batch 8 of 64 "
                    "images, widths 8,4,4,4/4,4,4,8, 0.05 s per row, population K = 2, float32 peaks at n = 128, "
                    "one bandwidth job, and of the rows asked for the first JAX and the first PyTorch one")
@@ -77,8 +78,8 @@ def parse_args(argv: list[str] | None = None):
     p.add_argument("--images", type=int, default=60000, help="dataset size (default 60000, MNIST's)")
     p.add_argument("--workers", type=int, default=4, help="the reference DataLoader's workers (default 4, "
                    "as the reference)")
-    p.add_argument("--steps_per_call", type=int, default=200, help="steps fused per call in the jax_scan "
-                   "rows (default 200, the trainer's)")
+    p.add_argument("--steps_per_call", type=int, help="steps fused per call in the jax_scan rows (default 200, "
+                   "the trainer's; 50 with --quick)")
     p.add_argument("--threads", type=int, help="CPU threads for every framework (default: the CPUs this "
                    "process may run on)")
     p.add_argument("--interop_threads", type=int, help="torch inter-op threads (default: --threads)")
@@ -157,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         fail(f"--batch_sizes must be comma-separated integers, got {args.batch_sizes!r}")
     if min(sizes) < 2 or max(sizes) > args.images:
         fail(f"batch sizes must be in [2, {args.images}] (BatchNorm needs 2; the dataset has {args.images})")
+    if args.steps_per_call is None:
+        args.steps_per_call = 50 if args.quick else 200
     if args.images < 2 or args.workers < 0 or args.steps_per_call < 1:
         fail("--images must be >= 2, --workers >= 0, --steps_per_call >= 1")
     threads = args.threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
