@@ -87,6 +87,37 @@ def parity_float32() -> str:
     return "\n".join(lines)
 
 
+# -- PyTorch's samples and jaxgan's, one judge ------------------------------------------------------
+SIDE_BY_SIDE = "docs/quality/side_by_side"
+
+
+def _generated(doc: dict) -> list[dict]:
+    return [r for r in doc["rows"].values() if r["set"] == "generated" and r["comparable_with_ceiling"]]
+
+
+def side_by_side() -> str:
+    """The reference's samples (one evaluate --samples JSON per seed) beside jaxgan's (one
+    population evaluate JSON), each side's mean ± std (ddof 1) over its seeds, at the same n."""
+    from jaxgan import quality
+
+    torch_docs = [_load(p) for p in sorted(glob.glob(os.path.join(REPO, SIDE_BY_SIDE, "torch_*.json")))]
+    ours = _load(os.path.join(SIDE_BY_SIDE, "jaxgan_pop.json"))
+    sides = {"PyTorch reference": [r for d in torch_docs for r in _generated(d)], "jaxgan": _generated(ours)}
+    n = {r["n"] for rows in sides.values() for r in rows}
+    if len(n) != 1:
+        raise ValueError(f"the two sides were scored at different n: {sorted(n)}")
+    (ceiling,) = [r for r in ours["rows"].values() if r["set"] == "held_out"]
+    summaries = {name: quality.summarize(rows) for name, rows in sides.items()}
+    head = " | ".join(f"{name} ({len(rows)} seeds)" for name, rows in sides.items())
+    lines = [f"n = {n.pop():,} images per seed on each side, the same judge and held-out split "
+             f"(`{SIDE_BY_SIDE}/`); mean ± std (ddof 1) over the seeds:", "",
+             f"| metric | {head} | held-out real (ceiling) |", "|---|---:|---:|---:|"]
+    for key, (label, f) in quality.SHOWN.items():
+        cells = [f"{s[key]['mean']:{f}} ± {s[key]['std']:{f}}" for s in summaries.values()]
+        lines.append(f"| {label} | {' | '.join(cells)} | {ceiling[key]:{f}} |")
+    return "\n".join(lines)
+
+
 # -- the registry ----------------------------------------------------------------------------------
 def _flags() -> str:
     from jaxgan.config import flag_table
@@ -118,6 +149,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "toy1d-seeds": toy1d_seeds,
     "toy1d-ablations": toy1d_ablations,
     "parity-float32": parity_float32,
+    "side-by-side": side_by_side,
     **{name: _report(name) for name in ("headline", "benchmarks", "conv-bench", "population-bench",
                                         "population-seeds", "population-memory")},
 }
