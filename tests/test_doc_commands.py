@@ -75,6 +75,18 @@ LONGEST_FIRST = ("benchmarks.parity_float32", "benchmarks.throughput", "benchmar
 SHIPPED_JUDGES = os.path.join(REPO, "jaxgan", "judges")
 
 
+def shipped_digests() -> dict[str, str]:
+    out = {}
+    for name in sorted(os.listdir(SHIPPED_JUDGES)):
+        if name.endswith((".npz", ".py")):
+            with open(os.path.join(SHIPPED_JUDGES, name), "rb") as f:
+                out[name] = hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
+SHIPPED_BEFORE_THE_RUNS = shipped_digests()  # at collection, before the runs fixture
+
+
 def printed_commands() -> list[tuple[str, str]]:
     """(page, command) for every benchmarks/scripts command the pages print, in page order."""
     out = []
@@ -180,12 +192,14 @@ def runs(tmp_path_factory):
         planned[module] = (argv, claimed, folder)
     waiting = sorted((m for m in planned if m not in IN_PROCESS), key=lambda m: (m not in LONGEST_FIRST, m))
     running, done, in_process_left = {}, {}, [m for m in planned if m in IN_PROCESS]
+    t0, started, ended = time.perf_counter(), {}, {}
     while waiting or running or in_process_left:
         for module in list(waiting):
             if not running or (len(running) < 2 and sum(PEAK_GB.get(m, 1.0) for m in running)
                                + PEAK_GB.get(module, 1.0) <= CHILD_BUDGET_GB):
                 argv, claimed, folder = planned[module]
                 log = open(os.path.join(logs, module.replace("/", "_") + ".log"), "w+")
+                started[module] = time.perf_counter()
                 running[module] = (log, subprocess.Popen([sys.executable, *argv], cwd=folder, env=env, stdout=log,
                                                          stderr=subprocess.STDOUT, text=True))
                 waiting.remove(module)
@@ -193,15 +207,20 @@ def runs(tmp_path_factory):
             module = in_process_left.pop(0)
             argv, claimed, folder = planned[module]
             name = module.replace("/", ".").removesuffix(".py")
+            started[module] = time.perf_counter()
             r = run_main(name, *argv[1:] if "/" in module else argv[2:], cwd=folder)
+            ended[module] = time.perf_counter()
             done[module] = (argv, claimed, r.stdout + r.stderr, r.returncode, folder)
         for module, (log, proc) in list(running.items()):
             if proc.poll() is not None:
+                ended[module] = time.perf_counter()
                 log.seek(0)
                 done[module] = (*planned[module][:2], log.read(), proc.returncode, planned[module][2])
                 log.close()
                 del running[module]
         time.sleep(0.1)
+    for module in sorted(started, key=started.get):  # the schedule, shown with a failing test's output
+        print(f"{module}: {started[module] - t0:5.1f} .. {ended[module] - t0:5.1f} s")
     return done
 
 
@@ -222,17 +241,12 @@ def test_a_printed_command_runs_at_toy_size_and_writes_what_it_claims(runs, modu
 def test_the_smoke_judge_never_touches_the_shipped_one(runs, tmp_path):
     # train_judge's default --out is the package's judges folder; --smoke writes ./judge_smoke and
     # refuses the shipped folder outright, so the shipped judge and its SHA-256 stay as committed.
-    def digests():
-        return {f: hashlib.sha256(open(os.path.join(SHIPPED_JUDGES, f), "rb").read()).hexdigest()
-                for f in sorted(os.listdir(SHIPPED_JUDGES)) if f.endswith((".npz", ".py"))}
-
-    before = digests()
     argv, claimed, output, code, _ = runs["scripts/train_judge.py"]
     assert code == 0 and all(os.path.dirname(c) != SHIPPED_JUDGES for c in claimed), output[-3000:]
     refused = run_main("scripts.train_judge", "--smoke", "--data_dir", "nowhere", "--out", SHIPPED_JUDGES,
                        cwd=str(tmp_path))
     assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
-    assert digests() == before and not list(tmp_path.iterdir())
+    assert shipped_digests() == SHIPPED_BEFORE_THE_RUNS and not list(tmp_path.iterdir())
 
 
 def test_the_parity_script_agrees_with_pytorch_in_float64(runs):
