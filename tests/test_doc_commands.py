@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import time
+import traceback
 
 import pytest
 
@@ -55,7 +56,8 @@ CLAIMS = {
     "scripts/offline_mnist.py": lambda o: [os.path.join(o["--as_folder"], "*", "*.png")] if "--as_folder" in o else
     [os.path.join(o.get("--data_dir", "data"), "MNIST", "raw", f"{s}-{k}-ubyte")
      for s in ("train", "t10k") for k in ("images-idx3", "labels-idx1")],
-    "scripts/train_judge.py": lambda o: [os.path.join(o.get("--out", "judge_smoke"), f) for f in ("mnist.npz", "__init__.py")],
+    "scripts/train_judge.py": lambda o: [os.path.join(o.get("--out", "judge_smoke"), f)
+                                         for f in ("mnist.npz", "__init__.py")],
     "scripts/quality_table.py": lambda o: [os.path.join(o.get("--out", "quality_smoke"), "table.md")],
     "benchmarks.torch_reference": lambda o: [os.path.join(o["--sample_dir"], "fake_images_1.png"),
                                              os.path.join(o["--logdir"], "mnist", "events.out.tfevents.*")],
@@ -71,6 +73,7 @@ PEAK_GB = {"benchmarks.parity_float32": 1.8, "benchmarks.throughput": 1.0, "benc
            "benchmarks.profile_torch": 0.95, "benchmarks.torch_reference": 0.8, "scripts/train_judge.py": 0.8,
            "benchmarks.population_memory": 0.65}
 CHILD_BUDGET_GB = 2.0
+TIMEOUT_S = 600  # per command
 LONGEST_FIRST = ("benchmarks.parity_float32", "benchmarks.throughput", "benchmarks.startup")
 SHIPPED_JUDGES = os.path.join(REPO, "jaxgan", "judges")
 
@@ -208,10 +211,16 @@ def runs(tmp_path_factory):
             argv, claimed, folder = planned[module]
             name = module.replace("/", ".").removesuffix(".py")
             started[module] = time.perf_counter()
-            r = run_main(name, *argv[1:] if "/" in module else argv[2:], cwd=folder)
+            try:
+                r = run_main(name, *argv[1:] if "/" in module else argv[2:], cwd=folder)
+                done[module] = (argv, claimed, r.stdout + r.stderr, r.returncode, folder)
+            except Exception:  # its test fails with the traceback; the processes' runs go on
+                done[module] = (argv, claimed, traceback.format_exc(), 1, folder)
             ended[module] = time.perf_counter()
-            done[module] = (argv, claimed, r.stdout + r.stderr, r.returncode, folder)
         for module, (log, proc) in list(running.items()):
+            if proc.poll() is None and time.perf_counter() - started[module] > TIMEOUT_S:
+                proc.kill()  # its test fails: exit -9, and the output so far
+                proc.wait()
             if proc.poll() is not None:
                 ended[module] = time.perf_counter()
                 log.seek(0)
