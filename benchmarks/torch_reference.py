@@ -175,6 +175,9 @@ def torch_to_flax(G, D) -> tuple[dict, dict, dict]:
 
 
 # -- the reference's training run as a whole process (benchmarks/startup.py times it) ----------------
+SMOKE_IMAGES = 16
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m benchmarks.torch_reference --data_dir data --num_epochs 3``: the reference's run —
     its DataLoader, its loop, per epoch the mean losses logged to TensorBoard and a grid of
@@ -210,7 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bn", choices=("batch", "running"), default="batch",
                    help="G's BatchNorm for --save_samples: the drawn batch's statistics (the reference's "
                         "train mode, as its grids) or running averages (G.eval()) (default batch)")
+    p.add_argument("--smoke", action="store_true", help=f"the docs' tiny-size override, not a figure: 1 epoch on "
+                   f"the first {SMOKE_IMAGES} images, batch 8, no DataLoader workers")
     a = p.parse_args(argv)
+    if a.smoke:
+        a.num_epochs, a.batch_size, a.workers, a.interval = 1, min(a.batch_size, 8), 0, 1
     if a.save_samples < 0:
         p.error("--save_samples must be >= 0")
     if a.num_epochs < 1 or a.batch_size < 2 or a.workers < 0 or a.interval < 1:
@@ -230,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
                                  transform=reference_transform(1))
     except RuntimeError as e:
         p.error(str(e).splitlines()[0])
+    if a.smoke:
+        dataset = torch.utils.data.Subset(dataset, range(min(SMOKE_IMAGES, len(dataset))))
     loader = reference_loader(dataset, a.batch_size, num_workers=a.workers)
     G, D = Generator((1, 28, 28), a.latent_dim), Discriminator((1, 28, 28))
     opt_g, opt_d = make_optimizers(G, D, lr=a.lr)

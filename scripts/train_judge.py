@@ -15,7 +15,6 @@ judge whose numbers are not comparable with the shipped one's.
 
 from __future__ import annotations
 
-import argparse
 import os
 import pprint
 import shlex
@@ -23,8 +22,9 @@ import sys
 
 from jaxgan import classifier as clf_lib
 from jaxgan import data as data_lib
-from jaxgan.config import DATASETS, ConfigError, canonical_dataset
+from jaxgan.config import DATASETS, ConfigError, OneLineParser, canonical_dataset
 
+SMOKE_OUT, SMOKE_TRAIN, SMOKE_TEST = "judge_smoke", 64, 32
 OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "jaxgan", "judges")
 
 HEADER = '''"""Judges (metric classifiers) shipped inside jaxgan, one per dataset: file, SHA-256, how it was
@@ -45,26 +45,40 @@ def registry(out: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="train_judge.py", description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="mnist", help="dataset to train the judge for (default mnist)")
     p.add_argument("--data_dir", default="data", help="folder holding the dataset (default data)")
     p.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
     p.add_argument("--seed", type=int, default=0, help="initialisation and shuffling seed (default 0)")
-    p.add_argument("--out", default=OUT, help="package folder to publish into (default jaxgan/judges)")
+    p.add_argument("--out", help="package folder to publish into (default jaxgan/judges; with --smoke ./judge_smoke)")
+    p.add_argument("--smoke", action="store_true", help=f"the docs' tiny-size override, not a judge: the first "
+                   f"{SMOKE_TRAIN} training and {SMOKE_TEST} held-out images, 1 epoch; never writes jaxgan/judges")
     argv = sys.argv[1:] if argv is None else list(argv)
     args = p.parse_args(argv)
     try:
         dataset = canonical_dataset(args.dataset)
         if args.epochs < 1 or args.seed < 0:
             raise ConfigError("--epochs must be >= 1 and --seed >= 0")
+        if args.smoke:
+            if args.out is None:
+                args.out = SMOKE_OUT
+                os.makedirs(args.out, exist_ok=True)
+            if os.path.realpath(args.out) == os.path.realpath(OUT):
+                raise ConfigError("--smoke never writes the shipped judges in jaxgan/judges; give another --out")
+            args.epochs = 1
+        args.out = OUT if args.out is None else args.out
         if not os.path.isdir(args.out):
             raise ConfigError(f"--out {args.out!r} is not a folder")
         x, y = data_lib.load_numpy(dataset, args.data_dir, download=False)
         tx, ty = data_lib.load_numpy(dataset, args.data_dir, train=False, download=False)
+        classes = int(max(y.max(), ty.max(initial=0))) + 1  # of the whole splits, as clf_lib.train counts them
+        if args.smoke:
+            x, y, tx, ty = x[:SMOKE_TRAIN], y[:SMOKE_TRAIN], tx[:SMOKE_TEST], ty[:SMOKE_TEST]
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    clf = clf_lib.train(x, y, tx, ty, DATASETS[dataset][1], epochs=args.epochs, seed=args.seed)
+    clf = clf_lib.train(x, y, tx, ty, DATASETS[dataset][1], epochs=args.epochs, seed=args.seed,
+                        num_classes=classes)
     path = os.path.join(args.out, f"{dataset}.npz")
     digest = clf_lib.save_npz(clf, path)
     entries = registry(args.out)
