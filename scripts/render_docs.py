@@ -118,6 +118,38 @@ def side_by_side() -> str:
     return "\n".join(lines)
 
 
+# -- the conditional MLP over seeds ----------------------------------------------------------------
+CONDITIONAL = "docs/quality/cond_pop4_100ep.json"
+# Issue 20's goal for the conditional MLP on the offline digits, per member.
+COND_GOALS = {"label accuracy": 0.95, "worst class's label accuracy": 0.85, "worst class's recall ÷ its ceiling": 0.8}
+
+
+def conditional_seeds() -> str:
+    """The conditional population's members (one evaluate JSON): per member the judge's accuracy
+    on the asked labels, its worst class's, and its worst class's recall over that class's
+    ceiling; the mean ± std (ddof 1) over the members, and how many meet each goal."""
+    import numpy as np
+
+    d = _load(CONDITIONAL)
+    members = list(d["conditional"].values())
+    per = {"label accuracy": [m["label_accuracy"] for m in members],
+           "worst class's label accuracy": [min(c["label_accuracy"] for c in m["classes"].values()) for m in members],
+           "worst class's recall ÷ its ceiling": [min(c["recall"] / c["recall_ceiling"] for c in m["classes"].values())
+                                                  for m in members]}
+    n = {m["n"] for m in members}
+    ceiling = {m["judge_held_out_accuracy"] for m in members}
+    lines = [f"| {len(members)} seeds, conditional MLP | mean ± std (ddof 1) | min | max | goal | members meeting it |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for name, values in per.items():
+        v = np.asarray(values)
+        lines.append(f"| {name} | {v.mean():.3f} ± {v.std(ddof=1):.3f} | {v.min():.3f} | {v.max():.3f} | "
+                     f"≥ {COND_GOALS[name]} | {int(np.sum(v >= COND_GOALS[name]))} of {len(v)} |")
+    lines += ["", f"n = {'/'.join(map(str, sorted(n)))} images per member, every class in turn; the judge's own "
+              f"accuracy on the held-out digits (the ceiling): {'/'.join(f'{c:.3f}' for c in sorted(ceiling))} "
+              f"(`{CONDITIONAL}`)."]
+    return "\n".join(lines)
+
+
 # -- the registry ----------------------------------------------------------------------------------
 def _flags() -> str:
     from jaxgan.config import flag_table
@@ -150,6 +182,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "toy1d-ablations": toy1d_ablations,
     "parity-float32": parity_float32,
     "side-by-side": side_by_side,
+    "conditional-seeds": conditional_seeds,
     **{name: _report(name) for name in ("headline", "benchmarks", "conv-bench", "population-bench",
                                         "population-seeds", "population-memory")},
 }
