@@ -1,0 +1,90 @@
+"""Beyond --data_budget the images stay on the host and each chunk's batches are gathered there and
+sent ahead (jaxgan.stream): the run is the device-resident run bit for bit, resumes exactly, and
+never holds more than the budget of images on the device."""
+
+import gc
+import os
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from jaxgan import trainer
+from jaxgan.config import ConfigError
+from tests.conftest import TRAIN_FLAGS, leaves_equal, replace, run_main, small_config
+
+# conftest's workdir: 200 images of 28x28 (156,800 bytes); steps_per_call 2 x batch 32: a chunk of
+# 50,176 bytes. The budget sits between two chunks and the dataset.
+BUDGET = 120_000
+IMAGE_BYTES = 200 * 28 * 28
+
+
+class Watched(trainer.Trainer):
+    """The trainer itself, watched at each chunk's dispatch: the uint8 buffers alive on the device
+    then (the chunk's own batches, the next chunk's being sent, and anything else left there)."""
+
+    seen: list = []
+
+    def dispatch(self, state, chunk, data, perm):
+        live = [a.nbytes for a in jax.live_arrays() if a.dtype == np.uint8]
+        Watched.seen.append((max(live, default=0), sum(live), data["images"].nbytes))
+        return super().dispatch(state, chunk, data, perm)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The device-resident run of 2 epochs (7 steps each: 6 batches of 32 and one of 8) and the
+    same run streamed under the budget, watched."""
+    from jaxgan.formats import write_mnist
+    from tests.conftest import blob_images
+
+    root = tmp_path_factory.mktemp("streaming")
+    images, labels = blob_images(200, 28, 28, 1)
+    write_mnist(str(root / "data"), images[..., 0], labels)
+    cfg = small_config(root / "resident", data_dir=str(root / "data"), num_epochs=2, steps_per_call=2)
+    resident = trainer.train_and_evaluate(cfg)
+    gc.collect()  # the resident run's dataset is gone with its trainer
+    Watched.seen = []
+    streamed_cfg = replace(cfg, ckpt_dir=str(root / "streamed" / "ckpt"), sample_dir=str(root / "streamed" / "s"),
+                           logdir=str(root / "streamed" / "runs"), data_budget=str(BUDGET), ckpt_every=3,
+                           keep_checkpoints=10)
+    streamed = trainer.train_and_evaluate(streamed_cfg, Watched)
+    return root, cfg, resident, streamed_cfg, streamed, list(Watched.seen)
+
+
+def test_a_streamed_run_is_the_resident_run_bit_for_bit(runs):
+    _, _, resident, _, streamed, _ = runs
+    assert int(streamed.step) == int(resident.step) == 14
+    assert leaves_equal(streamed, resident)
+
+
+def test_a_streamed_run_never_holds_more_than_the_budget_of_images_on_the_device(runs):
+    *_, seen = runs
+    assert len(seen) == 10  # per epoch 5 chunks: up to 2 batches, none across a checkpoint (every 3 steps), the tail
+    chunk = 2 * 32 * 28 * 28
+    assert sorted({own for _, _, own in seen}) == [8 * 28 * 28, chunk]  # each chunk brought its own batches
+    assert max(biggest for biggest, _, _ in seen) <= chunk < BUDGET < IMAGE_BYTES
+    assert max(total for _, total, _ in seen) <= BUDGET
+
+
+def test_a_streamed_run_resumes_from_the_middle_of_an_epoch_bit_for_bit(runs):
+    _, _, resident, streamed_cfg, _, _ = runs
+    ck = os.path.join(streamed_cfg.ckpt_dir, "mnist")
+    for later in sorted((p for p in os.listdir(ck) if p.isdigit() and int(p) > 10), key=int):
+        shutil.rmtree(os.path.join(ck, later))  # as if the run had died after step 9's checkpoint (epoch 2, batch 2)
+    resumed = trainer.train_and_evaluate(replace(streamed_cfg, resume=True))
+    assert leaves_equal(resumed, resident)
+
+
+def test_a_budget_under_two_chunks_is_refused(runs):
+    root, cfg, *_ = runs
+    with pytest.raises(ConfigError, match="two chunks of --steps_per_call 2 x batch 32 take 100,352 bytes"):
+        trainer.train_and_evaluate(replace(cfg, ckpt_dir=str(root / "refused"), data_budget="100000"))
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "lots", "12X", "inf"])
+def test_bad_budgets_are_one_line_and_exit_2(tmp_path, value):
+    proc = run_main("jaxgan.train", *TRAIN_FLAGS, "--data_budget", value, cwd=str(tmp_path))
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "--data_budget must be auto or a positive size" in proc.stderr
