@@ -88,3 +88,24 @@ def test_bad_budgets_are_one_line_and_exit_2(tmp_path, value):
     proc = run_main("jaxgan.train", *TRAIN_FLAGS, "--data_budget", value, cwd=str(tmp_path))
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "--data_budget must be auto or a positive size" in proc.stderr
+
+
+def test_a_streamed_population_gathers_each_members_own_batches(runs):
+    # K members, K permutations: each chunk gathers K row sets (K times a solo run's traffic), and
+    # the population is its resident run bit for bit. Two chunks of 1 batch x 2 members fit.
+    root, cfg, *_ = runs
+    pop = replace(cfg, population=2, steps_per_call=1, num_epochs=1, ckpt_dir=str(root / "pop" / "resident"))
+    resident = trainer.train_and_evaluate(pop)
+    streamed = trainer.train_and_evaluate(replace(pop, ckpt_dir=str(root / "pop" / "streamed"), data_budget=str(BUDGET)))
+    assert leaves_equal(streamed, resident)
+
+
+def test_the_fingerprint_is_the_hash_of_all_the_bytes_read_a_block_at_a_time():
+    # Checkpoints saved before the fingerprint was streamed record hashes of tobytes(): they still resume.
+    import hashlib
+
+    from jaxgan import data as data_lib
+
+    images = np.random.default_rng(0).integers(0, 256, (10, 5, 5, 3)).astype(np.uint8)
+    whole = hashlib.sha256(images.tobytes()).hexdigest()[:16]
+    assert data_lib.fingerprint(images) == data_lib.fingerprint(images, rows=3) == whole
