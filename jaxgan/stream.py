@@ -88,6 +88,7 @@ class Stream:
     def __init__(self, cfg: Config, images: np.ndarray, labels: np.ndarray | None, layout: data_lib.Layout,
                  mesh, perm_sharding, permutation: Callable[[int], jax.Array]):
         self.images, self.labels, self.layout, self.mesh = images, labels, layout, mesh
+        self.nbytes = dataset_bytes(images, labels)  # what a device-resident run would put there
         self.members, self.batch = cfg.population, cfg.batch_size
         self.rows = cfg.steps_per_call * cfg.batch_size
         self.permutation = permutation

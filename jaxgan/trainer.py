@@ -288,6 +288,10 @@ class Trainer:
               f"{self.layout.steps_per_epoch} steps/epoch, {run}, on {len(devices)} {devices[0].platform} "
               f"device{'s' if len(devices) > 1 else ''} ({devices[0].device_kind}) in "
               f"{jax.process_count()} process{'es' if jax.process_count() > 1 else ''}", flush=True)
+        if self.stream is not None:
+            print(f"streaming the data: {self.stream.nbytes:,} bytes exceed --data_budget "
+                  f"{cfg.data_budget} ({int(stream.budget(cfg)):,}); each chunk's batches are gathered on the host "
+                  "and sent ahead", flush=True)
 
     def permutations(self, epoch: int) -> jax.Array:
         """Epoch ``epoch``'s order(s), drawn on the devices."""
