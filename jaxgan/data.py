@@ -15,8 +15,10 @@ import glob
 import hashlib
 import io
 import os
+import struct
 import sys
 import warnings
+import zipfile
 
 import jax
 import jax.numpy as jnp
@@ -155,9 +157,9 @@ def load_numpy(dataset: str, data_dir: str = "data", *, train: bool = True, down
         cache = os.path.join(folder, f"jaxgan-{tag}-{_fingerprint(folder)}.npz")
         if os.path.isfile(cache):
             try:
-                with np.load(cache) as z:
-                    return z["images"], z["labels"]
-            except (OSError, ValueError, KeyError, EOFError):
+                z = load_npz(cache)
+                return z["images"], z["labels"]
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
                 pass  # damaged cache: rebuild it from the source files below
     images, labels = _torchvision_load(dataset, data_dir, train, download, skip_checksums)
     if size is not None or channels is not None:
@@ -169,7 +171,43 @@ def load_numpy(dataset: str, data_dir: str = "data", *, train: bool = True, down
             with contextlib.suppress(OSError):
                 os.remove(old)
     _save_npz(cache, images=images, labels=labels)
+    with contextlib.suppress(OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        z = load_npz(cache)  # the cache's map: the decoded copy goes when this returns
+        return z["images"], z["labels"]
     return images, labels
+
+
+def load_npz(path: str) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz``, each member stored uncompressed (as ``np.savez`` writes jaxgan's
+    caches) memory-mapped read-only: its pages are the system's file cache, read as they are
+    touched, so a dataset larger than the device is never a second copy in the process (a
+    compressed member is read whole). A damaged file raises OSError, ValueError or BadZipFile."""
+    out = {}
+    with zipfile.ZipFile(path) as z, open(path, "rb") as f:
+        for info in z.infolist():
+            name = info.filename.removesuffix(".npy")
+            if info.compress_type != zipfile.ZIP_STORED:
+                with z.open(info) as member:
+                    out[name] = np.lib.format.read_array(member, allow_pickle=False)
+                continue
+            f.seek(info.header_offset)
+            local = f.read(30)  # the member's local header: its own name and extra field lengths
+            if len(local) != 30 or local[:4] != b"PK\x03\x04":
+                raise ValueError(f"{path}: damaged member {info.filename}")
+            name_len, extra_len = struct.unpack("<HH", local[26:30])
+            f.seek(info.header_offset + 30 + name_len + extra_len)
+            version = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(f)
+            if dtype.hasobject:
+                raise ValueError(f"{path}: {info.filename} holds Python objects")
+            offset = f.tell()
+            if offset + int(np.prod(shape)) * dtype.itemsize > info.header_offset + 30 + name_len + extra_len \
+                    + info.file_size:
+                raise ValueError(f"{path}: {info.filename} is truncated")
+            out[name] = np.zeros(shape, dtype) if not np.prod(shape) else \
+                np.memmap(path, dtype, "r", offset, shape, "F" if fortran else "C")
+    return out
 
 
 def _save_npz(path: str, **arrays) -> None:
@@ -370,9 +408,9 @@ def load_folder(root: str, size: int, channels: int, *, strict: bool = False, pr
     bad: list[str] = []
     loaded = None
     if os.path.isfile(cache):
-        with contextlib.suppress(OSError, ValueError, KeyError, EOFError):
-            with np.load(cache) as z:
-                loaded = z["images"], z["labels"], [str(p) for p in z["paths"]]
+        with contextlib.suppress(OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            z = load_npz(cache)
+            loaded = z["images"], z["labels"], [str(p) for p in z["paths"]]
             if os.path.isfile(listing):
                 with open(listing, encoding="utf-8") as f:
                     bad = [line.rstrip("\n") for line in f if line.strip()]

@@ -109,3 +109,27 @@ def test_the_fingerprint_is_the_hash_of_all_the_bytes_read_a_block_at_a_time():
     images = np.random.default_rng(0).integers(0, 256, (10, 5, 5, 3)).astype(np.uint8)
     whole = hashlib.sha256(images.tobytes()).hexdigest()[:16]
     assert data_lib.fingerprint(images) == data_lib.fingerprint(images, rows=3) == whole
+
+
+def test_the_dataset_cache_is_memory_mapped_and_a_damaged_one_rebuilt(tmp_path):
+    # The one host copy of a large dataset is the system's file cache: load_numpy maps its .npz
+    # (members stored uncompressed) instead of reading it into the process.
+    import glob
+
+    from jaxgan import data as data_lib
+    from jaxgan.formats import write_mnist
+    from tests.conftest import blob_images
+
+    images, labels = blob_images(40, 28, 28, 1)
+    raw = write_mnist(str(tmp_path), images[..., 0], labels)
+    for _ in range(2):  # built, then read back
+        got, got_labels = data_lib.load_numpy("mnist", str(tmp_path), download=False)
+        assert isinstance(got, np.memmap) and isinstance(got_labels, np.memmap)
+        np.testing.assert_array_equal(got, images)
+        np.testing.assert_array_equal(got_labels, labels)
+    (cache,) = glob.glob(os.path.join(raw, "jaxgan-train-*.npz"))
+    del got, got_labels
+    with open(cache, "r+b") as f:
+        f.truncate(os.path.getsize(cache) // 2)
+    got, _ = data_lib.load_numpy("mnist", str(tmp_path), download=False)
+    np.testing.assert_array_equal(got, images)
