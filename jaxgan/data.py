@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import glob
 import hashlib
 import io
@@ -630,15 +631,31 @@ def fingerprint(images: np.ndarray, rows: int = 4096) -> str:
     return h.hexdigest()[:16]
 
 
-def put_dataset(images: np.ndarray, mesh, labels: np.ndarray | None = None) -> Dataset:
+PUT_ROWS = 8192  # images flattened and sent at a time by put_dataset
+
+
+def put_dataset(images: np.ndarray, mesh, labels: np.ndarray | None = None, rows: int = PUT_ROWS) -> Dataset:
     """The way in: uint8 (N, H, W, C) images -> the device-resident dataset the steps gather
     batches from, ``{"images": uint8 (N, C*H*W)}`` (and ``"labels"``: int32 (N,) when given),
     replicated on every device of the mesh (each device gathers only its own rows of each batch;
-    normalisation happens inside the compiled step)."""
-    data = {"images": flatten_chw(images)}
-    if labels is not None:
-        data["labels"] = np.asarray(labels, np.int32)
-    return parallel.put_replicated(data, mesh)
+    normalisation happens inside the compiled step). Flattened and sent ``rows`` images at a
+    time into one device array, updated in place: the host never holds a flattened copy of the
+    whole dataset beside its own (perhaps memory-mapped) one."""
+    data = {} if labels is None else {"labels": parallel.put_replicated(np.asarray(labels, np.int32), mesh)}
+    if len(images) <= rows:
+        return {"images": parallel.put_replicated(flatten_chw(images), mesh), **data}
+    rep = parallel.replicated(mesh)
+    shape = (len(images), int(np.prod(images.shape[1:])))
+    out = jax.jit(lambda: jnp.zeros(shape, jnp.uint8), out_shardings=rep)()
+    for start in range(0, len(images), rows):
+        block = parallel.put_replicated(flatten_chw(images[start:start + rows]), mesh)
+        out = _write_rows(out, block, parallel.put_replicated(np.int32(start), mesh))
+    return {"images": out, **data}
+
+
+@functools.partial(jax.jit, donate_argnums=0)
+def _write_rows(dataset: jax.Array, block: jax.Array, start: jax.Array) -> jax.Array:
+    return jax.lax.dynamic_update_slice_in_dim(dataset, block, start, 0)
 
 
 def resize_images(images: np.ndarray, size: int) -> np.ndarray:

@@ -133,3 +133,16 @@ def test_the_dataset_cache_is_memory_mapped_and_a_damaged_one_rebuilt(tmp_path):
         f.truncate(os.path.getsize(cache) // 2)
     got, _ = data_lib.load_numpy("mnist", str(tmp_path), download=False)
     np.testing.assert_array_equal(got, images)
+
+
+def test_the_resident_dataset_is_sent_a_block_at_a_time_into_one_array():
+    # No flattened host copy of the whole dataset: blocks of rows go into one device array.
+    from jaxgan import data as data_lib
+    from jaxgan import parallel
+
+    images = np.random.default_rng(0).integers(0, 256, (23, 4, 5, 3)).astype(np.uint8)
+    mesh = parallel.data_mesh()
+    blocks = data_lib.put_dataset(images, mesh, labels=np.arange(23), rows=10)  # 10 + 10 + 3 rows
+    whole = data_lib.put_dataset(images, mesh, labels=np.arange(23))
+    assert leaves_equal(blocks, whole) and list(blocks) == list(whole)
+    np.testing.assert_array_equal(np.asarray(blocks["images"]), data_lib.flatten_chw(images))
