@@ -146,3 +146,30 @@ def test_the_resident_dataset_is_sent_a_block_at_a_time_into_one_array():
     whole = data_lib.put_dataset(images, mesh, labels=np.arange(23))
     assert leaves_equal(blocks, whole) and list(blocks) == list(whole)
     np.testing.assert_array_equal(np.asarray(blocks["images"]), data_lib.flatten_chw(images))
+
+
+def test_a_chunk_gathers_each_members_rows_and_labels_as_the_resident_steps_would(tmp_path):
+    # What the compiled chunk reads, batch by batch, from a streamed chunk (identity order, from 0)
+    # is what it reads from the resident dataset in the epoch's order from the chunk's first batch.
+    from jaxgan import data as data_lib
+    from jaxgan import parallel, schedule, stream
+
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (50, 3, 2, 3)).astype(np.uint8), rng.integers(0, 10, 50)
+    layout, mesh = data_lib.epoch_layout(50, 8, "partial"), parallel.data_mesh()
+    cfg = small_config(tmp_path, batch_size=8, steps_per_call=2, population=2, conditional=True)
+    perms = np.stack([rng.permutation(50), rng.permutation(50)]).astype(np.int32)
+    rep = parallel.replicated(mesh)
+    feed = stream.Stream(cfg, images, labels, layout, mesh, rep, lambda epoch: jax.device_put(perms, rep))
+    resident = data_lib.put_dataset(images, mesh, labels=labels)
+    try:
+        for chunk in (schedule.Chunk(step=8, length=1, epoch=1, pos=2, tail=False, ends_epoch=False, save=False),
+                      schedule.Chunk(step=12, length=1, epoch=1, pos=6, tail=True, ends_epoch=True, save=False)):
+            feed.ahead(chunk)
+            data, ident = feed.take(chunk)
+            for k in range(2):
+                rows = perms[k, chunk.pos * 8:chunk.pos * 8 + (2 if chunk.tail else 8)]
+                got = data_lib.take_rows(data, np.asarray(ident)[k][:len(rows)])
+                assert leaves_equal(got, data_lib.take_rows(resident, rows))
+    finally:
+        feed.close()
