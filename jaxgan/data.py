@@ -2,9 +2,10 @@
 
 torchvision reads (and, if allowed, downloads) the files once; the images are then cached as a
 uint8 ``.npz`` beside the dataset, keyed by the source files' names, sizes and modification
-times, so later runs skip torchvision entirely. On the device the training set lives as one
-uint8 array of flattened images in the reference's (C, H, W) order; batches are gathered and
-normalised inside the compiled step.
+times, so later runs skip torchvision entirely and map the cache into memory (``load_npz``). On
+the device the training set lives as one uint8 array of flattened images in the reference's
+(C, H, W) order; batches are gathered and normalised inside the compiled step. (A training set
+larger than ``--data_budget`` stays on the host instead: ``jaxgan.stream``.)
 """
 
 from __future__ import annotations
@@ -198,8 +199,8 @@ def load_npz(path: str) -> dict[str, np.ndarray]:
             name_len, extra_len = struct.unpack("<HH", local[26:30])
             f.seek(info.header_offset + 30 + name_len + extra_len)
             version = np.lib.format.read_magic(f)
-            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, fortran, dtype = read_header(f)
+            fmt = np.lib.format
+            shape, fortran, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(f)
             if dtype.hasobject:
                 raise ValueError(f"{path}: {info.filename} holds Python objects")
             offset = f.tell()
