@@ -5,9 +5,9 @@ only talks to it between chunks: to read metrics, update the bar, write grids an
 Chunk k+1 is dispatched before chunk k's metrics are read, so the device never waits for the
 host. What runs next is decided by the pure ``schedule.next_chunk``. A dataset beyond
 ``--data_budget`` stays on the host, and each chunk's batches are sent ahead (``jaxgan.stream``).
-The periodic work (grid, scalars, checkpoint) follows each reporting period, of the kind the model family reports by
-(``schedule.Periods``: an epoch for the MLP GAN and DCGAN, ``interval`` generator iterations for
-WGAN), as their references do it.
+The periodic work (grid, scalars, checkpoint) follows each reporting period, of the kind the
+model family reports by (``schedule.Periods``: an epoch for the MLP GAN and DCGAN, ``interval``
+generator iterations for WGAN), as their references do it.
 """
 
 from __future__ import annotations
