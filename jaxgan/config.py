@@ -192,6 +192,12 @@ class Config:
                        "or one per member")
     d_lr: float = flag(0.0, "D's (the critic's) learning rate; 0 = --lr; with --population one value or one per "
                        "member")
+    # -- datasets larger than the device (issue 19) --
+    data_budget: str = flag("auto", "device bytes the training images may take (e.g. 8G, 512M, 150000); a larger "
+                            "dataset stays in host memory and each chunk's batches are gathered there and sent "
+                            "ahead, with the same results bit for bit; auto = half the device's memory "
+                            "(memory_stats bytes_limit), and no limit where the backend reports none (CPU)",
+                            program=False)
 
     @property
     def family(self) -> "families.Family":
@@ -245,6 +251,27 @@ def program_key(cfg: Config) -> Config:
     """``cfg`` with every run-only field at its default: two runs with equal keys train with the
     same compiled program."""
     return dataclasses.replace(cfg, **{name: _FIELDS[name].default for name in RUN_ONLY_FIELDS})
+
+
+_BYTE_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def data_budget_bytes(text: str) -> int | None:
+    """``--data_budget`` in bytes: a positive number with an optional K, M, G or T (powers of 1024;
+    ``KiB``, ``MB``, ... spell the same); None for ``auto`` (the device's own, ``jaxgan.stream``)."""
+    value = str(text).strip().lower()
+    if value == "auto":
+        return None
+    number = value.removesuffix("ib").removesuffix("b")
+    unit = number[-1:] if number[-1:] in _BYTE_UNITS else ""
+    try:
+        size = float(number[:len(number) - len(unit)])
+    except ValueError:
+        size = float("nan")
+    if not (size * _BYTE_UNITS[unit] >= 1 and size < float("inf")):
+        raise ConfigError(f"--data_budget must be auto or a positive size in bytes such as 8G, 512M or 150000, "
+                          f"got {text!r}")
+    return int(size * _BYTE_UNITS[unit])
 
 
 PER_MEMBER = ("lr", "beta1", "beta2", "g_lr", "d_lr")  # may hold one value per member of a population
@@ -360,6 +387,7 @@ def validate(cfg: Config) -> Config:
     if cfg.conditional and not 1 <= cfg.grid_classes <= cfg.num_classes:
         raise ConfigError(f"grid_classes must be in 1..{cfg.num_classes} (the classes of {cfg.dataset}), "
                           f"got {cfg.grid_classes}")
+    data_budget_bytes(cfg.data_budget)
     family.check(cfg)
     if cfg.eval_every and cfg.dataset == FOLDER:
         raise ConfigError(NO_FOLDER_JUDGE)

@@ -2,21 +2,25 @@
 
 torchvision reads (and, if allowed, downloads) the files once; the images are then cached as a
 uint8 ``.npz`` beside the dataset, keyed by the source files' names, sizes and modification
-times, so later runs skip torchvision entirely. On the device the training set lives as one
-uint8 array of flattened images in the reference's (C, H, W) order; batches are gathered and
-normalised inside the compiled step.
+times, so later runs skip torchvision entirely and map the cache into memory (``load_npz``). On
+the device the training set lives as one uint8 array of flattened images in the reference's
+(C, H, W) order; batches are gathered and normalised inside the compiled step. (A training set
+larger than ``--data_budget`` stays on the host instead: ``jaxgan.stream``.)
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import glob
 import hashlib
 import io
 import os
+import struct
 import sys
 import warnings
+import zipfile
 
 import jax
 import jax.numpy as jnp
@@ -155,9 +159,9 @@ def load_numpy(dataset: str, data_dir: str = "data", *, train: bool = True, down
         cache = os.path.join(folder, f"jaxgan-{tag}-{_fingerprint(folder)}.npz")
         if os.path.isfile(cache):
             try:
-                with np.load(cache) as z:
-                    return z["images"], z["labels"]
-            except (OSError, ValueError, KeyError, EOFError):
+                z = load_npz(cache)
+                return z["images"], z["labels"]
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
                 pass  # damaged cache: rebuild it from the source files below
     images, labels = _torchvision_load(dataset, data_dir, train, download, skip_checksums)
     if size is not None or channels is not None:
@@ -169,7 +173,43 @@ def load_numpy(dataset: str, data_dir: str = "data", *, train: bool = True, down
             with contextlib.suppress(OSError):
                 os.remove(old)
     _save_npz(cache, images=images, labels=labels)
+    with contextlib.suppress(OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        z = load_npz(cache)  # the cache's map: the decoded copy goes when this returns
+        return z["images"], z["labels"]
     return images, labels
+
+
+def load_npz(path: str) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz``, each member stored uncompressed (as ``np.savez`` writes jaxgan's
+    caches) memory-mapped read-only: its pages are the system's file cache, read as they are
+    touched, so a dataset larger than the device is never a second copy in the process (a
+    compressed member is read whole). A damaged file raises OSError, ValueError or BadZipFile."""
+    out = {}
+    with zipfile.ZipFile(path) as z, open(path, "rb") as f:
+        for info in z.infolist():
+            name = info.filename.removesuffix(".npy")
+            if info.compress_type != zipfile.ZIP_STORED:
+                with z.open(info) as member:
+                    out[name] = np.lib.format.read_array(member, allow_pickle=False)
+                continue
+            f.seek(info.header_offset)
+            local = f.read(30)  # the member's local header: its own name and extra field lengths
+            if len(local) != 30 or local[:4] != b"PK\x03\x04":
+                raise ValueError(f"{path}: damaged member {info.filename}")
+            name_len, extra_len = struct.unpack("<HH", local[26:30])
+            f.seek(info.header_offset + 30 + name_len + extra_len)
+            version = np.lib.format.read_magic(f)
+            fmt = np.lib.format
+            shape, fortran, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(f)
+            if dtype.hasobject:
+                raise ValueError(f"{path}: {info.filename} holds Python objects")
+            offset = f.tell()
+            if offset + int(np.prod(shape)) * dtype.itemsize > info.header_offset + 30 + name_len + extra_len \
+                    + info.file_size:
+                raise ValueError(f"{path}: {info.filename} is truncated")
+            out[name] = np.zeros(shape, dtype) if not np.prod(shape) else \
+                np.memmap(path, dtype, "r", offset, shape, "F" if fortran else "C")
+    return out
 
 
 def _save_npz(path: str, **arrays) -> None:
@@ -370,9 +410,9 @@ def load_folder(root: str, size: int, channels: int, *, strict: bool = False, pr
     bad: list[str] = []
     loaded = None
     if os.path.isfile(cache):
-        with contextlib.suppress(OSError, ValueError, KeyError, EOFError):
-            with np.load(cache) as z:
-                loaded = z["images"], z["labels"], [str(p) for p in z["paths"]]
+        with contextlib.suppress(OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            z = load_npz(cache)
+            loaded = z["images"], z["labels"], [str(p) for p in z["paths"]]
             if os.path.isfile(listing):
                 with open(listing, encoding="utf-8") as f:
                     bad = [line.rstrip("\n") for line in f if line.strip()]
@@ -582,20 +622,41 @@ def epoch_layout(n: int, batch_size: int, last_batch: str) -> Layout:
     return Layout(n, batch_size, rem if last_batch == "partial" and rem >= 2 else 0)
 
 
-def fingerprint(images: np.ndarray) -> str:
-    """A short hash of the images' bytes: a resumed run must train on the same data."""
-    return hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()[:16]
+def fingerprint(images: np.ndarray, rows: int = 4096) -> str:
+    """A short hash of the images' bytes: a resumed run must train on the same data. Hashed
+    ``rows`` images at a time (the hash of their bytes in order, as one ``tobytes()`` would give),
+    so a dataset larger than the device, perhaps memory-mapped, is never copied whole."""
+    h = hashlib.sha256()
+    for i in range(0, len(images), rows):
+        h.update(memoryview(np.ascontiguousarray(images[i:i + rows])).cast("B"))
+    return h.hexdigest()[:16]
 
 
-def put_dataset(images: np.ndarray, mesh, labels: np.ndarray | None = None) -> Dataset:
+PUT_ROWS = 8192  # images flattened and sent at a time by put_dataset
+
+
+def put_dataset(images: np.ndarray, mesh, labels: np.ndarray | None = None, rows: int = PUT_ROWS) -> Dataset:
     """The way in: uint8 (N, H, W, C) images -> the device-resident dataset the steps gather
     batches from, ``{"images": uint8 (N, C*H*W)}`` (and ``"labels"``: int32 (N,) when given),
     replicated on every device of the mesh (each device gathers only its own rows of each batch;
-    normalisation happens inside the compiled step)."""
-    data = {"images": flatten_chw(images)}
-    if labels is not None:
-        data["labels"] = np.asarray(labels, np.int32)
-    return parallel.put_replicated(data, mesh)
+    normalisation happens inside the compiled step). Flattened and sent ``rows`` images at a
+    time into one device array, updated in place: the host never holds a flattened copy of the
+    whole dataset beside its own (perhaps memory-mapped) one."""
+    data = {} if labels is None else {"labels": parallel.put_replicated(np.asarray(labels, np.int32), mesh)}
+    if len(images) <= rows:
+        return {"images": parallel.put_replicated(flatten_chw(images), mesh), **data}
+    rep = parallel.replicated(mesh)
+    shape = (len(images), int(np.prod(images.shape[1:])))
+    out = jax.jit(lambda: jnp.zeros(shape, jnp.uint8), out_shardings=rep)()
+    for start in range(0, len(images), rows):
+        block = parallel.put_replicated(flatten_chw(images[start:start + rows]), mesh)
+        out = _write_rows(out, block, parallel.put_replicated(np.int32(start), mesh))
+    return {"images": out, **data}
+
+
+@functools.partial(jax.jit, donate_argnums=0)
+def _write_rows(dataset: jax.Array, block: jax.Array, start: jax.Array) -> jax.Array:
+    return jax.lax.dynamic_update_slice_in_dim(dataset, block, start, 0)
 
 
 def resize_images(images: np.ndarray, size: int) -> np.ndarray:

@@ -3,10 +3,11 @@
 The device runs whole chunks of steps per compiled call (``steps.GAN.train_chunk``); the host
 only talks to it between chunks: to read metrics, update the bar, write grids and checkpoints.
 Chunk k+1 is dispatched before chunk k's metrics are read, so the device never waits for the
-host. What runs next is decided by the pure ``schedule.next_chunk``. The periodic work (grid,
-scalars, checkpoint) follows each reporting period, of the kind the model family reports by
-(``schedule.Periods``: an epoch for the MLP GAN and DCGAN, ``interval`` generator iterations for
-WGAN), as their references do it.
+host. What runs next is decided by the pure ``schedule.next_chunk``. A dataset beyond
+``--data_budget`` stays on the host, and each chunk's batches are sent ahead (``jaxgan.stream``).
+The periodic work (grid, scalars, checkpoint) follows each reporting period, of the kind the
+model family reports by (``schedule.Periods``: an epoch for the MLP GAN and DCGAN, ``interval``
+generator iterations for WGAN), as their references do it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 
 from jaxgan import checkpoint as ckpt_lib
 from jaxgan import data as data_lib
-from jaxgan import generate, parallel, program, report, schedule, steps
+from jaxgan import generate, parallel, program, report, schedule, steps, stream
 from jaxgan.config import Config, ConfigError, check_resume_config, run_folder
 from jaxgan.metrics import BEST_BY
 
@@ -101,9 +102,10 @@ def run_dirs(cfg: Config) -> dict[str, str]:
             "ckpt": run_folder(cfg.ckpt_dir, cfg.model, cfg.data_name)}
 
 
-def train_and_evaluate(cfg: Config) -> steps.TrainState:
+def train_and_evaluate(cfg: Config, trainer_class: type | None = None) -> steps.TrainState:
     """Train for ``cfg.num_epochs`` epochs (WGAN: ``cfg.gen_iters`` generator iterations), counting
-    those already in a resumed checkpoint."""
+    those already in a resumed checkpoint. ``trainer_class``: a :class:`Trainer` subclass (the tests
+    watch a run's chunks through one)."""
     cfg = data_lib.resolve_channels(cfg)  # a folder's own channels, before anything reads cfg.image_shape
     images, labels = data_lib.load_split(cfg, train=True, say=print if parallel.is_primary() else None)
     labels = conditioning_labels(cfg, labels)
@@ -118,7 +120,7 @@ def train_and_evaluate(cfg: Config) -> steps.TrainState:
         lock.acquire()
     checkpoints = ckpt_lib.Checkpoints(dirs["ckpt"], keep=cfg.keep_checkpoints)
     try:
-        trainer = Trainer(cfg, images, layout, mesh, dirs, checkpoints, labels)
+        trainer = (trainer_class or Trainer)(cfg, images, layout, mesh, dirs, checkpoints, labels)
         return trainer.run()
     finally:
         checkpoints.close()
@@ -139,6 +141,16 @@ def conditioning_labels(cfg: Config, labels: np.ndarray | None) -> np.ndarray | 
     return labels
 
 
+def with_next(items):
+    """``(item, the item after it or None)`` for each item."""
+    items = iter(items)
+    current = next(items, None)
+    while current is not None:
+        upcoming = next(items, None)
+        yield current, upcoming
+        current = upcoming
+
+
 def steps_done(state: steps.TrainState) -> int:
     """The state's step (a population's members all share it)."""
     return int(np.asarray(parallel.to_host(state.step)).reshape(-1)[0])
@@ -153,10 +165,16 @@ class Trainer:
         self.cfg, self.layout, self.mesh, self.dirs, self.checkpoints = cfg, layout, mesh, dirs, checkpoints
         self.primary = parallel.is_primary()
         self.data_facts = {"n": len(images), "fingerprint": data_lib.fingerprint(images)}
-        self.data = data_lib.put_dataset(images, mesh, labels=labels)  # labels: a conditional run's
         self.total, self.period = schedule.run_length(cfg, layout)
         self.members = cfg.population
         self.program = program.compile_run(cfg, mesh)
+        # The dataset on the devices, or (beyond --data_budget) each chunk's batches sent ahead.
+        self.data, self.stream = None, None
+        if stream.streams(cfg, images, labels, stream.budget(cfg)):
+            self.stream = stream.Stream(cfg, images, labels, layout, mesh, self.program.state_sharding,
+                                        self.permutations)
+        else:
+            self.data = data_lib.put_dataset(images, mesh, labels=labels)  # labels: a conditional run's
         self.gan, self.initial_state = self.program.gan, self.program.initial_state
         self.state_sharding = self.program.state_sharding
         self.fixed = self.program.fixed_noise()
@@ -217,11 +235,13 @@ class Trainer:
         pending, perm, means = Pending(), None, None
         try:
             with Signals() as signals:
-                for chunk in schedule.chunks(steps_done(state), layout, total, cfg.steps_per_call, cfg.ckpt_every,
-                                             period):
-                    if perm is None or chunk.pos == 0:  # a new epoch (or the first chunk after a resume)
-                        with no_host_arrays():
-                            perm = self.program.permutations(self.scalar(chunk.epoch), layout.n)
+                for chunk, upcoming in with_next(schedule.chunks(steps_done(state), layout, total, cfg.steps_per_call,
+                                                                 cfg.ckpt_every, period)):
+                    data = self.data
+                    if self.stream is not None:  # the chunk's own batches, from batch 0
+                        data, perm = self.stream.take(chunk)
+                    elif perm is None or chunk.pos == 0:  # a new epoch (or the first chunk after a resume)
+                        perm = self.permutations(chunk.epoch)
                     if means is None or chunk.period_pos == 0:  # a new period (or the first after a resume)
                         means = report.EpochMeans.from_record(period_record if chunk.period_pos else None)
                         period_record = None
@@ -229,9 +249,11 @@ class Trainer:
                         self.reporter.start_period(self.period_name(chunk)[0], length, chunk.period_pos)
                         speed, t_period, step0 = report.Throughput(), time.perf_counter(), chunk.step
                     with no_host_arrays():
-                        state, metrics = self.dispatch(state, chunk, perm)
+                        state, metrics = self.dispatch(state, chunk, data, perm)
                     pending.push(chunk, metrics)
                     self.read(pending, means, speed, keep=1)
+                    if self.stream is not None:  # the chunk before this one is done: gather the next
+                        self.stream.ahead(upcoming)
                     if chunk.ends_period:
                         self.read(pending, means, speed)
                         img_per_s = ((chunk.end - step0) * cfg.batch_size * self.members
@@ -246,6 +268,8 @@ class Trainer:
                                       "continue with --resume", Signals.CODES[signals.received])
         finally:
             self.reporter.close()
+            if self.stream is not None:
+                self.stream.close()
         if self.primary:
             print(f"done: checkpoints in {self.checkpoints.directory}, grids in {self.dirs['samples']}, "
                   f"events in {self.dirs['logs']}", flush=True)
@@ -265,12 +289,24 @@ class Trainer:
               f"{self.layout.steps_per_epoch} steps/epoch, {run}, on {len(devices)} {devices[0].platform} "
               f"device{'s' if len(devices) > 1 else ''} ({devices[0].device_kind}) in "
               f"{jax.process_count()} process{'es' if jax.process_count() > 1 else ''}", flush=True)
+        if self.stream is not None:
+            print(f"streaming the data: {self.stream.nbytes:,} bytes exceed --data_budget "
+                  f"{cfg.data_budget} ({int(stream.budget(cfg)):,}); each chunk's batches are gathered on the host "
+                  "and sent ahead", flush=True)
 
-    def dispatch(self, state: steps.TrainState, chunk: schedule.Chunk, perm: jax.Array):
-        """Start one chunk on the device (returns at once: JAX dispatches asynchronously)."""
+    def permutations(self, epoch: int) -> jax.Array:
+        """Epoch ``epoch``'s order(s), drawn on the devices."""
+        with no_host_arrays():
+            return self.program.permutations(self.scalar(epoch), self.layout.n)
+
+    def dispatch(self, state: steps.TrainState, chunk: schedule.Chunk, data: data_lib.Dataset, perm: jax.Array):
+        """Start one chunk on the device (returns at once: JAX dispatches asynchronously). A
+        streamed run's ``data`` holds the chunk's own batches, read from batch 0 (``stream.Stream``)."""
+        streamed = self.stream is not None
         if chunk.tail:
-            return self.program.tail(state, self.data, perm, self.layout.full * self.cfg.batch_size)
-        return self.program.chunk(state, self.data, perm, self.scalar(chunk.pos), self.scalar(chunk.length))
+            return self.program.tail(state, data, perm, 0 if streamed else self.layout.full * self.cfg.batch_size)
+        return self.program.chunk(state, data, perm, self.scalar(0 if streamed else chunk.pos),
+                                  self.scalar(chunk.length))
 
     def scalar(self, value: int) -> jax.Array:
         """A per-chunk int32 scalar, put on the devices explicitly (no implicit host transfer)."""
