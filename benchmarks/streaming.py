@@ -31,7 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=2, help="epochs per timed run (default %(default)s)")
     p.add_argument("--rounds", type=int, default=3, help="timed runs of each mode, in turns (default %(default)s)")
     p.add_argument("--json", default=None, help="write the result here (default: print only)")
+    p.add_argument("--smoke", action="store_true", help="the docs' tiny-size override, not a figure: 200 images, "
+                   "batch 8, 5 steps per chunk, 1 epoch, 1 round")
     args = p.parse_args(argv)
+    if args.smoke:
+        args.images, args.batch, args.steps_per_call, args.epochs, args.rounds = 200, 8, 5, 1, 1
     if args.json and (not args.json.endswith(".json") or not os.path.isdir(os.path.dirname(os.path.abspath(args.json)))):
         p.error(f"--json {args.json!r} must be a .json path in an existing folder")
     if min(args.images, args.batch, args.steps_per_call, args.epochs, args.rounds) < 1:

@@ -51,8 +51,8 @@ RUN_ELSEWHERE = {"jaxgan.train": "tests/test_cli.py and most test files run the 
 # command here costs neither an interpreter's start-up nor its ~1 GB of imports beside this one.
 # Only what launches processes of its own (throughput, startup) or sets this process's threads
 # and OpenMP (profile_torch) runs as a process.
-IN_PROCESS = ("benchmarks.parity_float32", "benchmarks.population_memory", "benchmarks.torch_reference",
-              "scripts/train_judge.py", "scripts.render_docs", "scripts/offline_mnist.py", "scripts/quality_table.py")
+IN_PROCESS = ("benchmarks.parity_float32", "benchmarks.population_memory", "benchmarks.streaming",
+              "benchmarks.torch_reference", "scripts/train_judge.py", "scripts.render_docs", "scripts/offline_mnist.py", "scripts/quality_table.py")
 # What a command without --json claims to write (paths relative to the folder it runs in, globs),
 # from its parsed flags; scripts.render_docs --smoke is a check and writes nothing.
 CLAIMS = {
