@@ -425,8 +425,8 @@ def test_wgan_sigterm_mid_period_then_resume_equals_the_uninterrupted_run(tmp_pa
     # the part-done second period (steps 4..7) at step 5, where no checkpoint is scheduled.
     real_dispatch = Trainer.dispatch
 
-    def dispatch_then_signal(self, state, chunk, perm):
-        out = real_dispatch(self, state, chunk, perm)
+    def dispatch_then_signal(self, state, chunk, *args):
+        out = real_dispatch(self, state, chunk, *args)
         if chunk.step == 4:
             os.kill(os.getpid(), signal.SIGTERM)
         return out
