@@ -187,13 +187,14 @@ def row_spec(data_dir: str, impl: str, model: str, threads: int = 1, interop_thr
 
 
 # What a fresh process gives a row (its own pid, thread settings, CPU affinity, a compile from
-# scratch) and how rows take turns, shown on the rows that need every part of it: the reference's
-# DataLoader loop (PyTorch, a conv model, its short last batch) and jaxgan's population of conv GANs
-# (JAX, K members per step; no other test trains a conv population), each in its own process,
-# three rounds each. The other row kinds' own loops run in this process in the next test: what a
-# child process adds is the same for every kind.
+# scratch) and how rows take turns, shown on two rows of different frameworks, each in its own
+# process, three rounds each: the reference's DataLoader loop (PyTorch, a conv model, its short
+# last batch) and jaxgan's training path (JAX). The other row kinds' own loops (a conv population
+# among them) run in this process in the next test: what a child process adds is the same for
+# every kind, and two conv processes alive at once beside this one held 3.3 GB.
 def test_rows_run_in_their_own_processes_compile_alone_then_take_turns_round_by_round(tmp_path, row_data):
-    jobs = [(row_spec(row_data("dcgan"), impl, "dcgan"), impl, "passive") for impl in ("torch_reference", "jax_population")]
+    jobs = [(row_spec(row_data(model), impl, model), impl, "passive")
+            for impl, model in (("torch_reference", "dcgan"), ("jax_scan", "mlp"))]
     jobs[0][0]["min_time"] = 0.5  # three rounds: time enough, on a loaded machine too, to pass an epoch's end
     jobs[1][0]["min_time"] = 0.05
     results = harness.run_in_turns(jobs, 3, str(tmp_path), "cpu", threads=1, timeout=300)
@@ -201,9 +202,8 @@ def test_rows_run_in_their_own_processes_compile_alone_then_take_turns_round_by_
         assert r["ok"], r.get("log_tail")
         if impl == "torch_reference":
             assert r["iters"] > 8  # past the first epoch's short batch
-        if impl == "jax_population":  # K members' images per step
-            assert r["members"] == 2 and r["img_per_s"] > 0
-            assert r["conv_impl"] == "matmul"
+        if impl == "jax_scan":  # steps fused per call
+            assert r["members"] == 1 and r["steps_per_call"] == 4 and r["iters"] == 4 * r["calls"]
         assert r["pid"] != os.getpid() and r["precision"] == "float32"
         assert r["env"]["OMP_NUM_THREADS"] == "1" and "intra_op_parallelism_threads=1" in r["env"]["XLA_FLAGS"]
         assert r["env"]["OMP_WAIT_POLICY"] == "PASSIVE"
@@ -227,14 +227,16 @@ def test_rows_run_in_their_own_processes_compile_alone_then_take_turns_round_by_
                                          / r["rounds"][0]["seconds"])
 
 
-@pytest.mark.parametrize("impl,model", [("torch_tuned", "mlp"), ("torch_tuned", "wgan"), ("jax_per_step", "mlp")])
+@pytest.mark.parametrize("impl,model", [("torch_tuned", "mlp"), ("torch_tuned", "wgan"), ("jax_per_step", "mlp"),
+                                        ("jax_population", "dcgan")])
 def test_in_memory_and_per_step_rows_measure_their_own_loop(row_data, in_this_process, impl, model):
     # Run with this process's own thread counts, which torch_setup then leaves as they are.
     import torch
 
     spec = row_spec(row_data(model), impl, model, torch.get_num_threads(), torch.get_num_interop_threads())
     r = rows.job_row(spec)
-    assert r["img_per_s"] == pytest.approx(8 * r["iters"] / r["seconds"]) and r["precision"] == "float32"
+    images = r.get("members", 1) * 8  # a population: K members' images per step
+    assert r["img_per_s"] == pytest.approx(images * r["iters"] / r["seconds"]) and r["precision"] == "float32"
     if model == "mlp":  # the MLP rows train the reference's widths
         from benchmarks import torch_reference as ref
 
@@ -246,6 +248,9 @@ def test_in_memory_and_per_step_rows_measure_their_own_loop(row_data, in_this_pr
         assert r["iters"] == r["batches_per_iter"] * r["calls"]
         assert r["torch_num_threads"] == torch.get_num_threads()
         assert r.get("torch_cpu_matmul_fp32_precision", "ieee") == "ieee"
+    elif impl == "jax_population":  # K = 2 members of the conv model, --steps_per_call steps fused
+        assert r["members"] == 2 and r["conv_impl"] == "matmul" and r["iters"] == 4 * r["calls"]
+        assert r["jax_matmul_dtype"] == "float32" and r["jax_dot_precision"].endswith("HIGHEST")
     else:  # one jitted step per call, whatever --steps_per_call says
         assert r["steps_per_call"] == 1 and r["iters"] == r["calls"] and r["members"] == 1
         assert r["conv_impl"] is None
