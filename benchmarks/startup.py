@@ -77,9 +77,12 @@ def main() -> int:
     if a.json and (not a.json.endswith(".json") or not os.path.isdir(os.path.dirname(os.path.abspath(a.json)))):
         fail(f"--json {a.json!r} must be a .json path in an existing folder")
 
-    help_text = subprocess.run([sys.executable, "-m", "jaxgan.train", "--help"], capture_output=True, text=True,
-                               cwd=REPO).stdout
-    has_flag = "--compile_cache" in help_text
+    import dataclasses
+
+    from jaxgan.config import Config  # numpy-only: this process imports neither jax nor torch
+
+    has_flag = "compile_cache" in {f.name for f in dataclasses.fields(Config)}
+
     from benchmarks.synthetic import write_dataset
 
     env = {k: v for k, v in os.environ.items() if k not in ("JAX_COMPILATION_CACHE_DIR", "JAXGAN_COMPILE_CACHE")}
