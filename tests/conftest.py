@@ -61,14 +61,24 @@ def _on_duration(event: str, duration: float, **kwargs) -> None:
 jax.monitoring.register_event_duration_secs_listener(_on_duration)
 
 
-# Modules run first, while this process is smallest: their commands' processes run beside it
-# (tests/test_doc_commands.py: a benchmark process ~1 GB beside this one; run after the modules
-# before it alphabetically, this process held ~2 GB and the pair peaked at 3.4 GB).
-FIRST_MODULES = ("test_doc_commands.py",)
+# tests/test_doc_commands.py's benchmark commands run as processes of their own, one at a time on a
+# thread, while the modules from BACKGROUND_FROM up to it run: those start no process of their own
+# (so one benchmark process at a time sits beside this one) and compile on one core, leaving the
+# other to it. The doc-command module then finds them done. Only when that module is selected.
+BACKGROUND_FROM = "test_conditional.py"
+_doc_selected = False
 
 
 def pytest_collection_modifyitems(session, config, items):
-    items.sort(key=lambda item: item.path.name not in FIRST_MODULES)  # stable: the rest keep their order
+    global _doc_selected
+    _doc_selected = any(item.path.name == "test_doc_commands.py" for item in items)
+
+
+def pytest_runtest_setup(item):
+    if _doc_selected and item.path.name == BACKGROUND_FROM:
+        from tests import test_doc_commands
+
+        test_doc_commands.start_processes()
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -26,6 +26,8 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import traceback
 
@@ -70,14 +72,10 @@ CLAIMS = {
 # Commands that read a dataset from --data_dir: given tiny MNIST files there (96 + 32 images).
 READS_DATA = ("scripts/train_judge.py", "benchmarks.torch_reference")
 
-# Summed peak RSS of each command's process tree at --smoke (GB, measured with psutil sampling on
-# a 2-core CPU); two run at once only while their sum stays within CHILD_BUDGET_GB, beside this
-# process and the in-process commands' programs (this process holds ~1.6 GB by their end; two
-# benchmark processes beside it made 3.1 GB): in effect one at a time.
-PEAK_GB = {"benchmarks.throughput": 1.0, "benchmarks.startup": 0.95, "benchmarks.profile_torch": 0.95}
-CHILD_BUDGET_GB = 1.2
+# The benchmark processes run one at a time (each ~1 GB of process tree at --smoke, measured with
+# psutil sampling on a 2-core CPU), never beside one another: two beside this process made 3.1 GB.
 TIMEOUT_S = 600  # per command
-LONGEST_FIRST = ("benchmarks.throughput", "benchmarks.startup")
+LONGEST_FIRST = ("benchmarks.throughput", "benchmarks.startup")  # of the processes
 SHIPPED_JUDGES = os.path.join(REPO, "jaxgan", "judges")
 
 
@@ -178,62 +176,82 @@ def _tiny_mnist(root: str) -> None:
     write_mnist(root, images[:96, ..., 0], labels[:96], images[96:, ..., 0], labels[96:])
 
 
+class Processes:
+    """The benchmark commands that run as processes (``RUNNABLE`` less ``IN_PROCESS``), one at a
+    time, the longest first, on a thread of their own, each in its own temporary folder; their
+    outputs go to files. ``results``: module -> (argv, claimed, output, exit code, folder)."""
+
+    def __init__(self):
+        self.root = tempfile.mkdtemp(prefix="jaxgan-doc-commands-")
+        self.results, self.spans, self.t0 = {}, {}, time.perf_counter()
+        self.thread = threading.Thread(target=self._run, name="doc-command-processes", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        env = {**os.environ, "PYTHONPATH": REPO + (os.pathsep + os.environ["PYTHONPATH"]
+                                                   if os.environ.get("PYTHONPATH") else "")}
+        modules = sorted((m for m in RUNNABLE if m not in IN_PROCESS), key=lambda m: (m not in LONGEST_FIRST, m))
+        for module in modules:
+            folder = tempfile.mkdtemp(prefix=module.replace(".", "_").replace("/", "_") + "-", dir=self.root)
+            argv, claimed = with_override(RUNNABLE[module], folder)
+            started = time.perf_counter()
+            with open(os.path.join(self.root, module.replace("/", "_") + ".log"), "w+") as log:
+                proc = subprocess.Popen([sys.executable, *argv], cwd=folder, env=env, stdout=log,
+                                        stderr=subprocess.STDOUT, text=True)
+                try:
+                    proc.wait(timeout=TIMEOUT_S)
+                except subprocess.TimeoutExpired:  # its test fails: exit -9, and the output so far
+                    proc.kill()
+                    proc.wait()
+                log.seek(0)
+                self.results[module] = (argv, claimed, log.read(), proc.returncode, folder)
+            self.spans[module] = (started - self.t0, time.perf_counter() - self.t0)
+
+    def wait(self) -> dict:
+        self.thread.join()
+        return self.results
+
+
+_processes: Processes | None = None
+
+
+def start_processes() -> Processes:
+    """The benchmark processes, started once (by conftest, while earlier modules run, or here)."""
+    global _processes
+    if _processes is None:
+        _processes = Processes()
+    return _processes
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Every runnable module's first printed command, overridden, each in its own folder: the
-    processes two at a time within CHILD_BUDGET_GB, the longest first; the IN_PROCESS ones here,
-    one at a time, while they run. Outputs go to files (nobody reads a pipe while this process works)."""
+    benchmark processes (``Processes``, started while earlier modules ran, or now), then the
+    IN_PROCESS ones here, one at a time, each one's programs dropped after it."""
     from tests.conftest import release_compiled_programs
 
-    release_compiled_programs()  # this process waits beside them
-    env = {**os.environ, "PYTHONPATH": REPO + (os.pathsep + os.environ["PYTHONPATH"]
-                                               if os.environ.get("PYTHONPATH") else "")}
-    logs = tmp_path_factory.mktemp("logs")
-    planned = {}
-    for module, command in RUNNABLE.items():
+    background = start_processes()
+    release_compiled_programs()
+    done, spans, t0 = {}, {}, time.perf_counter()
+    for module in [m for m in IN_PROCESS if m in RUNNABLE]:
         folder = str(tmp_path_factory.mktemp(module.replace(".", "_").replace("/", "_")))
-        argv, claimed = with_override(command, folder)
+        argv, claimed = with_override(RUNNABLE[module], folder)
         if module in READS_DATA:
             _tiny_mnist(os.path.join(folder, options(argv).get("--data_dir", "data")))
-        planned[module] = (argv, claimed, folder)
-    waiting = sorted((m for m in planned if m not in IN_PROCESS), key=lambda m: (m not in LONGEST_FIRST, m))
-    running, done, in_process_left = {}, {}, [m for m in IN_PROCESS if m in planned]
-    t0, started, ended = time.perf_counter(), {}, {}
-    while waiting or running or in_process_left:
-        for module in list(waiting):
-            if not running or (len(running) < 2 and sum(PEAK_GB.get(m, 1.0) for m in running)
-                               + PEAK_GB.get(module, 1.0) <= CHILD_BUDGET_GB):
-                argv, claimed, folder = planned[module]
-                log = open(os.path.join(logs, module.replace("/", "_") + ".log"), "w+")
-                started[module] = time.perf_counter()
-                running[module] = (log, subprocess.Popen([sys.executable, *argv], cwd=folder, env=env, stdout=log,
-                                                         stderr=subprocess.STDOUT, text=True))
-                waiting.remove(module)
-        if in_process_left:  # one, then back to the processes
-            module = in_process_left.pop(0)
-            argv, claimed, folder = planned[module]
-            name = module.replace("/", ".").removesuffix(".py")
-            started[module] = time.perf_counter()
-            try:
-                r = run_main(name, *argv[1:] if "/" in module else argv[2:], cwd=folder)
-                done[module] = (argv, claimed, r.stdout + r.stderr, r.returncode, folder)
-            except Exception:  # its test fails with the traceback; the processes' runs go on
-                done[module] = (argv, claimed, traceback.format_exc(), 1, folder)
-            ended[module] = time.perf_counter()
-            release_compiled_programs()  # its programs: the parity script's alone add 1.3 GB to this process
-        for module, (log, proc) in list(running.items()):
-            if proc.poll() is None and time.perf_counter() - started[module] > TIMEOUT_S:
-                proc.kill()  # its test fails: exit -9, and the output so far
-                proc.wait()
-            if proc.poll() is not None:
-                ended[module] = time.perf_counter()
-                log.seek(0)
-                done[module] = (*planned[module][:2], log.read(), proc.returncode, planned[module][2])
-                log.close()
-                del running[module]
-        time.sleep(0.1)
-    for module in sorted(started, key=started.get):  # the schedule, shown with a failing test's output
-        print(f"{module}: {started[module] - t0:5.1f} .. {ended[module] - t0:5.1f} s")
+        name = module.replace("/", ".").removesuffix(".py")
+        started = time.perf_counter()
+        try:
+            r = run_main(name, *argv[1:] if "/" in module else argv[2:], cwd=folder)
+            done[module] = (argv, claimed, r.stdout + r.stderr, r.returncode, folder)
+        except Exception:  # its test fails with the traceback; the other runs go on
+            done[module] = (argv, claimed, traceback.format_exc(), 1, folder)
+        spans[module] = (started - t0, time.perf_counter() - t0)
+        release_compiled_programs()  # its programs: the parity script's alone add 1.3 GB to this process
+    t_wait = time.perf_counter()
+    done.update(background.wait())
+    print(f"in this process: {t_wait - t0:.1f} s, then {time.perf_counter() - t_wait:.1f} s waiting for the processes")
+    for module, (a, b) in {**background.spans, **spans}.items():  # shown with a failing test's output
+        print(f"{module}: {a:5.1f} .. {b:5.1f} s")
     return done
 
 
