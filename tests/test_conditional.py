@@ -183,6 +183,26 @@ def test_sample_by_label_draws_from_mixed_label_batches_and_writes_labels(condit
     assert sample(root, "--label", "2", "--out", str(root / "twos.png")).returncode == 0
 
 
+def test_each_drawn_image_is_g_of_its_own_asked_class(monkeypatch, tmp_path):
+    # A G that writes its class into every pixel (class c -> pixel value 20 c): whatever the
+    # batches, the shuffling and the grouping, image i must carry label i, in both --bn modes.
+    from jaxgan import generate as gen
+
+    gan, state = steps.build(small_config(tmp_path, conditional=True))
+    pixels = int(np.prod(gan.image_shape))
+
+    def class_image(gan, state, z, use_batch_stats, labels):
+        return jnp.repeat((jnp.asarray(labels, jnp.float32)[:, None] * 20.0 / 255.0) * 2.0 - 1.0, pixels, axis=1)
+
+    monkeypatch.setattr(gen, "_generate", class_image)
+    asked = np.array([3, 7, 3, 0, 9, 9, 9, 1, 7, 2] * 5, np.int32)
+    for bn in ("batch", "running"):
+        images = gen.draw_labelled(gan, state, asked, seed=0, bn=bn, batch=16)
+        assert images.shape[0] == len(asked)
+        np.testing.assert_array_equal(images.reshape(len(asked), -1).min(1), 20 * asked)
+        np.testing.assert_array_equal(images.reshape(len(asked), -1).max(1), 20 * asked)
+
+
 def test_bad_labels_are_one_line_and_exit_2(conditional_run, workdir):
     root, _, _ = conditional_run
     for args, words in ((["--label", "12"], "--label 12: the run has 10 classes (0..9)"),
