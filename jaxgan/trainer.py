@@ -112,6 +112,7 @@ def train_and_evaluate(cfg: Config, trainer_class: type | None = None) -> steps.
     layout = data_lib.epoch_layout(len(images), cfg.batch_size, cfg.last_batch)
     mesh = parallel.data_mesh()
     parallel.check_batch(cfg.batch_size, mesh)
+    stream.streams(cfg, images, labels, stream.budget(cfg))  # a budget under two chunks: refused before any folder
     dirs = run_dirs(cfg)
     for d in dirs.values():
         os.makedirs(d, exist_ok=True)

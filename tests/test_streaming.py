@@ -79,8 +79,10 @@ def test_a_streamed_run_resumes_from_the_middle_of_an_epoch_bit_for_bit(runs):
 
 def test_a_budget_under_two_chunks_is_refused(runs):
     root, cfg, *_ = runs
+    folders = {k: str(root / "refused" / k) for k in ("ckpt_dir", "sample_dir", "logdir")}
     with pytest.raises(ConfigError, match="two chunks of --steps_per_call 2 x batch 32 take 100,352 bytes"):
-        trainer.train_and_evaluate(replace(cfg, ckpt_dir=str(root / "refused"), data_budget="100000"))
+        trainer.train_and_evaluate(replace(cfg, **folders, data_budget="100000"))
+    assert not (root / "refused").exists()  # refused before any folder of the run was made
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "lots", "12X", "inf"])
