@@ -75,7 +75,11 @@ READS_DATA = ("scripts/train_judge.py", "benchmarks.torch_reference")
 # The benchmark processes run one at a time (each ~1 GB of process tree at --smoke, measured with
 # psutil sampling on a 2-core CPU), never beside one another: two beside this process made 3.1 GB.
 TIMEOUT_S = 600  # per command
-LONGEST_FIRST = ("benchmarks.throughput", "benchmarks.startup")  # of the processes
+# The processes' order: the lighter trees first (while test_conditional*.py run beside them).
+PROCESS_ORDER = ("benchmarks.startup", "benchmarks.profile_torch", "benchmarks.throughput")
+# A process starts only while this process holds at most this much (a module compiling beside it
+# may grow it further): this one and a ~1 GB benchmark tree stay within 3 GB.
+RSS_GATE_GB = 1.9
 SHIPPED_JUDGES = os.path.join(REPO, "jaxgan", "judges")
 
 
@@ -184,14 +188,21 @@ class Processes:
     def __init__(self):
         self.root = tempfile.mkdtemp(prefix="jaxgan-doc-commands-")
         self.results, self.spans, self.t0 = {}, {}, time.perf_counter()
+        self.waited_for = threading.Event()  # set by wait(): nothing else runs here then, so no gate
         self.thread = threading.Thread(target=self._run, name="doc-command-processes", daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
         env = {**os.environ, "PYTHONPATH": REPO + (os.pathsep + os.environ["PYTHONPATH"]
                                                    if os.environ.get("PYTHONPATH") else "")}
-        modules = sorted((m for m in RUNNABLE if m not in IN_PROCESS), key=lambda m: (m not in LONGEST_FIRST, m))
+        import psutil
+
+        me = psutil.Process()
+        modules = sorted((m for m in RUNNABLE if m not in IN_PROCESS),
+                         key=lambda m: (PROCESS_ORDER.index(m) if m in PROCESS_ORDER else len(PROCESS_ORDER), m))
         for module in modules:
+            while me.memory_info().rss > RSS_GATE_GB * 1e9 and not self.waited_for.is_set():
+                time.sleep(0.2)
             folder = tempfile.mkdtemp(prefix=module.replace(".", "_").replace("/", "_") + "-", dir=self.root)
             argv, claimed = with_override(RUNNABLE[module], folder)
             started = time.perf_counter()
@@ -208,6 +219,7 @@ class Processes:
             self.spans[module] = (started - self.t0, time.perf_counter() - self.t0)
 
     def wait(self) -> dict:
+        self.waited_for.set()
         self.thread.join()
         return self.results
 
@@ -226,13 +238,17 @@ def start_processes() -> Processes:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Every runnable module's first printed command, overridden, each in its own folder: the
-    benchmark processes (``Processes``, started while earlier modules ran, or now), then the
-    IN_PROCESS ones here, one at a time, each one's programs dropped after it."""
+    benchmark processes (``Processes``, started while earlier modules ran, or now; waited for
+    first), then the IN_PROCESS ones here, one at a time, each one's programs dropped after it."""
     from tests.conftest import release_compiled_programs
 
+    release_compiled_programs()  # the modules' before
+    t0 = time.perf_counter()
+    done = dict(start_processes().wait())  # first: the parity script here adds 1.3 GB to this process
+    t_wait = time.perf_counter() - t0
     background = start_processes()
     release_compiled_programs()
-    done, spans, t0 = {}, {}, time.perf_counter()
+    spans = {}
     for module in [m for m in IN_PROCESS if m in RUNNABLE]:
         folder = str(tmp_path_factory.mktemp(module.replace(".", "_").replace("/", "_")))
         argv, claimed = with_override(RUNNABLE[module], folder)
@@ -247,9 +263,7 @@ def runs(tmp_path_factory):
             done[module] = (argv, claimed, traceback.format_exc(), 1, folder)
         spans[module] = (started - t0, time.perf_counter() - t0)
         release_compiled_programs()  # its programs: the parity script's alone add 1.3 GB to this process
-    t_wait = time.perf_counter()
-    done.update(background.wait())
-    print(f"in this process: {t_wait - t0:.1f} s, then {time.perf_counter() - t_wait:.1f} s waiting for the processes")
+    print(f"waited {t_wait:.1f} s for the processes, then {time.perf_counter() - t0 - t_wait:.1f} s in this process")
     for module, (a, b) in {**background.spans, **spans}.items():  # shown with a failing test's output
         print(f"{module}: {a:5.1f} .. {b:5.1f} s")
     return done
