@@ -53,6 +53,11 @@ def test_the_held_out_images_as_samples_score_as_the_ceiling_from_npy_npz_and_a_
         for key in METRICS:
             assert other["rows"][name][key] == rows[CEILING][key]
     assert other["generator"]["labels"] is False and _score(root, root / "held.npz")[0]["generator"]["labels"]
+    # ... and what is scored is the samples: the held-out digits upside down, the same pixels in
+    # another place, score apart from the ceiling (a scorer reading the held-out set passes the above).
+    np.save(root / "flipped.npy", test_x[:, ::-1])
+    flipped = _score(root, root / "flipped.npy")[0]["rows"]
+    assert flipped["samples (flipped.npy)"]["frechet_distance"] > 2 * flipped[CEILING]["frechet_distance"]
 
 
 def test_larger_samples_take_the_real_images_through_the_same_path(digits):
