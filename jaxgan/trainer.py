@@ -112,7 +112,8 @@ def train_and_evaluate(cfg: Config, trainer_class: type | None = None) -> steps.
     layout = data_lib.epoch_layout(len(images), cfg.batch_size, cfg.last_batch)
     mesh = parallel.data_mesh()
     parallel.check_batch(cfg.batch_size, mesh)
-    stream.streams(cfg, images, labels, stream.budget(cfg))  # a budget under two chunks: refused before any folder
+    # Beyond --data_budget the data streams; a budget under two chunks is refused before any folder.
+    streamed = stream.streams(cfg, images, labels, stream.budget(cfg))
     dirs = run_dirs(cfg)
     for d in dirs.values():
         os.makedirs(d, exist_ok=True)
@@ -121,7 +122,7 @@ def train_and_evaluate(cfg: Config, trainer_class: type | None = None) -> steps.
         lock.acquire()
     checkpoints = ckpt_lib.Checkpoints(dirs["ckpt"], keep=cfg.keep_checkpoints)
     try:
-        trainer = (trainer_class or Trainer)(cfg, images, layout, mesh, dirs, checkpoints, labels)
+        trainer = (trainer_class or Trainer)(cfg, images, layout, mesh, dirs, checkpoints, labels, streamed)
         return trainer.run()
     finally:
         checkpoints.close()
@@ -162,7 +163,7 @@ class Trainer:
     The state itself is passed through, never stored."""
 
     def __init__(self, cfg: Config, images: np.ndarray, layout: data_lib.Layout, mesh, dirs: dict[str, str],
-                 checkpoints: ckpt_lib.Checkpoints, labels: np.ndarray | None = None):
+                 checkpoints: ckpt_lib.Checkpoints, labels: np.ndarray | None = None, streamed: bool = False):
         self.cfg, self.layout, self.mesh, self.dirs, self.checkpoints = cfg, layout, mesh, dirs, checkpoints
         self.primary = parallel.is_primary()
         self.data_facts = {"n": len(images), "fingerprint": data_lib.fingerprint(images)}
@@ -171,7 +172,7 @@ class Trainer:
         self.program = program.compile_run(cfg, mesh)
         # The dataset on the devices, or (beyond --data_budget) each chunk's batches sent ahead.
         self.data, self.stream = None, None
-        if stream.streams(cfg, images, labels, stream.budget(cfg)):
+        if streamed:  # stream.streams, decided by train_and_evaluate
             self.stream = stream.Stream(cfg, images, labels, layout, mesh, self.program.state_sharding,
                                         self.permutations)
         else:

@@ -182,7 +182,7 @@ def _tiny_mnist(root: str) -> None:
 
 class Processes:
     """The benchmark commands that run as processes (``RUNNABLE`` less ``IN_PROCESS``), one at a
-    time, the longest first, on a thread of their own, each in its own temporary folder; their
+    time in ``PROCESS_ORDER``, on a thread of their own, each in its own temporary folder; their
     outputs go to files. ``results``: module -> (argv, claimed, output, exit code, folder)."""
 
     def __init__(self):
@@ -243,11 +243,10 @@ def runs(tmp_path_factory):
     from tests.conftest import release_compiled_programs
 
     release_compiled_programs()  # the modules' before
-    t0 = time.perf_counter()
-    done = dict(start_processes().wait())  # first: the parity script here adds 1.3 GB to this process
-    t_wait = time.perf_counter() - t0
     background = start_processes()
-    release_compiled_programs()
+    t0 = time.perf_counter()
+    done = dict(background.wait())  # first: the parity script here adds 1.3 GB to this process
+    t_wait = time.perf_counter() - t0
     spans = {}
     for module in [m for m in IN_PROCESS if m in RUNNABLE]:
         folder = str(tmp_path_factory.mktemp(module.replace(".", "_").replace("/", "_")))
@@ -261,7 +260,7 @@ def runs(tmp_path_factory):
             done[module] = (argv, claimed, r.stdout + r.stderr, r.returncode, folder)
         except Exception:  # its test fails with the traceback; the other runs go on
             done[module] = (argv, claimed, traceback.format_exc(), 1, folder)
-        spans[module] = (started - t0, time.perf_counter() - t0)
+        spans[module] = (started - background.t0, time.perf_counter() - background.t0)  # one clock
         release_compiled_programs()  # its programs: the parity script's alone add 1.3 GB to this process
     print(f"waited {t_wait:.1f} s for the processes, then {time.perf_counter() - t0 - t_wait:.1f} s in this process")
     for module, (a, b) in {**background.spans, **spans}.items():  # shown with a failing test's output
