@@ -47,7 +47,10 @@ def with_torch_weights(gan, state, tg, td):
                          d_opt=gan.d_tx.init(dp))
 
 
-@pytest.mark.parametrize("model", ["dcgan", "wgan_gp"])
+# WGAN-GP's critic (no BatchNorm) here; the conditional DCGAN's two networks are held to their ports
+# by its train-step test below (same losses to 1e-9, same weights and statistics after 3 steps, in
+# which a G or D that ignored its labels would part from the torch side).
+@pytest.mark.parametrize("model", ["wgan_gp"])
 def test_conditional_conv_networks_equal_their_pytorch_ports(tmp_path, model):
     cfg = zoo_config(tmp_path, model, batch_size=8, conditional=True)
     gan, state = built_for_torch_weights(cfg)
@@ -107,10 +110,11 @@ def test_conditional_dcgan_train_step_equals_the_pytorch_port(tmp_path):
 
 
 def test_conditional_dcgan_command_writes_class_rows(tmp_path):
-    images, labels = blob_images(44, 28, 28, 1)
+    # 32 images in batches of 8: one chunk of 4 steps, one training program (the grid is the point;
+    # a short chunk or a tail batch would only add compiles).
+    images, labels = blob_images(32, 28, 28, 1)
     write_mnist(str(tmp_path / "data"), images[..., 0], labels)
-    # (Full batches only: the grid is the point, a tail program would only add a compile.)
-    r = run_main("jaxgan.train", "--model", "dcgan", "--conditional", "--num_epochs", "1", "--last_batch", "drop",
+    r = run_main("jaxgan.train", "--model", "dcgan", "--conditional", "--num_epochs", "1",
                  "--data_dir", str(tmp_path / "data"), *SMALL_FLAGS, cwd=str(tmp_path))
     assert r.returncode == 0, r.stderr
     grid = np.asarray(Image.open(tmp_path / "samples" / "dcgan" / "mnist" / "fake_images_1.png"))
