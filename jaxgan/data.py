@@ -354,6 +354,8 @@ def folder_channels(root: str) -> int:
         return load_folder(root, 1, 1).images.shape[-1]  # the one-line error for a missing folder or a file
     _, samples, _ = _scan(root, image_extensions())
     paths = [p for p, _ in samples]
+    if not paths:  # nothing to remember: load_folder refuses it, and the folder is left as it was
+        return load_folder(root, 1, 1).images.shape[-1]
     memo = os.path.join(root, CACHE_DIR, f"channels-{_file_list_key(root, paths)}.txt")
     with contextlib.suppress(OSError, ValueError):
         with open(memo) as f:

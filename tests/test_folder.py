@@ -186,11 +186,30 @@ def test_bad_folder_inputs_get_one_line_and_exit_2(tmp_path, case, extra, messag
         path.write_text("x")
     if case == "ok":
         Image.fromarray(np.zeros((8, 8), np.uint8)).save(path / "a.png")
+    before = sorted(os.listdir(path)) if path.is_dir() else None
     r = run_main("jaxgan.train", "--dataset", "folder", "--data_dir", str(path), "--no_progress",
                  "--ckpt_dir", str(tmp_path / "ck"), *extra)
     assert r.returncode == 2
     assert message in r.stderr and r.stderr.count("\n") == 1, r.stderr
     assert not os.path.exists(tmp_path / "ck")  # refused before anything was written
+    if case in ("empty", "text_only"):  # nothing left in the user's folder either (no .jaxgan/ memo)
+        assert sorted(os.listdir(path)) == before
+
+
+@pytest.mark.quick
+def test_the_writers_files_list_in_its_order_past_a_thousand_images(tmp_path):
+    # Names are zero-padded to the count's width, so torchvision's ImageFolder (which sorts them)
+    # lists 1,001 images of one class in the order written; unpadded, 1000.png lists before 101.png.
+    from torchvision import datasets
+
+    index = np.arange(1001)
+    images = np.stack([index // 256, index % 256], axis=1).astype(np.uint8).reshape(1001, 1, 2, 1)
+    written = write_image_folder(str(tmp_path / "f"), images, np.zeros(1001, int))
+    listed = [os.path.relpath(p, tmp_path / "f") for p, _ in datasets.ImageFolder(str(tmp_path / "f")).samples]
+    assert listed == written and len(listed) == 1001
+    for i in (0, 99, 101, 999, 1000):
+        pixels = np.asarray(Image.open(tmp_path / "f" / listed[i]))
+        assert int(pixels[0, 0]) * 256 + int(pixels[0, 1]) == i
 
 
 @pytest.mark.quick
