@@ -15,7 +15,8 @@ _listening = False
 
 
 def default_cache_dir() -> str:
-    """$JAXGAN_COMPILE_CACHE, else a per-user folder: $XDG_CACHE_HOME/jaxgan/xla (~/.cache/jaxgan/xla)."""
+    """$JAXGAN_COMPILE_CACHE (``none``: off), else a per-user folder: $XDG_CACHE_HOME/jaxgan/xla
+    (~/.cache/jaxgan/xla)."""
     if os.environ.get("JAXGAN_COMPILE_CACHE"):
         return os.environ["JAXGAN_COMPILE_CACHE"]
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -28,7 +29,8 @@ def setup(compile_cache: str = "") -> str | None:
     "none" for off. Returns the folder in use (None: off)."""
     for name in ("absl", "orbax"):  # Orbax logs every save at INFO/WARNING; our own report is enough
         logging.getLogger(name).setLevel(logging.ERROR)
-    folder = None if compile_cache.lower() == "none" else (compile_cache or default_cache_dir())
+    folder = compile_cache or default_cache_dir()
+    folder = None if folder.lower() == "none" else folder  # the flag's or $JAXGAN_COMPILE_CACHE's "none"
     if folder is not None:
         try:
             os.makedirs(folder, exist_ok=True)

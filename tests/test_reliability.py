@@ -271,3 +271,13 @@ def test_a_second_identical_run_compiles_nothing(workdir):
     off = run_main("jaxgan.train", *FLAGS, "--num_epochs", "1", "--compile_cache", "none",
                    "--ckpt_dir", "third", cwd=str(workdir))
     assert off.returncode == 0 and "compile cache" not in off.stdout
+
+
+@pytest.mark.quick
+def test_the_environments_none_turns_the_compile_cache_off(tmp_path, monkeypatch):
+    from jaxgan import runtime
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JAXGAN_COMPILE_CACHE", "none")
+    # (A folder here would also move this test process's own cache: only the off switch is tried.)
+    assert runtime.setup("") is None and os.listdir(tmp_path) == []  # no folder named "none"
