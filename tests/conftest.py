@@ -25,7 +25,8 @@ os.environ.setdefault("JAXGAN_COMPILE_CACHE", os.path.join(tempfile.gettempdir()
 # reassociation; a fused loop may round a float64 sum in another order, 1e-16 relative), and every
 # comparison in the suite is between programs compiled alike or within a float tolerance. Set
 # before jax is imported; the CLI subprocesses inherit them, so they share the compile cache with
-# the in-process runs (XLA's flags are part of its key). The benchmarks' child rows set their own.
+# the in-process runs (XLA's flags are part of its key). The benchmarks' child rows started here
+# inherit them too, and record them in their env: under pytest a row's speed is never a figure.
 for _flag in ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false"):
     if _flag.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _flag).strip()

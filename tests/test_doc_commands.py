@@ -304,6 +304,10 @@ def test_the_parity_script_agrees_with_pytorch_in_float64(runs):
         f64 = res[f"{model}_float64_vs_torch_float64"]
         assert f64["elements"] > 0 and 0 < f64["max_abs_diff_other"] < 1e-8, (model, f64)
         assert f64["max_abs_diff_pre_bn_biases"] < 1e-8, (model, f64)
+    # WGAN in float32 against float64: RMSprop's sign-like first steps turn float32 rounding into
+    # differences of 1e-3 here; float64 on both sides would leave ~1e-10, a wrong copy far more.
+    f32 = res["wgan_float32_vs_torch_float64"]
+    assert 1e-6 < f32["max_abs_diff_other"] < 1e-2, f32
 
 
 def shell_commands(script: str) -> list[str]:
