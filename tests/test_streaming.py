@@ -10,6 +10,7 @@ import jax
 import numpy as np
 import pytest
 
+from jaxgan import stream as stream_lib
 from jaxgan import trainer
 from jaxgan.config import ConfigError
 from tests.conftest import TRAIN_FLAGS, leaves_equal, replace, run_main, small_config
@@ -25,11 +26,34 @@ class Watched(trainer.Trainer):
     then (the chunk's own batches, the next chunk's being sent, and anything else left there)."""
 
     seen: list = []
+    events: list = []  # ("dispatch", chunk), ("ahead", chunk), ("take", chunk, sent ahead?), in order
 
     def dispatch(self, state, chunk, data, perm):
         live = [a.nbytes for a in jax.live_arrays() if a.dtype == np.uint8]
         Watched.seen.append((max(live, default=0), sum(live), data["images"].nbytes))
+        Watched.events.append(("dispatch", chunk))
         return super().dispatch(state, chunk, data, perm)
+
+    def read(self, pending, means, speed, keep=0):
+        Watched.events.append(("read", keep))  # keep=1: the newest chunk is left running
+        return super().read(pending, means, speed, keep)
+
+
+def watch_the_stream(mp):
+    """Record each chunk the stream is asked to gather ahead, and whether ``take`` found it so."""
+    ahead, take = stream_lib.Stream.ahead, stream_lib.Stream.take
+
+    def watched_ahead(self, chunk):
+        if chunk is not None:
+            Watched.events.append(("ahead", chunk))
+        return ahead(self, chunk)
+
+    def watched_take(self, chunk):
+        Watched.events.append(("take", chunk, chunk in self._ahead))
+        return take(self, chunk)
+
+    mp.setattr(stream_lib.Stream, "ahead", watched_ahead)
+    mp.setattr(stream_lib.Stream, "take", watched_take)
 
 
 @pytest.fixture(scope="module")
@@ -45,22 +69,24 @@ def runs(tmp_path_factory):
     cfg = small_config(root / "resident", data_dir=str(root / "data"), num_epochs=2, steps_per_call=2)
     resident = trainer.train_and_evaluate(cfg)
     gc.collect()  # the resident run's dataset is gone with its trainer
-    Watched.seen = []
+    Watched.seen, Watched.events = [], []
     streamed_cfg = replace(cfg, ckpt_dir=str(root / "streamed" / "ckpt"), sample_dir=str(root / "streamed" / "s"),
                            logdir=str(root / "streamed" / "runs"), data_budget=str(BUDGET), ckpt_every=3,
                            keep_checkpoints=10)
-    streamed = trainer.train_and_evaluate(streamed_cfg, Watched)
-    return root, cfg, resident, streamed_cfg, streamed, list(Watched.seen)
+    with pytest.MonkeyPatch.context() as mp:
+        watch_the_stream(mp)
+        streamed = trainer.train_and_evaluate(streamed_cfg, Watched)
+    return root, cfg, resident, streamed_cfg, streamed, list(Watched.seen), list(Watched.events)
 
 
 def test_a_streamed_run_is_the_resident_run_bit_for_bit(runs):
-    _, _, resident, _, streamed, _ = runs
+    _, _, resident, _, streamed, _, _ = runs
     assert int(streamed.step) == int(resident.step) == 14
     assert leaves_equal(streamed, resident)
 
 
 def test_a_streamed_run_never_holds_more_than_the_budget_of_images_on_the_device(runs):
-    *_, seen = runs
+    *_, seen, _ = runs
     assert len(seen) == 10  # per epoch 5 chunks: up to 2 batches, none across a checkpoint (every 3 steps), the tail
     chunk = 2 * 32 * 28 * 28
     assert sorted({own for _, _, own in seen}) == [8 * 28 * 28, chunk]  # each chunk brought its own batches
@@ -69,12 +95,27 @@ def test_a_streamed_run_never_holds_more_than_the_budget_of_images_on_the_device
 
 
 def test_a_streamed_run_resumes_from_the_middle_of_an_epoch_bit_for_bit(runs):
-    _, _, resident, streamed_cfg, _, _ = runs
+    _, _, resident, streamed_cfg, _, _, _ = runs
     ck = os.path.join(streamed_cfg.ckpt_dir, "mnist")
     for later in sorted((p for p in os.listdir(ck) if p.isdigit() and int(p) > 10), key=int):
         shutil.rmtree(os.path.join(ck, later))  # as if the run had died after step 9's checkpoint (epoch 2, batch 2)
     resumed = trainer.train_and_evaluate(replace(streamed_cfg, resume=True))
     assert leaves_equal(resumed, resident)
+
+
+def test_each_chunk_after_the_first_was_gathered_while_the_one_before_ran(runs):
+    # The trainer asks for chunk k+1 right after dispatching chunk k (asynchronous: chunk k is
+    # then computing), with only a read that leaves chunk k running in between, and take(k+1)
+    # finds it sent ahead; only the run's first chunk is gathered on the spot. Keyed on the order
+    # of events, not on the clock.
+    *_, events = runs
+    dispatched = [e[1] for e in events if e[0] == "dispatch"]
+    takes = [e for e in events if e[0] == "take"]
+    assert len(dispatched) == len(takes) == 10
+    assert [prefetched for _, _, prefetched in takes] == [False] + [True] * 9
+    for k, (this, upcoming) in enumerate(zip(dispatched, dispatched[1:])):
+        i = events.index(("dispatch", this))
+        assert events[i + 1:i + 3] == [("read", 1), ("ahead", upcoming)], (k, events[i:i + 4])
 
 
 def test_a_budget_under_two_chunks_is_refused(runs):
