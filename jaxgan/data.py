@@ -350,11 +350,8 @@ def folder_channels(root: str) -> int:
     file list."""
     from PIL import Image
 
-    if not os.path.isdir(root):
-        return load_folder(root, 1, 1).images.shape[-1]  # the one-line error for a missing folder or a file
-    _, samples, _ = _scan(root, image_extensions())
-    paths = [p for p, _ in samples]
-    if not paths:  # nothing to remember: load_folder refuses it, and the folder is left as it was
+    paths = [p for p, _ in _scan(root, image_extensions())[1]] if os.path.isdir(root) else []
+    if not paths:  # a missing folder, a file, no images: load_folder's one-line error, nothing written
         return load_folder(root, 1, 1).images.shape[-1]
     memo = os.path.join(root, CACHE_DIR, f"channels-{_file_list_key(root, paths)}.txt")
     with contextlib.suppress(OSError, ValueError):

@@ -5,6 +5,7 @@ never holds more than the budget of images on the device."""
 import gc
 import os
 import shutil
+import types
 
 import jax
 import numpy as np
@@ -26,7 +27,7 @@ class Watched(trainer.Trainer):
     then (the chunk's own batches, the next chunk's being sent, and anything else left there)."""
 
     seen: list = []
-    events: list = []  # ("dispatch", chunk), ("ahead", chunk), ("take", chunk, sent ahead?), in order
+    events: list = []  # ("dispatch", chunk), ("read", keep), ("ahead", chunk), ("take", chunk, sent ahead?)
 
     def dispatch(self, state, chunk, data, perm):
         live = [a.nbytes for a in jax.live_arrays() if a.dtype == np.uint8]
@@ -76,17 +77,17 @@ def runs(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         watch_the_stream(mp)
         streamed = trainer.train_and_evaluate(streamed_cfg, Watched)
-    return root, cfg, resident, streamed_cfg, streamed, list(Watched.seen), list(Watched.events)
+    return types.SimpleNamespace(root=root, cfg=cfg, resident=resident, streamed_cfg=streamed_cfg, streamed=streamed,
+                                 seen=list(Watched.seen), events=list(Watched.events))
 
 
 def test_a_streamed_run_is_the_resident_run_bit_for_bit(runs):
-    _, _, resident, _, streamed, _, _ = runs
-    assert int(streamed.step) == int(resident.step) == 14
-    assert leaves_equal(streamed, resident)
+    assert int(runs.streamed.step) == int(runs.resident.step) == 14
+    assert leaves_equal(runs.streamed, runs.resident)
 
 
 def test_a_streamed_run_never_holds_more_than_the_budget_of_images_on_the_device(runs):
-    *_, seen, _ = runs
+    seen = runs.seen
     assert len(seen) == 10  # per epoch 5 chunks: up to 2 batches, none across a checkpoint (every 3 steps), the tail
     chunk = 2 * 32 * 28 * 28
     assert sorted({own for _, _, own in seen}) == [8 * 28 * 28, chunk]  # each chunk brought its own batches
@@ -95,7 +96,7 @@ def test_a_streamed_run_never_holds_more_than_the_budget_of_images_on_the_device
 
 
 def test_a_streamed_run_resumes_from_the_middle_of_an_epoch_bit_for_bit(runs):
-    _, _, resident, streamed_cfg, _, _, _ = runs
+    resident, streamed_cfg = runs.resident, runs.streamed_cfg
     ck = os.path.join(streamed_cfg.ckpt_dir, "mnist")
     for later in sorted((p for p in os.listdir(ck) if p.isdigit() and int(p) > 10), key=int):
         shutil.rmtree(os.path.join(ck, later))  # as if the run had died after step 9's checkpoint (epoch 2, batch 2)
@@ -108,7 +109,7 @@ def test_each_chunk_after_the_first_was_gathered_while_the_one_before_ran(runs):
     # then computing), with only a read that leaves chunk k running in between, and take(k+1)
     # finds it sent ahead; only the run's first chunk is gathered on the spot. Keyed on the order
     # of events, not on the clock.
-    *_, events = runs
+    events = runs.events
     dispatched = [e[1] for e in events if e[0] == "dispatch"]
     takes = [e for e in events if e[0] == "take"]
     assert len(dispatched) == len(takes) == 10
@@ -119,7 +120,7 @@ def test_each_chunk_after_the_first_was_gathered_while_the_one_before_ran(runs):
 
 
 def test_a_budget_under_two_chunks_is_refused(runs):
-    root, cfg, *_ = runs
+    root, cfg = runs.root, runs.cfg
     folders = {k: str(root / "refused" / k) for k in ("ckpt_dir", "sample_dir", "logdir")}
     with pytest.raises(ConfigError, match="two chunks of --steps_per_call 2 x batch 32 take 100,352 bytes"):
         trainer.train_and_evaluate(replace(cfg, **folders, data_budget="100000"))
