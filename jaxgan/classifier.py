@@ -61,6 +61,7 @@ class Classifier:
     test_accuracy: float
     train_images: int = 0  # size of the training set it learned from (0: not recorded)
     test_images: int = 0  # size of the held-out set its test accuracy was measured on
+    image_shape: tuple[int, int, int] | None = None  # (C, H, W) it reads (None: not recorded)
 
     def predict(self, images_u8: np.ndarray, batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
         """uint8 (N, H, W, C) -> (features (N, 128), class probabilities (N, classes))."""
@@ -114,7 +115,8 @@ def train(images: np.ndarray, labels: np.ndarray, test_images: np.ndarray, test_
             params, opt, loss = step(params, opt, jnp.asarray(images[idx]), jnp.asarray(labels[idx]))
         log(f"classifier epoch {epoch + 1}/{epochs}: loss {float(loss):.4f}")
     clf = Classifier(graph, params, 0.0)
-    return Classifier(graph, params, accuracy(clf, test_images, test_labels), len(images), len(test_images))
+    return Classifier(graph, params, accuracy(clf, test_images, test_labels), len(images), len(test_images),
+                      tuple(image_shape))
 
 
 def accuracy(clf: Classifier, images: np.ndarray, labels: np.ndarray) -> float:
@@ -124,30 +126,39 @@ def accuracy(clf: Classifier, images: np.ndarray, labels: np.ndarray) -> float:
 
 
 def save(clf: Classifier, ckpt_dir: str, dataset: str, extra: dict | None = None) -> str:
-    """Save an own judge with Orbax under ``<ckpt_dir>/classifier/<dataset>``; returns the path."""
+    """Save an own judge with Orbax under ``<ckpt_dir>/classifier/<dataset>``; returns the path.
+    ``extra``: more facts for its record (a folder's judge: its held-out fraction and class names)."""
     cks = ckpt_lib.Checkpoints(folder(ckpt_dir, dataset), keep=1)
     try:
         step = (cks.steps() or [0])[-1] + 1
+        shape = list(clf.image_shape) if clf.image_shape else None
         return cks.save(step, clf.params, {"test_accuracy": clf.test_accuracy, "train_images": clf.train_images,
                                            "test_images": clf.test_images, "num_classes": num_classes(clf.params),
-                                           **(extra or {})})
+                                           "image_shape": shape, **(extra or {})})
     finally:
         cks.close()
 
 
-def load(ckpt_dir: str, dataset: str, image_shape: tuple[int, int, int]) -> Classifier:
-    """The newest saved classifier for ``dataset``; CheckpointError with a hint if there is none."""
+def load(ckpt_dir: str, dataset: str, image_shape: tuple[int, int, int] | None = None,
+         hint: str | None = None) -> Classifier:
+    """The newest saved classifier for ``dataset``; CheckpointError with a hint if there is none.
+    ``image_shape``: the images it reads (None: the one its record holds, as a folder's judge's).
+    ``hint``: the --train_classifier flags that name the dataset (default ``--dataset <dataset>``)."""
     path = folder(ckpt_dir, dataset)
     if not os.path.isdir(path):
         raise ckpt_lib.CheckpointError(
             f"no classifier for {dataset} in {path}; train one with "
-            f"`python -m jaxgan.evaluate --train_classifier --dataset {dataset} --ckpt_dir {ckpt_dir}`")
+            f"`python -m jaxgan.evaluate --train_classifier {hint or '--dataset ' + dataset} --ckpt_dir {ckpt_dir}`")
     cks = ckpt_lib.Checkpoints(path, keep=1)
     try:
         steps = cks.steps()
+        record = cks.read_record(steps[-1]) if steps else {}
         # The head's size is the dataset's class count, recorded beside the parameters (10 before it was).
-        classes = int(cks.read_record(steps[-1]).get("num_classes", 10)) if steps else 10
-        graph, template = _template(image_shape, classes)
+        classes = int(record.get("num_classes", 10))
+        image_shape = image_shape or tuple(record.get("image_shape") or ())
+        if len(image_shape) != 3:
+            raise ckpt_lib.CheckpointError(f"the classifier in {path} does not record the images it reads")
+        graph, template = _template(tuple(image_shape), classes)
         restored = cks.restore_newest_good(template, warn=lambda m: None)
     finally:
         cks.close()
@@ -155,7 +166,20 @@ def load(ckpt_dir: str, dataset: str, image_shape: tuple[int, int, int]) -> Clas
         raise ckpt_lib.CheckpointError(f"no classifier checkpoint in {path}")
     params, record, _ = restored
     return Classifier(graph, params, float(record["test_accuracy"]), int(record.get("train_images", 0)),
-                      int(record.get("test_images", 0)))
+                      int(record.get("test_images", 0)), tuple(image_shape))
+
+
+def record(ckpt_dir: str, dataset: str) -> dict:
+    """The record saved beside ``dataset``'s own judge ({} when there is none)."""
+    path = folder(ckpt_dir, dataset)
+    if not os.path.isdir(path):
+        return {}
+    cks = ckpt_lib.Checkpoints(path, keep=1)
+    try:
+        steps = cks.steps()
+        return cks.read_record(steps[-1]) if steps else {}
+    finally:
+        cks.close()
 
 
 # --- The published form: an .npz of the parameter tree, byte-for-byte reproducible. ---
@@ -234,7 +258,7 @@ def load_npz(path: str, expected_sha256: str, image_shape: tuple[int, int, int],
         raise JudgeError(f"judge file {path} has SHA-256 {got[:16]}..., expected {expected_sha256[:16]}...: "
                          "it is damaged or altered; reinstall jaxgan (or regenerate it with scripts/train_judge.py)")
     graph, params = from_npz_bytes(blob, image_shape, path)
-    return Classifier(graph, params, test_accuracy, train_images, test_images)
+    return Classifier(graph, params, test_accuracy, train_images, test_images, tuple(image_shape))
 
 
 def shipped(dataset: str) -> dict | None:

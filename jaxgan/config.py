@@ -32,7 +32,7 @@ DATASETS: dict[str, tuple[str, tuple[int, int, int]]] = {
 DATASET_CLASSES = {"mnist": 10, "fashion_mnist": 10, "cifar10": 10}  # --conditional's label classes
 _ALIASES = {"fashionmnist": "fashion_mnist", "fashion-mnist": "fashion_mnist", "cifar-10": "cifar10"}
 FOLDER = "folder"  # --dataset folder --data_dir PATH: your own images (jaxgan.data.load_folder)
-FOLDER_ONLY = ("held_out", "strict_images")  # flags only --dataset folder reads
+FOLDER_ONLY = ("held_out", "strict_images", "classes")  # flags only --dataset folder reads
 FOLDER_IMAGE = (3, 64)  # a folder's channels and side unless --channels / --image_size say (trainer: its own channels)
 # YAML keys that name a declared flag by the reference's other name.
 YAML_ALIASES = {"n_critic": "d_steps"}
@@ -69,9 +69,6 @@ def canonical_dataset(name: str) -> str:
     return key
 
 
-NO_FOLDER_JUDGE = ("a folder has no judge yet: its metrics (Frechet distance, classifier score, class coverage, "
-                   "precision/recall) are all measured in the features of a classifier trained on labelled images, "
-                   "and jaxgan ships such judges for mnist only; look at the grids, or train on a built-in dataset")
 REFUSE, ACCEPT = "refused", "accepted"  # what --resume does when a flag's value changed
 
 
@@ -186,8 +183,10 @@ class Config:
     g_labels: str = flag("uniform", "with --conditional, the classes G draws in training: uniform over the "
                          "classes, or data: the batch's own real labels in a random order (the data's "
                          "histogram)", resume=REFUSE, choices=("uniform", "data"))
+    classes: int = flag(0, "--dataset folder with --conditional: its class count, read from its class subfolders "
+                        "when the run starts (0 = read them; another number is refused)", resume=REFUSE)
     grid_classes: int = flag(10, "with --conditional, the classes shown in the grids (one row each, 8 noise "
-                             "columns): the first N")
+                             "columns): the first N (a folder's: at most its classes)")
     g_lr: float = flag(0.0, "G's learning rate (TTUR, Heusel et al. 2017); 0 = --lr; with --population one value "
                        "or one per member")
     d_lr: float = flag(0.0, "D's (the critic's) learning rate; 0 = --lr; with --population one value or one per "
@@ -225,9 +224,16 @@ class Config:
 
     @property
     def num_classes(self) -> int:
-        """The classes a conditional run is conditioned on (every torchvision dataset here has 10);
-        0 for an unconditional run."""
-        return DATASET_CLASSES.get(self.dataset, 0) if self.conditional else 0
+        """The classes a conditional run is conditioned on (every torchvision dataset here has 10;
+        a folder: its class subfolders, ``classes``); 0 for an unconditional run."""
+        if not self.conditional:
+            return 0
+        return self.classes if self.dataset == FOLDER else DATASET_CLASSES[self.dataset]
+
+    @property
+    def grid_rows(self) -> int:
+        """A conditional run's grid rows: ``grid_classes``, at most its classes (a folder may have fewer)."""
+        return min(self.grid_classes, self.num_classes) if self.num_classes else self.grid_classes
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -378,20 +384,22 @@ def validate(cfg: Config) -> Config:
         if allowed and getattr(cfg, name) not in allowed:
             shown = ", ".join(a if a else "'' (off)" for a in allowed)
             raise ConfigError(f"{name} must be one of {shown}; got {getattr(cfg, name)!r}")
-    if cfg.conditional and cfg.dataset == FOLDER:
-        raise ConfigError("--conditional on --dataset folder is not supported yet: train it on mnist, fashion_mnist "
-                          "or cifar10 (a folder's class count is not part of the run's configuration yet)")
+    if cfg.classes < 0 or (cfg.classes and not cfg.conditional):
+        raise ConfigError(f"--classes {cfg.classes}: a conditional folder run's class count (with --conditional; "
+                          "0 = read from its class subfolders)")
     if cfg.conditional and not family.conditional:
         takers = "|".join(n for n in families.names() if families.get(n).conditional)
         raise ConfigError(f"--conditional applies to --model {takers} only")
-    if cfg.conditional and not 1 <= cfg.grid_classes <= cfg.num_classes:
+    # A folder's grids show at most its classes (Config.grid_rows): its count is read when the run starts.
+    if cfg.conditional and cfg.dataset == FOLDER and cfg.grid_classes < 1:
+        raise ConfigError(f"grid_classes must be >= 1, got {cfg.grid_classes}")
+    if cfg.conditional and cfg.dataset != FOLDER and not 1 <= cfg.grid_classes <= cfg.num_classes:
         raise ConfigError(f"grid_classes must be in 1..{cfg.num_classes} (the classes of {cfg.dataset}), "
                           f"got {cfg.grid_classes}")
     data_budget_bytes(cfg.data_budget)
     family.check(cfg)
-    if cfg.eval_every and cfg.dataset == FOLDER:
-        raise ConfigError(NO_FOLDER_JUDGE)
-    if cfg.eval_every and cfg.channels not in (0, DATASETS[cfg.dataset][1][0]):
+    # A folder's judge says which channels it reads when the run starts (quality.Evaluator).
+    if cfg.eval_every and cfg.dataset != FOLDER and cfg.channels not in (0, DATASETS[cfg.dataset][1][0]):
         raise ConfigError(f"--eval_every: the judge of {cfg.dataset} reads {DATASETS[cfg.dataset][1][0]}-channel "
                           f"images, this run makes {cfg.channels}-channel ones")
     if cfg.keep_best and not cfg.eval_every:

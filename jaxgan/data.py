@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgan import parallel
-from jaxgan.config import DATASETS, FOLDER, ConfigError
+from jaxgan.config import DATASETS, FOLDER, ConfigError, validate
 
 _MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -373,12 +373,33 @@ def folder_channels(root: str) -> int:
     return channels
 
 
-def resolve_channels(cfg):
-    """``cfg`` with a folder's ``--channels 0`` made the folder's own (:func:`folder_channels`), so
-    the run's record, its model and ``sample``/``evaluate`` all see the channels it trained on."""
-    if cfg.dataset != FOLDER or cfg.channels:
+def folder_classes(root: str) -> list[str]:
+    """A folder's class subfolders, as its loader numbers them ([]: a flat folder, unlabelled, or
+    no folder at all)."""
+    if not os.path.isdir(root):
+        return []
+    classes = _find_classes(root)[0]
+    return [] if classes == [""] else classes
+
+
+def resolve_folder(cfg):
+    """``cfg`` with what a folder run reads from its folder when it starts, so that the run's
+    record, its model and ``sample``/``evaluate`` all see it: ``--channels 0`` made the folder's own
+    (:func:`folder_channels`), and with ``--conditional`` its class count (``classes``, from its
+    class subfolders)."""
+    if cfg.dataset != FOLDER:
         return cfg
-    return dataclasses.replace(cfg, channels=folder_channels(cfg.data_dir))
+    changes = {} if cfg.channels else {"channels": folder_channels(cfg.data_dir)}
+    if cfg.conditional:
+        found = len(folder_classes(cfg.data_dir))
+        if not found:
+            raise ConfigError(f"--conditional needs class labels, and folder {cfg.data_dir!r} has no class "
+                              "subfolders (a flat folder is one class, unlabelled): sort its images into one "
+                              "subfolder per class")
+        if cfg.classes and cfg.classes != found:
+            raise ConfigError(f"--classes {cfg.classes}, but folder {cfg.data_dir!r} has {found} class subfolders")
+        changes["classes"] = found
+    return validate(dataclasses.replace(cfg, **changes)) if changes else cfg
 
 
 def load_folder(root: str, size: int, channels: int, *, strict: bool = False, progress: bool = False) -> Folder:

@@ -10,6 +10,7 @@ only held against the ceiling at the ceiling's n (:meth:`Evaluator.matched_rows`
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -17,7 +18,7 @@ import numpy as np
 from jaxgan import classifier as clf_lib
 from jaxgan import data as data_lib
 from jaxgan import metrics
-from jaxgan.config import DATASETS, ConfigError
+from jaxgan.config import DATASETS, FOLDER, ConfigError, dataset_name
 
 REFERENCE_SIZE = 10000  # real training images every set is compared with (all of them if fewer)
 JUDGES = ("auto", "shipped", "own")
@@ -48,6 +49,7 @@ class Judge:
     train_images: int
     test_images: int
     test_accuracy: float
+    held_out: float | None = None  # a folder's judge: the fraction of the folder it held out
 
     @property
     def name(self) -> str:
@@ -63,14 +65,27 @@ class Judge:
         return {"name": self.name, **asdict(self)}
 
 
-def load_judge(dataset: str, ckpt_dir: str, judge: str = "auto") -> tuple[clf_lib.Classifier, Judge]:
+def load_judge(dataset: str, ckpt_dir: str, judge: str = "auto", data_dir: str = "data",
+               ) -> tuple[clf_lib.Classifier, Judge]:
     """The classifier that scores ``dataset``: ``shipped`` (jaxgan's, SHA-256 checked), ``own``
-    (``<ckpt_dir>/classifier/<dataset>``), or ``auto``: shipped where jaxgan ships one, else own."""
+    (``<ckpt_dir>/classifier/<name>``), or ``auto``: shipped where jaxgan ships one, else own. A
+    folder's judge is always its own, keyed by the folder (``dataset_name``: its name plus a
+    fingerprint of its path), and reads the images it was trained on (its record says which)."""
     if judge not in JUDGES:
         raise ConfigError(f"--judge must be one of {', '.join(JUDGES)}, got {judge!r}")
-    shape = DATASETS[dataset][1]
+    key = dataset_name(dataset, data_dir)
+    if dataset == FOLDER:
+        if judge == "shipped":
+            raise ConfigError("jaxgan ships no judge for a folder; train the folder's own with `python -m "
+                              f"jaxgan.evaluate --train_classifier --dataset folder --data_dir {data_dir}`")
+        if not os.path.isdir(clf_lib.folder(ckpt_dir, key)) and not data_lib.folder_classes(data_dir):
+            raise ConfigError(unlabelled_folder(data_dir))
+        judge, shape, hint = "own", None, f"--dataset folder --data_dir {data_dir}"
+    else:
+        shape, hint = DATASETS[dataset][1], None
     if judge == "auto":
         judge = "shipped" if clf_lib.shipped(dataset) else "own"
+    held_out = None
     if judge == "shipped":
         if clf_lib.shipped(dataset) is None:
             raise ConfigError(f"jaxgan ships no judge for {dataset}; use --judge own (after "
@@ -79,25 +94,60 @@ def load_judge(dataset: str, ckpt_dir: str, judge: str = "auto") -> tuple[clf_li
         sha = clf_lib.shipped(dataset)["sha256"]  # the file's, checked by load_shipped
         source = "jaxgan/judges/" + clf_lib.shipped(dataset)["file"]
     else:
-        clf = clf_lib.load(ckpt_dir, dataset, shape)
+        clf = clf_lib.load(ckpt_dir, key, shape, hint=hint)
         sha = clf_lib.sha256(clf)
-        source = clf_lib.folder(ckpt_dir, dataset)
-    return clf, Judge(judge, dataset, source, sha, clf.train_images, clf.test_images, clf.test_accuracy)
+        source = clf_lib.folder(ckpt_dir, key)
+        if dataset == FOLDER:
+            held_out = clf_lib.record(ckpt_dir, key).get("held_out")
+    return clf, Judge(judge, key, source, sha, clf.train_images, clf.test_images, clf.test_accuracy, held_out)
+
+
+def unlabelled_folder(root: str) -> str:
+    """Why an unlabelled folder gets no metrics (one line)."""
+    return (f"folder {root!r} has no class subfolders, so no labels: every metric jaxgan reports (Frechet "
+            "distance, classifier score, class coverage, precision/recall) is measured in the features of a "
+            "classifier trained on labelled images, so none remains for an unlabelled folder; sort its images "
+            "into one subfolder per class to train its judge (--train_classifier), or look at the grids")
+
+
+def folder_reals(data_dir: str, held_out: float, size: int, channels: int, strict: bool = False,
+                 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """A labelled folder's (training images, labels) and (held-out images, labels) at ``size``,
+    split as its runs split it (``Folder.split``); an unlabelled folder is refused in one line."""
+    folder = data_lib.load_folder(data_dir, size, channels, strict=strict)
+    if folder.labels is None:
+        raise ConfigError(unlabelled_folder(data_dir))
+    test = folder.split(held_out)
+    if test.all() or not test.any():
+        raise ConfigError(f"folder {data_dir!r}: --held_out {held_out} of its {len(test)} images leaves "
+                          f"{'no training' if test.all() else 'no held-out'} image")
+    return (folder.images[~test], folder.labels[~test]), (folder.images[test], folder.labels[test])
 
 
 class Evaluator:
     """Holds a judge, the real reference features and the held-out split, to score many sets."""
 
     def __init__(self, dataset: str, data_dir: str, ckpt_dir: str, download: bool = False,
-                 skip_checksums: bool = False, judge: str | tuple = "auto", image_size: int | None = None):
+                 skip_checksums: bool = False, judge: str | tuple = "auto", image_size: int | None = None,
+                 *, channels: int | None = None, held_out: float | None = None, strict: bool = False):
         """``image_size``: the side of the images the model trains on, when it is not the judge's
         (32 for dcgan/wgan on MNIST's 28). Generated images are resized to the judge's size; so that
         a perfect generator would score like the held-out digits, the real reference and the
         held-out ceiling then take the same path: the training images at ``image_size`` (as the
-        model saw them, torchvision's Resize) resized back to the judge's size the same way."""
+        model saw them, torchvision's Resize) resized back to the judge's size the same way.
+        ``channels``: the images' channels, refused in one line unless the judge reads them.
+        ``held_out``: a folder run's ``--held_out``, refused unless the judge's split is the same
+        (else the ceiling would hold images the run trained on)."""
         # ``judge``: a --judge value, or what load_judge returned for one.
-        self.clf, self.judge = load_judge(dataset, ckpt_dir, judge) if isinstance(judge, str) else judge
-        native = DATASETS[dataset][1][1]
+        self.clf, self.judge = load_judge(dataset, ckpt_dir, judge, data_dir) if isinstance(judge, str) else judge
+        want_c, native = (self.clf.image_shape or DATASETS[dataset][1])[:2]
+        if channels and channels != want_c:
+            raise ConfigError(f"the images are {channels}-channel; the judge {self.judge.name} reads "
+                              f"{want_c}-channel ones")
+        if dataset == FOLDER and held_out is not None and held_out != self.judge.held_out:
+            raise ConfigError(f"the run holds out {held_out} of the folder (--held_out), its judge "
+                              f"{self.judge.held_out}: the ceiling would hold images the run trained on; train "
+                              f"the judge again with --held_out {held_out}")
         size = image_size if image_size and image_size != native else None
         self.path = f"{native}px" if size is None else \
             f"{size}px path (real images Resize({size}) as trained on, then PIL bilinear to {native})"
@@ -107,7 +157,12 @@ class Evaluator:
                                        skip_checksums=skip_checksums, size=size)
             return (x if size is None else data_lib.resize_images(x, native)), y
 
-        (train_x, train_y), (self.test_x, self.test_y) = real(True), real(False)
+        if dataset == FOLDER:
+            splits = folder_reals(data_dir, self.judge.held_out, size or native, want_c, strict)
+            (train_x, train_y), (self.test_x, self.test_y) = [
+                (x if size is None else data_lib.resize_images(x, native), y) for x, y in splits]
+        else:
+            (train_x, train_y), (self.test_x, self.test_y) = real(True), real(False)
         pick = np.random.default_rng(0).permutation(len(train_x))[:REFERENCE_SIZE]
         self.ref_labels = np.asarray(train_y)[pick]
         self.ref_feats, _ = self.clf.predict(train_x[pick])

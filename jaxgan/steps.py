@@ -341,7 +341,7 @@ def build(cfg: Config, mesh: Any = None, abstract: bool = False) -> tuple[GAN, T
               batch_size=cfg.batch_size, step_key=keys["step"], shuffle_key=keys["shuffle"],
               fixed_key=keys["fixed_noise"], joint_d_pass=not jax.tree_util.tree_leaves(d_stats), mesh=mesh,
               g_ema_decay=cfg.g_ema, chunk_steps=cfg.steps_per_call, n_classes=cfg.num_classes,
-              g_labels=cfg.g_labels, grid_classes=cfg.grid_classes)
+              g_labels=cfg.g_labels, grid_classes=cfg.grid_rows)
 
     def init_state(g_params, g_stats, d_params, d_stats):
         return TrainState(g_params=g_params, g_stats=g_stats, d_params=d_params, d_stats=d_stats,

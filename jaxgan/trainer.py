@@ -25,7 +25,7 @@ import numpy as np
 from jaxgan import checkpoint as ckpt_lib
 from jaxgan import data as data_lib
 from jaxgan import generate, parallel, program, report, schedule, steps, stream
-from jaxgan.config import Config, ConfigError, check_resume_config, run_folder
+from jaxgan.config import FOLDER, Config, ConfigError, check_resume_config, run_folder
 from jaxgan.metrics import BEST_BY
 
 EVAL_SAMPLES = 2000  # per --eval_every evaluation: enough for stable trends, cheap on a CPU
@@ -106,7 +106,7 @@ def train_and_evaluate(cfg: Config, trainer_class: type | None = None) -> steps.
     """Train for ``cfg.num_epochs`` epochs (WGAN: ``cfg.gen_iters`` generator iterations), counting
     those already in a resumed checkpoint. ``trainer_class``: a :class:`Trainer` subclass (the tests
     watch a run's chunks through one)."""
-    cfg = data_lib.resolve_channels(cfg)  # a folder's own channels, before anything reads cfg.image_shape
+    cfg = data_lib.resolve_folder(cfg)  # a folder's own channels and classes, before anything reads them
     images, labels = data_lib.load_split(cfg, train=True, say=print if parallel.is_primary() else None)
     labels = conditioning_labels(cfg, labels)
     layout = data_lib.epoch_layout(len(images), cfg.batch_size, cfg.last_batch)
@@ -114,6 +114,10 @@ def train_and_evaluate(cfg: Config, trainer_class: type | None = None) -> steps.
     parallel.check_batch(cfg.batch_size, mesh)
     # Beyond --data_budget the data streams; a budget under two chunks is refused before any folder.
     streamed = stream.streams(cfg, images, labels, stream.budget(cfg))
+    if cfg.eval_every:  # a missing or unfit judge is said before any folder is made
+        from jaxgan import quality
+
+        quality.load_judge(cfg.dataset, cfg.ckpt_dir, "auto", cfg.data_dir)
     dirs = run_dirs(cfg)
     for d in dirs.values():
         os.makedirs(d, exist_ok=True)
@@ -184,8 +188,10 @@ class Trainer:
         if cfg.eval_every:
             from jaxgan import quality  # the judge and its reference features: paid only with --eval_every
 
-            self.evaluator = quality.Evaluator(cfg.dataset, cfg.data_dir, cfg.ckpt_dir, cfg.download,
-                                               cfg.skip_checksums, image_size=cfg.image_shape[1])
+            self.evaluator = quality.Evaluator(
+                cfg.dataset, cfg.data_dir, cfg.ckpt_dir, cfg.download, cfg.skip_checksums,
+                image_size=cfg.image_shape[1], channels=cfg.image_shape[0], strict=cfg.strict_images,
+                held_out=cfg.held_out if cfg.dataset == FOLDER else None)
         self.best = None  # {"metric", "value", "step"} of the best evaluation so far (--keep_best)
         self.last_saved: int | None = None
 
