@@ -19,10 +19,11 @@ import pytest
 
 from jaxgan import checkpoint as ckpt_lib
 from jaxgan import steps
-from jaxgan.formats import write_mnist
+from jaxgan.formats import write_image_folder, write_mnist
 from jaxgan.trainer import train_and_evaluate
-from tests.conftest import (TRAIN_FLAGS, blob_images, cache_data, release_compiled_programs, restore_newest,
-                            small_config, spawn)
+from jaxgan.config import dataset_name
+from tests.conftest import (TRAIN_FLAGS, blob_images, cache_data, leaves_equal, release_compiled_programs,
+                            restore_newest, small_config, spawn)
 
 # small_config's steps_per_call too: the launched runs differ from the one-device runs made here
 # in their topology alone.
@@ -70,6 +71,15 @@ def run_output(results, name):
 def make_data(root):
     images, labels = blob_images(200, 28, 28, 1)  # as conftest's workdir: 6 batches of 32 and 8 more
     write_mnist(str(root / "data"), images[..., 0], labels)
+    return images, labels
+
+
+# A folder of the same images as PNG files, every one trained on (--held_out 0).
+FOLDER_FLAGS = ["--dataset", "folder", "--data_dir", "pics", "--held_out", "0", "--image_size", "28",
+                "--channels", "1", "--num_epochs", "2", "--last_batch", "drop"]
+FOLDER = dict(dataset="folder", held_out=0.0, image_size=28, channels=1)
+# Under this budget the 200 images (156,800 bytes) stay on the host: each chunk is sent to the devices.
+STREAM_BUDGET = "120000"
 
 
 def one_device(root, name, **overrides):
@@ -102,7 +112,8 @@ def four(tmp_path_factory):
     """One process with 4 devices: a fresh run, a resume of a one-device checkpoint, populations
     of 4 and 3, then, as its own command, a batch the devices cannot split."""
     root = tmp_path_factory.mktemp("four_devices")
-    make_data(root)
+    images, labels = make_data(root)
+    write_image_folder(str(root / "pics"), images, labels)
     # The checkpoint that the 4 devices resume, written on one device first.
     one_device(root, "from_one", num_epochs=1, ckpt_dir=str(root / "from_one" / "checkpoints"))
     proc = launch(root, [
@@ -114,8 +125,16 @@ def four(tmp_path_factory):
         ("pop4", ["--population", "4", "--num_epochs", "1", *outputs("pop4")]),
         # 3 members do not divide by 4 devices: every device runs all three.
         ("pop3", ["--population", "3", "--num_epochs", "1", *outputs("pop3")]),
+        # "drop" again, its data streamed from the host to the 4 devices chunk by chunk, in chunks of
+        # 2 steps (two of them fit the budget; the chunk length changes no result: one scan of 4
+        # steps is two of 2, bit for bit).
+        ("stream4", ["--num_epochs", "2", "--last_batch", "drop", "--data_budget", STREAM_BUDGET,
+                     "--steps_per_call", "2", *outputs("stream4")]),
+        ("folder4", [*FOLDER_FLAGS, *outputs("folder4")]),
     ], last=["--batch_size", "30"])
     ref = {"drop": one_device(root, "one_drop", num_epochs=2, last_batch="drop"),
+           "folder": train_and_evaluate(small_config(
+               root / "one_folder", data_dir=str(root / "pics"), num_epochs=2, last_batch="drop", **FOLDER)),
            "partial": one_device(root, "one_partial", num_epochs=2),
            "pop4": one_device(root, "one_pop4", num_epochs=1, population=4)}
     code, out, err, results = finish(proc)
@@ -156,6 +175,32 @@ def test_four_devices_equal_one_device_and_restore_on_one(four):
     assert_close(state.g_params, one.g_params)
     assert_close(state.d_params, one.d_params)
     assert_close(state.g_stats, one.g_stats)
+
+
+def test_a_streamed_run_on_four_devices_is_the_resident_run_bit_for_bit(four):
+    out = run_output(four.results, "stream4")
+    assert "on 4 cpu devices" in out and "streaming the data: 156,800 bytes exceed --data_budget" in out
+    cfg = small_config(four.root / "one_drop", data_dir=str(four.root / "data"), num_epochs=2, last_batch="drop")
+    streamed, _, step = restore_newest(str(four.root / "stream4" / "checkpoints"), cfg)
+    resident, _, at = restore_newest(str(four.root / "drop" / "checkpoints"), cfg)
+    assert step == at == 12
+    assert leaves_equal(streamed, resident)  # the same program on the same devices: bit for bit
+
+
+def test_a_folder_trains_on_four_devices_as_on_one(four):
+    out = run_output(four.results, "folder4")
+    assert "on 4 cpu devices" in out and "folder pics: 200 images, 10 classes, 28x28x1" in out
+    one = four.ref["folder"]
+    cfg = small_config(four.root / "one_folder", data_dir=str(four.root / "pics"), **FOLDER)
+    ckpt = os.path.join(four.root / "folder4" / "checkpoints", dataset_name("folder", str(four.root / "pics")))
+    cks = ckpt_lib.Checkpoints(ckpt)
+    try:
+        state, _, step = cks.restore(steps.build(cfg, abstract=True)[1])
+    finally:
+        cks.close()
+    assert step == int(one.step) == 12
+    assert_close(state.g_params, one.g_params)
+    assert_close(state.d_params, one.d_params)
 
 
 def test_batch_that_does_not_divide_by_the_devices_is_refused(four):
