@@ -14,13 +14,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxgan.config import dataset_name
+from jaxgan import data as data_lib
+from jaxgan.config import Config, dataset_name
 from jaxgan.formats import write_image_folder
 from tests.conftest import TRAIN_FLAGS, blob_images, run_main
 
 HELD_OUT = 0.25  # not the default 0.1: the judge's split must reach every command that scores
-CLASSES = 3
-SIDE = 16
+CLASSES = 10
+SIDE = 28  # MNIST's shape: the judge and the runs compile the suite's MNIST programs (shared cache)
 
 
 def held_out_paths(paths, fraction):
@@ -37,11 +38,9 @@ def run_flags(work, *extra):
 
 @pytest.fixture(scope="module")
 def judged(tmp_path_factory):
-    """A labelled folder of three classes (``a/pics``), its judge, and a run scored while it trains."""
+    """A labelled folder of ten classes (``a/pics``), its judge, and a run scored while it trains."""
     work = tmp_path_factory.mktemp("folder_judge")
-    images, labels = blob_images(720, SIDE, SIDE, 1, seed=4)
-    keep = labels < CLASSES  # about 216 images of three classes (a bar's position is its class)
-    images, labels = images[keep], labels[keep]
+    images, labels = blob_images(300, SIDE, SIDE, 1, seed=4)  # a bright bar's position is the class
     root = str(work / "a" / "pics")
     paths = write_image_folder(root, images, labels)
     judge = run_main("jaxgan.evaluate", "--dataset", "folder", "--data_dir", root, "--train_classifier",
@@ -63,7 +62,7 @@ def test_a_labelled_folders_judge_is_keyed_to_the_folder_and_learns_its_classes(
     held = held_out_paths(judged.paths, HELD_OUT)
     assert 0 < len(held) < len(judged.paths)
     assert record["num_classes"] == CLASSES and record["image_shape"] == [1, SIDE, SIDE]
-    assert record["held_out"] == HELD_OUT and record["classes"] == ["0", "1", "2"]
+    assert record["held_out"] == HELD_OUT and record["classes"] == [str(c) for c in range(CLASSES)]
     assert (record["train_images"], record["test_images"]) == (len(judged.paths) - len(held), len(held))
     # The bar's position is the class: a judge that learned anything reads it far above chance.
     assert record["test_accuracy"] > 0.6
@@ -145,8 +144,8 @@ def test_a_conditional_run_on_a_labelled_folder_asks_for_its_classes(judged, tmp
     flags = run_flags(tmp_path, "--data_dir", judged.root, "--held_out", str(HELD_OUT), "--conditional")
     r = run_main("jaxgan.train", *flags)
     assert r.returncode == 0, r.stderr
-    # The classic grid: one row per class of the folder (three, though --grid_classes is 10),
-    # 8 columns, each SIDE pixels with torchvision's make_grid padding of 2.
+    # The classic grid: one row per class of the folder, 8 columns, each SIDE pixels with
+    # torchvision's make_grid padding of 2.
     grid = Image.open(tmp_path / "samples" / judged.key / "fake_images_1.png")
     assert grid.size == (8 * (SIDE + 2) + 2, CLASSES * (SIDE + 2) + 2)
     out = str(tmp_path / "twos.npz")
@@ -155,8 +154,8 @@ def test_a_conditional_run_on_a_labelled_folder_asks_for_its_classes(judged, tmp
     assert r.returncode == 0, r.stderr
     with np.load(out) as z:
         assert z["images"].shape == (5, SIDE, SIDE, 1) and z["labels"].tolist() == [2] * 5
-    r = run_main("jaxgan.sample", *ck, "--label", "3", "--out", out)
-    assert r.returncode == 2 and "the run has 3 classes (0..2)" in r.stderr
+    r = run_main("jaxgan.sample", *ck, "--label", "10", "--out", out)
+    assert r.returncode == 2 and "the run has 10 classes (0..9)" in r.stderr
     # Its judge is the folder's, copied here: evaluate reports the asked classes, one row each.
     import shutil
 
@@ -164,10 +163,16 @@ def test_a_conditional_run_on_a_labelled_folder_asks_for_its_classes(judged, tmp
     r = run_main("jaxgan.evaluate", *ck, "--json", str(tmp_path / "c.json"))
     assert r.returncode == 0, r.stderr
     with open(tmp_path / "c.json") as f:
-        assert sorted(json.load(f)["conditional"].popitem()[1]["classes"]) == ["0", "1", "2"]
-    # The folder's class count is read, not assumed; one it does not have is refused.
-    r = run_main("jaxgan.train", *flags, "--classes", "4", "--ckpt_dir", str(tmp_path / "ck4"))
+        assert sorted(map(int, json.load(f)["conditional"].popitem()[1]["classes"])) == list(range(CLASSES))
+    # The folder's class count is read, not assumed: three subfolders are three classes, and the
+    # grids of a folder of fewer classes than --grid_classes show each of them once.
+    three = str(tmp_path / "three")
+    keep = judged.labels < 3
+    write_image_folder(three, judged.images[keep], judged.labels[keep])
+    r = run_main("jaxgan.train", *run_flags(tmp_path, "--data_dir", three, "--conditional", "--classes", "4",
+                                            "--ckpt_dir", str(tmp_path / "ck4")))
     assert r.returncode == 2 and "--classes 4, but folder" in r.stderr and "has 3 class subfolders" in r.stderr
+    assert data_lib.resolve_folder(Config(dataset="folder", data_dir=three, conditional=True)).grid_rows == 3
     flat = str(tmp_path / "flat")
     write_image_folder(flat, judged.images[:40])
     r = run_main("jaxgan.train", *run_flags(tmp_path, "--data_dir", flat, "--conditional",
