@@ -138,34 +138,62 @@ def side_by_side() -> str:
 
 
 # -- the conditional MLP over seeds ----------------------------------------------------------------
-CONDITIONAL = "docs/quality/cond_pop4_100ep.json"
-# Issue 20's goal for the conditional MLP on the offline digits, per member.
-COND_GOALS = {"label accuracy": 0.95, "worst class's label accuracy": 0.85, "worst class's recall ÷ its ceiling": 0.8}
+CONDITIONAL = "docs/quality/cond_final.json"  # the chosen recipe's run (scripts/conditional_recipe.py)
+SELECTION = "docs/quality/cond_selection/selection.json"
+GOAL_NAMES = {"label_accuracy": "label accuracy", "worst_class_accuracy": "worst class's label accuracy",
+              "worst_recall_ratio": "worst class's recall ÷ its ceiling"}
 
 
 def conditional_seeds() -> str:
     """The conditional population's members (one evaluate JSON): per member the judge's accuracy
     on the asked labels, its worst class's, and its worst class's recall over that class's
-    ceiling; the mean ± std (ddof 1) over the members, and how many meet each goal."""
+    ceiling (``quality.conditional_goals``); the mean ± std (ddof 1) over the members, and how
+    many meet each goal."""
     import numpy as np
+
+    from jaxgan import quality
 
     d = _load(CONDITIONAL)
     members = list(d["conditional"].values())
-    per = {"label accuracy": [m["label_accuracy"] for m in members],
-           "worst class's label accuracy": [min(c["label_accuracy"] for c in m["classes"].values()) for m in members],
-           "worst class's recall ÷ its ceiling": [min(c["recall"] / c["recall_ceiling"] for c in m["classes"].values())
-                                                  for m in members]}
+    goals = [quality.conditional_goals(m) for m in members]
     n = {m["n"] for m in members}
     ceiling = {m["judge_held_out_accuracy"] for m in members}
-    lines = [f"| {len(members)} seeds, conditional MLP | mean ± std (ddof 1) | min | max | goal | members meeting it |",
-             "|---|---:|---:|---:|---:|---:|"]
-    for name, values in per.items():
-        v = np.asarray(values)
+    recipe = d.get("recipe", {})
+    lines = [f"| {len(members)} seeds, conditional MLP, recipe `{recipe.get('name', '?')}` | mean ± std (ddof 1) | "
+             "min | max | goal | members meeting it |", "|---|---:|---:|---:|---:|---:|"]
+    for key, name in GOAL_NAMES.items():
+        v = np.asarray([g[key] for g in goals])
+        goal = quality.CONDITIONAL_GOALS[key]
         lines.append(f"| {name} | {v.mean():.3f} ± {v.std(ddof=1):.3f} | {v.min():.3f} | {v.max():.3f} | "
-                     f"≥ {COND_GOALS[name]} | {int(np.sum(v >= COND_GOALS[name]))} of {len(v)} |")
+                     f"≥ {goal} | {int(np.sum(v >= goal))} of {len(v)} |")
     lines += ["", f"n = {'/'.join(map(str, sorted(n)))} images per member, every class in turn; the judge's own "
               f"accuracy on the held-out digits (the ceiling): {'/'.join(f'{c:.3f}' for c in sorted(ceiling))} "
-              f"(`{CONDITIONAL}`)."]
+              f"(`{CONDITIONAL}`); members meeting every goal: {sum(g['meets_all'] for g in goals)} of "
+              f"{len(goals)}."]
+    if recipe:
+        lines += ["", "```", recipe["train"], recipe["evaluate"] + " --json cond_final.json", "```"]
+    return "\n".join(lines)
+
+
+def conditional_selection() -> str:
+    """How the recipe was chosen: each candidate's members against the goals on the validation
+    split (``scripts/conditional_recipe.py``), the rule, and the choice."""
+    import numpy as np
+
+    d = _load(SELECTION)
+    lines = ["| candidate | flags | members meeting every goal | mean attainment | "
+             + " | ".join(f"mean {n}" for n in GOAL_NAMES.values()) + " |",
+             "|---|---|---:|---:|" + "---:|" * len(GOAL_NAMES)]
+    for name, c in d["candidates"].items():
+        means = [float(np.mean([m[k] for m in c["members"]])) for k in GOAL_NAMES]
+        mark = f"**{name}** (chosen)" if name == d["chosen"] else name
+        lines.append(f"| {mark} | `{' '.join(c['flags']) or '(none)'}` | {c['members_meeting_all']} of "
+                     f"{len(c['members'])} | {c['mean_attainment']:.3f} | " + " | ".join(f"{v:.3f}" for v in means) + " |")
+    split = d["split"]
+    lines += ["", f"Split: {split['rule']} ({split.get('train', '?'):,} trained on, {split.get('validation', '?'):,} "
+              f"scored against, with a judge of their own). Rule (in code, `choose`): {d['rule']}. "
+              f"Goals per member: " + ", ".join(f"{GOAL_NAMES[k]} ≥ {v}" for k, v in d["goals"].items())
+              + f" (`{SELECTION}`)."]
     return "\n".join(lines)
 
 
@@ -203,6 +231,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "side-by-side": side_by_side,
     "streaming-cpu": streaming_cpu,
     "conditional-seeds": conditional_seeds,
+    "conditional-selection": conditional_selection,
     **{name: _report(name) for name in ("headline", "benchmarks", "conv-bench", "population-bench",
                                         "population-seeds", "population-memory")},
 }
