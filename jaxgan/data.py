@@ -268,7 +268,8 @@ class Folder:
     def summary(self, held_out: float) -> str:
         """One line: what the folder holds and what was left out."""
         test = int(self.split(held_out).sum())
-        what = f"{len(self.classes)} classes" if self.labels is not None else "one class (no labels)"
+        k = len(self.classes)
+        what = f"{k} class{'es' if k != 1 else ''}" if self.labels is not None else "one class (no labels)"
         line = (f"folder {self.root}: {len(self.images):,} images, {what}, {self.images.shape[1]}x"
                 f"{self.images.shape[2]}x{self.images.shape[3]}; {len(self.images) - test:,} train, {test:,} held out")
         if self.ignored:
@@ -389,8 +390,8 @@ def resolve_folder(cfg):
     class subfolders)."""
     if cfg.dataset != FOLDER:
         return cfg
-    changes = {} if cfg.channels else {"channels": folder_channels(cfg.data_dir)}
-    if cfg.conditional:
+    changes = {}
+    if cfg.conditional:  # first: a flat folder is refused before anything is read or written
         found = len(folder_classes(cfg.data_dir))
         if not found:
             raise ConfigError(f"--conditional needs class labels, and folder {cfg.data_dir!r} has no class "
@@ -399,6 +400,8 @@ def resolve_folder(cfg):
         if cfg.classes and cfg.classes != found:
             raise ConfigError(f"--classes {cfg.classes}, but folder {cfg.data_dir!r} has {found} class subfolders")
         changes["classes"] = found
+    if not cfg.channels:
+        changes["channels"] = folder_channels(cfg.data_dir)
     return validate(dataclasses.replace(cfg, **changes)) if changes else cfg
 
 
@@ -418,6 +421,12 @@ def load_folder(root: str, size: int, channels: int, *, strict: bool = False, pr
     loose = tuple(sorted(e.name for e in os.scandir(root) if e.is_file() and not e.name.startswith("."))) \
         if labelled else ()
     paths = [p for p, _ in samples]
+    if labelled:  # torchvision's ImageFolder refuses a class without images too (its allow_empty=False)
+        empty = [c for i, c in enumerate(classes) if not any(t == i for _, t in samples)]
+        if empty and paths:
+            raise ConfigError(f"folder {root!r}: class folder{'s' if len(empty) > 1 else ''} "
+                              f"{', '.join(repr(c) for c in empty[:SHOWN])} hold{'' if len(empty) > 1 else 's'} "
+                              "no images: add images or remove the folder (each subfolder is a class)")
     if not paths:
         common = [e for e in (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp") if e in extensions]
         raise ConfigError(f"folder {root!r} holds no images ({ignored} other files ignored; an image is a file "
@@ -460,6 +469,11 @@ def load_folder(root: str, size: int, channels: int, *, strict: bool = False, pr
     if not len(images):
         raise ConfigError(f"folder {root!r}: none of its {len(paths)} images could be read "
                           f"({', '.join(bad[:SHOWN])}, ...)")
+    if labelled:
+        unread = [c for c, n in zip(classes, np.bincount(labels, minlength=len(classes))) if n == 0]
+        if unread:
+            raise ConfigError(f"folder {root!r}: no image of class {', '.join(repr(c) for c in unread[:SHOWN])} "
+                              f"could be read (listed in {listing}): repair them or remove the class")
     return Folder(root, images, labels if labelled else None, tuple(kept), tuple(classes), ignored, loose,
                   tuple(bad), listing if bad else None)
 

@@ -104,6 +104,12 @@ def train_own_judge(args, dataset: str) -> dict:
     (tested on its held-out split), keyed to that folder."""
     key, extra = dataset_name(dataset, args.data_dir), {}
     if dataset == FOLDER:
+        found = data_lib.folder_classes(args.data_dir) if os.path.isdir(args.data_dir) else None
+        if found is not None and not found:  # a flat folder: said before anything is read or written
+            raise ConfigError(quality.unlabelled_folder(args.data_dir))
+        if found is not None and len(found) < 2:
+            raise ConfigError(f"folder {args.data_dir!r} has one class ({found[0]!r}): a judge learns to tell "
+                              "classes apart, and with one there is nothing to learn")
         size = args.image_size or FOLDER_IMAGE[1]
         channels = args.channels or data_lib.folder_channels(args.data_dir)
         held_out = 0.1 if args.held_out is None else args.held_out

@@ -118,10 +118,27 @@ def folder_reals(data_dir: str, held_out: float, size: int, channels: int, stric
     if folder.labels is None:
         raise ConfigError(unlabelled_folder(data_dir))
     test = folder.split(held_out)
-    if test.all() or not test.any():
-        raise ConfigError(f"folder {data_dir!r}: --held_out {held_out} of its {len(test)} images leaves "
-                          f"{'no training' if test.all() else 'no held-out'} image")
+    if min(test.sum(), (~test).sum()) < 2:  # the metrics compare sets of at least 2
+        raise ConfigError(f"folder {data_dir!r}: --held_out {held_out} of its {len(test)} images holds out "
+                          f"{int(test.sum())} and trains on {int((~test).sum())}; each needs at least 2")
     return (folder.images[~test], folder.labels[~test]), (folder.images[test], folder.labels[test])
+
+
+def check_fit(dataset: str, judge: tuple[clf_lib.Classifier, Judge], channels: int | None = None,
+              held_out: float | None = None) -> tuple[int, int]:
+    """Whether ``judge`` (what :func:`load_judge` returned) may score images of ``channels`` from a
+    run that held out ``held_out`` of its folder: refused in one line unless it reads those
+    channels, and (a folder) unless its split is the run's, else the ceiling would hold images the
+    run trained on. Returns the (channels, side) the judge reads."""
+    clf, meta = judge
+    want_c, native = (clf.image_shape or DATASETS[dataset][1])[:2]
+    if channels and channels != want_c:
+        raise ConfigError(f"the images are {channels}-channel; the judge {meta.name} reads {want_c}-channel ones")
+    if dataset == FOLDER and held_out is not None and held_out != meta.held_out:
+        raise ConfigError(f"the run holds out {held_out} of the folder (--held_out), its judge {meta.held_out}: "
+                          "the ceiling would hold images the run trained on; train the judge again with "
+                          f"--held_out {held_out}")
+    return want_c, native
 
 
 class Evaluator:
@@ -140,14 +157,7 @@ class Evaluator:
         (else the ceiling would hold images the run trained on)."""
         # ``judge``: a --judge value, or what load_judge returned for one.
         self.clf, self.judge = load_judge(dataset, ckpt_dir, judge, data_dir) if isinstance(judge, str) else judge
-        want_c, native = (self.clf.image_shape or DATASETS[dataset][1])[:2]
-        if channels and channels != want_c:
-            raise ConfigError(f"the images are {channels}-channel; the judge {self.judge.name} reads "
-                              f"{want_c}-channel ones")
-        if dataset == FOLDER and held_out is not None and held_out != self.judge.held_out:
-            raise ConfigError(f"the run holds out {held_out} of the folder (--held_out), its judge "
-                              f"{self.judge.held_out}: the ceiling would hold images the run trained on; train "
-                              f"the judge again with --held_out {held_out}")
+        want_c, native = check_fit(dataset, (self.clf, self.judge), channels, held_out)
         size = image_size if image_size and image_size != native else None
         self.path = f"{native}px" if size is None else \
             f"{size}px path (real images Resize({size}) as trained on, then PIL bilinear to {native})"

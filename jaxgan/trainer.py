@@ -106,7 +106,14 @@ def train_and_evaluate(cfg: Config, trainer_class: type | None = None) -> steps.
     """Train for ``cfg.num_epochs`` epochs (WGAN: ``cfg.gen_iters`` generator iterations), counting
     those already in a resumed checkpoint. ``trainer_class``: a :class:`Trainer` subclass (the tests
     watch a run's chunks through one)."""
+    judge = None
+    if cfg.eval_every:  # a missing judge (an unlabelled folder's) is said before the folder is read
+        from jaxgan import quality
+
+        judge = quality.load_judge(cfg.dataset, cfg.ckpt_dir, "auto", cfg.data_dir)
     cfg = data_lib.resolve_folder(cfg)  # a folder's own channels and classes, before anything reads them
+    if judge:  # and a judge unfit for the run before any folder is made
+        quality.check_fit(cfg.dataset, judge, cfg.image_shape[0], cfg.held_out if cfg.dataset == FOLDER else None)
     images, labels = data_lib.load_split(cfg, train=True, say=print if parallel.is_primary() else None)
     labels = conditioning_labels(cfg, labels)
     layout = data_lib.epoch_layout(len(images), cfg.batch_size, cfg.last_batch)
@@ -114,10 +121,6 @@ def train_and_evaluate(cfg: Config, trainer_class: type | None = None) -> steps.
     parallel.check_batch(cfg.batch_size, mesh)
     # Beyond --data_budget the data streams; a budget under two chunks is refused before any folder.
     streamed = stream.streams(cfg, images, labels, stream.budget(cfg))
-    if cfg.eval_every:  # a missing or unfit judge is said before any folder is made
-        from jaxgan import quality
-
-        quality.load_judge(cfg.dataset, cfg.ckpt_dir, "auto", cfg.data_dir)
     dirs = run_dirs(cfg)
     for d in dirs.values():
         os.makedirs(d, exist_ok=True)

@@ -73,6 +73,8 @@ def test_every_command_scores_a_folder_run_with_its_judge_against_its_held_out_s
     held = held_out_paths(judged.paths, HELD_OUT)
     # --eval_every: the trainer scored each epoch with the folder's judge and kept the best.
     assert "eval at epoch 1" in judged.train.stdout and "best so far by frechet_distance" in judged.train.stdout
+    best = judged.work / "ck" / judged.key / "best"
+    assert any(p.isdigit() for p in os.listdir(best))
     out = str(tmp_path / "e.json")
     r = run_main("jaxgan.evaluate", "--dataset", "folder", "--data_dir", judged.root, "--ckpt_dir",
                  str(judged.work / "ck"), "--json", out)
@@ -111,7 +113,7 @@ def test_a_folder_of_the_same_name_elsewhere_has_no_judge_and_its_own_is_another
 
 def test_an_unlabelled_folder_is_told_why_it_has_no_metrics(tmp_path):
     flat = str(tmp_path / "flat")
-    write_image_folder(flat, blob_images(40, SIDE, SIDE, 1)[0])
+    write_image_folder(flat, blob_images(20, SIDE, SIDE, 1)[0])  # fewer images than a batch, too
     ck = str(tmp_path / "ck")
     for command in (["jaxgan.evaluate", "--dataset", "folder", "--data_dir", flat, "--ckpt_dir", ck,
                      "--train_classifier"],
@@ -120,22 +122,55 @@ def test_an_unlabelled_folder_is_told_why_it_has_no_metrics(tmp_path):
         r = run_main(*command)
         assert r.returncode == 2 and r.stderr.count("\n") == 1, (command, r.stderr)
         assert "has no class subfolders, so no labels" in r.stderr and "none remains" in r.stderr
+        assert r.stdout == ""  # said before the folder was read
     assert not os.path.exists(ck)  # nothing written: no judge, no run folder
+    assert not os.path.exists(os.path.join(flat, ".jaxgan"))  # and nothing in the user's folder
 
 
-def test_a_run_and_a_judge_of_other_splits_or_channels_are_refused(judged, tmp_path):
+def test_a_folder_whose_classes_cannot_all_be_learned_is_refused(tmp_path):
+    images, labels = blob_images(40, SIDE, SIDE, 1)
+    ck = str(tmp_path / "ck")
+    judge = ["jaxgan.evaluate", "--dataset", "folder", "--ckpt_dir", ck, "--train_classifier", "--image_size",
+             str(SIDE)]
+    one = str(tmp_path / "one")
+    write_image_folder(one, images, np.zeros(40, int))  # one class folder: nothing to tell apart
+    r = run_main(*judge, "--data_dir", one)
+    assert r.returncode == 2 and "has one class ('0')" in r.stderr and r.stderr.count("\n") == 1
+    empty = str(tmp_path / "empty_class")  # a class folder without images, as ImageFolder refuses it
+    write_image_folder(empty, images, labels % 2)
+    os.makedirs(os.path.join(empty, "zz"))
+    r = run_main(*judge, "--data_dir", empty)
+    assert r.returncode == 2 and "class folder 'zz' holds no images" in r.stderr and r.stderr.count("\n") == 1
+    write_image_folder(str(tmp_path / "two"), images, labels % 2)  # fine, but for a split too small below
+    unread = str(tmp_path / "unreadable_class")  # a class whose every image fails to decode
+    write_image_folder(unread, images, labels % 2)
+    os.makedirs(os.path.join(unread, "junk"))
+    for i in range(3):
+        with open(os.path.join(unread, "junk", f"{i}.png"), "wb") as f:
+            f.write(b"not a png")
+    r = run_main(*judge, "--data_dir", unread)
+    assert r.returncode == 2 and "no image of class 'junk' could be read" in r.stderr and r.stderr.count("\n") == 1
+    r = run_main(*judge, "--data_dir", unread.replace("unreadable_class", "two"), "--held_out", "0.001")
+    assert r.returncode == 2 and "each needs at least 2" in r.stderr, r.stderr
+    r = run_main(*judge, "--data_dir", str(tmp_path / "empty_class" / "0"), "--held_out", "0.01")
+    assert r.returncode == 2 and "has no class subfolders" in r.stderr  # a class folder alone is flat
+    assert not os.path.exists(ck)
+
+
+def test_a_run_and_a_judge_of_other_splits_or_channels_are_refused_before_anything_is_written(judged, tmp_path):
+    ck = judged.work / "ck"
+    runs_before = sorted(os.listdir(ck))
     # The judge holds out 0.25 of the folder: a run that held out 0.1 trained on part of its ceiling.
-    r = run_main("jaxgan.train", *run_flags(judged.work, "--data_dir", judged.root, "--eval_every", "1",
-                                            "--ckpt_dir", str(tmp_path / "ck")))
-    assert r.returncode == 2, r.stderr
     r = run_main("jaxgan.train", *run_flags(tmp_path, "--data_dir", judged.root, "--eval_every", "1",
-                                            "--ckpt_dir", str(judged.work / "ck")))
+                                            "--ckpt_dir", str(ck)))
     assert r.returncode == 2 and r.stderr.count("\n") == 1
     assert "the run holds out 0.1 of the folder (--held_out), its judge 0.25" in r.stderr
     r = run_main("jaxgan.train", *run_flags(tmp_path, "--data_dir", judged.root, "--eval_every", "1",
-                                            "--held_out", str(HELD_OUT), "--channels", "3",
-                                            "--ckpt_dir", str(judged.work / "ck")))
+                                            "--held_out", str(HELD_OUT), "--channels", "3", "--ckpt_dir", str(ck)))
     assert r.returncode == 2 and "reads 1-channel ones" in r.stderr and r.stderr.count("\n") == 1
+    # Neither left a run folder behind: no samples, no logs, no new checkpoint folder.
+    assert not (tmp_path / "samples").exists() and not (tmp_path / "runs").exists()
+    assert sorted(os.listdir(ck)) == runs_before
     r = run_main("jaxgan.evaluate", "--dataset", "mnist", "--train_classifier", "--image_size", "16")
     assert r.returncode == 2 and "for --train_classifier on --dataset folder only" in r.stderr
 
@@ -178,4 +213,5 @@ def test_a_conditional_run_on_a_labelled_folder_asks_for_its_classes(judged, tmp
     r = run_main("jaxgan.train", *run_flags(tmp_path, "--data_dir", flat, "--conditional",
                                             "--ckpt_dir", str(tmp_path / "ckf")))
     assert r.returncode == 2 and "--conditional needs class labels" in r.stderr and r.stderr.count("\n") == 1
+    assert not os.path.exists(os.path.join(flat, ".jaxgan"))  # refused before its images were read
     assert not os.path.exists(tmp_path / "ck4") and not os.path.exists(tmp_path / "ckf")
