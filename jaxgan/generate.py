@@ -93,10 +93,13 @@ def _batch_stats(gan: steps.GAN, state: steps.TrainState, batch: int, batches: i
     # that batch's mean and unbiased variance; undo the factor and average over the batches.
     keys = jax.random.split(jax.random.key(0), batches)
 
+    # A conditional G: each batch mixes the classes, balanced, as sampling draws them (draw_labelled).
+    labels = jnp.arange(batch, dtype=jnp.int32) % gan.n_classes if gan.n_classes else None
+
     def one(key):
         z = gan.sample_noise(key, batch)
         zero = jax.tree_util.tree_map(jnp.zeros_like, state.g_stats)
-        _, stats = gan.generate(state.replace(g_stats=zero), z, True)
+        _, stats = gan.generate(state.replace(g_stats=zero), z, True, labels)
         # After one update from zero: mean' = 0.1 * batch_mean, var' = 0.1 * unbiased_var.
         return jax.tree_util.tree_map(lambda s: s / 0.1, stats)
 

@@ -111,7 +111,8 @@ def train_and_score(name: str, flags: tuple[str, ...], data_dir: str, work: str,
     log = os.path.join(folder, "log.txt")
     os.makedirs(folder, exist_ok=True)
     py = [sys.executable, "-m"]
-    run([*py, "jaxgan.train", *COMMON, *RECIPE, *flags, "--data_dir", data_dir, "--ckpt_dir", ck,
+    # --resume: a run already complete in --work trains no further (a rerun only evaluates).
+    run([*py, "jaxgan.train", *COMMON, *RECIPE, *flags, "--data_dir", data_dir, "--ckpt_dir", ck, "--resume",
          "--sample_dir", os.path.join(folder, "samples"), "--logdir", os.path.join(folder, "runs"), "--no_progress"], log)
     judge = ()
     if judge_from:
