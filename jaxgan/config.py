@@ -146,8 +146,10 @@ class Config:
     eval_every: int = flag(0, "reporting periods (epochs; wgan: intervals) between sample-quality metrics (2,000 samples) "
                            "logged to TensorBoard under eval/; 0 = never", program=False)
     keep_best: str = flag("", "with --eval_every: keep the checkpoint that scores best by this metric "
-                          "(fd: lowest Frechet distance, score: highest classifier score) in "
-                          "<ckpt_dir>/<dataset>/best/; empty = off", choices=("", "fd", "score"), program=False)
+                          "(fd: lowest Frechet distance, score: highest classifier score; class, with --conditional: "
+                          "highest class attainment, the smallest share of its goal among label accuracy, the worst "
+                          "class's and the worst class's recall over its ceiling) in <ckpt_dir>/<dataset>/best/; "
+                          "empty = off", choices=("", "fd", "score", "class"), program=False)
     skip_nonfinite: bool = flag(False, "skip updates whose gradients hold NaN/Inf instead of stopping",
                                 resume=REFUSE)
     matmul_dtype: str = flag("float32", "float32: true float32 matmuls on every backend (reference); "
@@ -404,6 +406,8 @@ def validate(cfg: Config) -> Config:
                           f"images, this run makes {cfg.channels}-channel ones")
     if cfg.keep_best and not cfg.eval_every:
         raise ConfigError("--keep_best needs --eval_every N (the epochs between evaluations)")
+    if cfg.keep_best == "class" and not cfg.conditional:
+        raise ConfigError("--keep_best class scores how a conditional G draws the asked classes: it needs --conditional")
     for name in ("data_dir", "sample_dir", "logdir", "ckpt_dir"):
         path = getattr(cfg, name)
         if os.path.exists(path) and not os.path.isdir(path):

@@ -15,7 +15,8 @@ import numpy as np
 
 # "Best" by a metric, the one rule for --keep_best and a population's best member:
 # name -> (metric key, sign: +1 higher is better, -1 lower is better).
-BEST_BY = {"fd": ("frechet_distance", -1.0), "score": ("classifier_score", 1.0)}
+BEST_BY = {"fd": ("frechet_distance", -1.0), "score": ("classifier_score", 1.0),
+           "class": ("class_attainment", 1.0)}  # a conditional run's (quality.conditional_goals)
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:

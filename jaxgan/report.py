@@ -129,6 +129,8 @@ class Reporter:
         if self.quiet:
             return
         keys = ("frechet_distance", "classifier_score", "classes_covered", "kl_to_real", "precision", "recall")
+        keys += tuple(k for k in ("label_accuracy", "worst_class_accuracy", "worst_recall_ratio", "class_attainment")
+                      if k in result)  # a conditional run's (quality.conditional_goals)
         print(f"  eval at {name} (n={result['n']}): " +
               "  ".join(f"{k} {result[k]:.4g}" for k in keys), flush=True)
         if self.writer is not None:

@@ -374,6 +374,12 @@ class Trainer:
             g_state = generate.recalibrate_stats(self.gan, state.replace(g_params=state.g_ema), self.cfg.batch_size)
         fake = generate.draw(self.gan, g_state, EVAL_SAMPLES, seed=0, bn="batch", batch=self.cfg.batch_size)
         result = self.evaluator.score(fake)
+        if self.gan.n_classes:  # draw() asked for every class in turn: does the judge see them?
+            from jaxgan import quality
+
+            goals = quality.conditional_goals(
+                self.evaluator.class_rows(fake, generate.balanced_labels(self.gan, EVAL_SAMPLES)))
+            result.update({k: goals[k] for k in quality.CONDITIONAL_GOALS}, class_attainment=goals["attainment"])
         self.reporter.log_eval(name, scalar_step, result)
         if not self.cfg.keep_best:
             return

@@ -225,7 +225,8 @@ def test_bad_conditional_input_is_one_line_and_exit_2(workdir):
     data = ["--data_dir", str(workdir / "data"), "--no_download", "--no_progress", "--g_hidden", "16,32",
             "--d_hidden", "32,16", "--latent_dim", "8", "--batch_size", "32", "--num_epochs", "1"]
     for args, words in ((["--conditional", "--grid_classes", "11"], "grid_classes must be in 1..10"),
-                        (["--conditional", "--g_labels", "histogram"], "g_labels must be one of")):
+                        (["--conditional", "--g_labels", "histogram"], "g_labels must be one of"),
+                        (["--eval_every", "1", "--keep_best", "class"], "--keep_best class scores how a conditional")):
         r = run_main("jaxgan.train", *data, *args, cwd=str(workdir))
         assert r.returncode == 2, (args, r.stderr)
         assert words in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
@@ -355,3 +356,32 @@ def test_a_conditional_g_ema_run_recalibrates_its_statistics_on_mixed_label_batc
     mean = jax.tree_util.tree_map(lambda a, b: (a + b) / 2, *want)
     for got, expected in zip(jax.tree_util.tree_leaves(stats), jax.tree_util.tree_leaves(mean)):
         np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=1e-5, atol=1e-6)
+
+
+def test_keep_best_class_logs_the_conditional_goals_and_keeps_by_their_attainment(conditional_run, tmp_path):
+    # The fixture's run again, scored each epoch by the shipped judge: per epoch the conditional
+    # goals are logged (label accuracy, the worst class's, its recall over its ceiling, and the
+    # class attainment), and --keep_best class keeps a checkpoint by the attainment.
+    root, cfg, _ = conditional_run
+    kept = train_and_evaluate(replace(cfg, ckpt_dir=str(tmp_path / "ck"), sample_dir=str(tmp_path / "s"),
+                                      logdir=str(tmp_path / "runs"), eval_every=1, keep_best="class"))
+    from jaxgan import checkpoint as ckpt_lib
+    from jaxgan import report
+
+    scalars = report.read_scalars(str(tmp_path / "runs" / "mnist"))
+    for key in ("label_accuracy", "worst_class_accuracy", "worst_recall_ratio", "class_attainment"):
+        assert len(scalars[f"eval/{key}"]) == 2, key
+    attainment = [v for _, v in scalars["eval/class_attainment"]]
+    goals = [[v for _, v in scalars[f"eval/{k}"]] for k in ("label_accuracy", "worst_class_accuracy",
+                                                              "worst_recall_ratio")]
+    # The attainment is the smallest share of a goal, from the logged values themselves.
+    for e, a in enumerate(attainment):
+        assert a == pytest.approx(min(goals[0][e] / 0.95, goals[1][e] / 0.85, goals[2][e] / 0.8), rel=1e-6)
+    cks = ckpt_lib.Checkpoints(str(tmp_path / "ck" / "mnist" / "best"))
+    try:
+        record = cks.read_record(cks.steps()[-1])
+    finally:
+        cks.close()
+    best = int(np.argmax(attainment))  # the first of equals, as the trainer keeps it
+    assert record["best"]["metric"] == "class" and record["best"]["epoch"] == best + 1
+    assert record["best"]["value"] == pytest.approx(attainment[best], rel=1e-6) and int(kept.step) == 14
