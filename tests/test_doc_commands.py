@@ -55,7 +55,7 @@ RUN_ELSEWHERE = {"jaxgan.train": "tests/test_cli.py and most test files run the 
 # and OpenMP (profile_torch) runs as a process. In this order: the parity script first, beside
 # the first process only (it adds 1.3 GB here until its programs are dropped, after each command).
 IN_PROCESS = ("benchmarks.parity_float32", "benchmarks.population_memory", "benchmarks.streaming",
-              "benchmarks.torch_reference", "scripts/train_judge.py", "scripts.render_docs", "scripts/offline_mnist.py", "scripts/quality_table.py")
+              "benchmarks.torch_reference", "scripts/train_judge.py", "scripts.render_docs", "scripts/offline_mnist.py", "scripts/quality_table.py", "scripts.conditional_recipe")
 # What a command without --json claims to write (paths relative to the folder it runs in, globs),
 # from its parsed flags; scripts.render_docs --smoke is a check and writes nothing.
 CLAIMS = {
@@ -65,6 +65,7 @@ CLAIMS = {
     "scripts/train_judge.py": lambda o: [os.path.join(o.get("--out", "judge_smoke"), f)
                                          for f in ("mnist.npz", "__init__.py")],
     "scripts/quality_table.py": lambda o: [os.path.join(o.get("--out", "quality_smoke"), "table.md")],
+    "scripts.conditional_recipe": lambda o: [os.path.join(o.get("--out", "cond_selection_smoke"), "selection.json")],
     "benchmarks.torch_reference": lambda o: [os.path.join(o["--sample_dir"], "fake_images_1.png"),
                                              os.path.join(o["--logdir"], "mnist", "events.out.tfevents.*")],
     "scripts.render_docs": lambda o: [],
