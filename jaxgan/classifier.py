@@ -62,6 +62,7 @@ class Classifier:
     train_images: int = 0  # size of the training set it learned from (0: not recorded)
     test_images: int = 0  # size of the held-out set its test accuracy was measured on
     image_shape: tuple[int, int, int] | None = None  # (C, H, W) it reads (None: not recorded)
+    held_out: float | None = None  # a folder's judge: the fraction of the folder it held out (its record's)
 
     def predict(self, images_u8: np.ndarray, batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
         """uint8 (N, H, W, C) -> (features (N, 128), class probabilities (N, classes))."""
@@ -152,10 +153,10 @@ def load(ckpt_dir: str, dataset: str, image_shape: tuple[int, int, int] | None =
     cks = ckpt_lib.Checkpoints(path, keep=1)
     try:
         steps = cks.steps()
-        record = cks.read_record(steps[-1]) if steps else {}
+        meta = cks.read_record(steps[-1]) if steps else {}
         # The head's size is the dataset's class count, recorded beside the parameters (10 before it was).
-        classes = int(record.get("num_classes", 10))
-        image_shape = image_shape or tuple(record.get("image_shape") or ())
+        classes = int(meta.get("num_classes", 10))
+        image_shape = image_shape or tuple(meta.get("image_shape") or ())
         if len(image_shape) != 3:
             raise ckpt_lib.CheckpointError(f"the classifier in {path} does not record the images it reads")
         graph, template = _template(tuple(image_shape), classes)
@@ -166,7 +167,7 @@ def load(ckpt_dir: str, dataset: str, image_shape: tuple[int, int, int] | None =
         raise ckpt_lib.CheckpointError(f"no classifier checkpoint in {path}")
     params, record, _ = restored
     return Classifier(graph, params, float(record["test_accuracy"]), int(record.get("train_images", 0)),
-                      int(record.get("test_images", 0)), tuple(image_shape))
+                      int(record.get("test_images", 0)), tuple(image_shape), record.get("held_out"))
 
 
 def record(ckpt_dir: str, dataset: str) -> dict:

@@ -422,7 +422,8 @@ def load_folder(root: str, size: int, channels: int, *, strict: bool = False, pr
         if labelled else ()
     paths = [p for p, _ in samples]
     if labelled:  # torchvision's ImageFolder refuses a class without images too (its allow_empty=False)
-        empty = [c for i, c in enumerate(classes) if not any(t == i for _, t in samples)]
+        present = {t for _, t in samples}
+        empty = [c for i, c in enumerate(classes) if i not in present]
         if empty and paths:
             raise ConfigError(f"folder {root!r}: class folder{'s' if len(empty) > 1 else ''} "
                               f"{', '.join(repr(c) for c in empty[:SHOWN])} hold{'' if len(empty) > 1 else 's'} "

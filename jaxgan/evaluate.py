@@ -115,7 +115,7 @@ def train_own_judge(args, dataset: str) -> dict:
         held_out = 0.1 if args.held_out is None else args.held_out
         folder = data_lib.load_folder(args.data_dir, size, channels, strict=args.strict_images)
         print(folder.summary(held_out))
-        (x, y), (tx, ty) = quality.folder_reals(args.data_dir, held_out, size, channels, args.strict_images)
+        (x, y), (tx, ty) = quality.folder_reals(folder, held_out)
         shape, classes = (channels, size, size), folder.num_classes
         extra = {"held_out": held_out, "classes": list(folder.classes), "data_dir": os.path.realpath(args.data_dir)}
     else:
@@ -144,7 +144,7 @@ def evaluate(args, dataset: str) -> dict:
     # Real images are compared through the same path as the samples: at the size the model trains
     # on (a DCGAN's 32x32 for MNIST's 28), then at the judge's (quality.Evaluator).
     ev = quality.Evaluator(dataset, args.data_dir, args.ckpt_dir, args.download, args.skip_checksums, judge,
-                           image_size=cfg.image_shape[1], held_out=cfg.held_out if dataset == FOLDER else None,
+                           image_size=cfg.image_shape[1], held_out=cfg.held_out,
                            strict=args.strict_images)
     size = cfg.population
     members = [args.member] if args.member is not None or size == 1 else list(range(size))

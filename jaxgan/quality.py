@@ -85,7 +85,6 @@ def load_judge(dataset: str, ckpt_dir: str, judge: str = "auto", data_dir: str =
         shape, hint = DATASETS[dataset][1], None
     if judge == "auto":
         judge = "shipped" if clf_lib.shipped(dataset) else "own"
-    held_out = None
     if judge == "shipped":
         if clf_lib.shipped(dataset) is None:
             raise ConfigError(f"jaxgan ships no judge for {dataset}; use --judge own (after "
@@ -97,9 +96,7 @@ def load_judge(dataset: str, ckpt_dir: str, judge: str = "auto", data_dir: str =
         clf = clf_lib.load(ckpt_dir, key, shape, hint=hint)
         sha = clf_lib.sha256(clf)
         source = clf_lib.folder(ckpt_dir, key)
-        if dataset == FOLDER:
-            held_out = clf_lib.record(ckpt_dir, key).get("held_out")
-    return clf, Judge(judge, key, source, sha, clf.train_images, clf.test_images, clf.test_accuracy, held_out)
+    return clf, Judge(judge, key, source, sha, clf.train_images, clf.test_images, clf.test_accuracy, clf.held_out)
 
 
 def unlabelled_folder(root: str) -> str:
@@ -110,16 +107,15 @@ def unlabelled_folder(root: str) -> str:
             "into one subfolder per class to train its judge (--train_classifier), or look at the grids")
 
 
-def folder_reals(data_dir: str, held_out: float, size: int, channels: int, strict: bool = False,
+def folder_reals(folder: data_lib.Folder, held_out: float,
                  ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """A labelled folder's (training images, labels) and (held-out images, labels) at ``size``,
-    split as its runs split it (``Folder.split``); an unlabelled folder is refused in one line."""
-    folder = data_lib.load_folder(data_dir, size, channels, strict=strict)
+    """A labelled folder's (training images, labels) and (held-out images, labels), split as its
+    runs split it (``Folder.split``); an unlabelled folder is refused in one line."""
     if folder.labels is None:
-        raise ConfigError(unlabelled_folder(data_dir))
+        raise ConfigError(unlabelled_folder(folder.root))
     test = folder.split(held_out)
     if min(test.sum(), (~test).sum()) < 2:  # the metrics compare sets of at least 2
-        raise ConfigError(f"folder {data_dir!r}: --held_out {held_out} of its {len(test)} images holds out "
+        raise ConfigError(f"folder {folder.root!r}: --held_out {held_out} of its {len(test)} images holds out "
                           f"{int(test.sum())} and trains on {int((~test).sum())}; each needs at least 2")
     return (folder.images[~test], folder.labels[~test]), (folder.images[test], folder.labels[test])
 
@@ -168,7 +164,8 @@ class Evaluator:
             return (x if size is None else data_lib.resize_images(x, native)), y
 
         if dataset == FOLDER:
-            splits = folder_reals(data_dir, self.judge.held_out, size or native, want_c, strict)
+            folder = data_lib.load_folder(data_dir, size or native, want_c, strict=strict)
+            splits = folder_reals(folder, self.judge.held_out)
             (train_x, train_y), (self.test_x, self.test_y) = [
                 (x if size is None else data_lib.resize_images(x, native), y) for x, y in splits]
         else:

@@ -25,7 +25,7 @@ import numpy as np
 from jaxgan import checkpoint as ckpt_lib
 from jaxgan import data as data_lib
 from jaxgan import generate, parallel, program, report, schedule, steps, stream
-from jaxgan.config import FOLDER, Config, ConfigError, check_resume_config, run_folder
+from jaxgan.config import Config, ConfigError, check_resume_config, run_folder
 from jaxgan.metrics import BEST_BY
 
 EVAL_SAMPLES = 2000  # per --eval_every evaluation: enough for stable trends, cheap on a CPU
@@ -113,7 +113,7 @@ def train_and_evaluate(cfg: Config, trainer_class: type | None = None) -> steps.
         judge = quality.load_judge(cfg.dataset, cfg.ckpt_dir, "auto", cfg.data_dir)
     cfg = data_lib.resolve_folder(cfg)  # a folder's own channels and classes, before anything reads them
     if judge:  # and a judge unfit for the run before any folder is made
-        quality.check_fit(cfg.dataset, judge, cfg.image_shape[0], cfg.held_out if cfg.dataset == FOLDER else None)
+        quality.check_fit(cfg.dataset, judge, cfg.image_shape[0], cfg.held_out)
     images, labels = data_lib.load_split(cfg, train=True, say=print if parallel.is_primary() else None)
     labels = conditioning_labels(cfg, labels)
     layout = data_lib.epoch_layout(len(images), cfg.batch_size, cfg.last_batch)
@@ -129,7 +129,7 @@ def train_and_evaluate(cfg: Config, trainer_class: type | None = None) -> steps.
         lock.acquire()
     checkpoints = ckpt_lib.Checkpoints(dirs["ckpt"], keep=cfg.keep_checkpoints)
     try:
-        trainer = (trainer_class or Trainer)(cfg, images, layout, mesh, dirs, checkpoints, labels, streamed)
+        trainer = (trainer_class or Trainer)(cfg, images, layout, mesh, dirs, checkpoints, labels, streamed, judge)
         return trainer.run()
     finally:
         checkpoints.close()
@@ -170,7 +170,8 @@ class Trainer:
     The state itself is passed through, never stored."""
 
     def __init__(self, cfg: Config, images: np.ndarray, layout: data_lib.Layout, mesh, dirs: dict[str, str],
-                 checkpoints: ckpt_lib.Checkpoints, labels: np.ndarray | None = None, streamed: bool = False):
+                 checkpoints: ckpt_lib.Checkpoints, labels: np.ndarray | None = None, streamed: bool = False,
+                 judge: tuple | None = None):
         self.cfg, self.layout, self.mesh, self.dirs, self.checkpoints = cfg, layout, mesh, dirs, checkpoints
         self.primary = parallel.is_primary()
         self.data_facts = {"n": len(images), "fingerprint": data_lib.fingerprint(images)}
@@ -191,10 +192,10 @@ class Trainer:
         if cfg.eval_every:
             from jaxgan import quality  # the judge and its reference features: paid only with --eval_every
 
-            self.evaluator = quality.Evaluator(
-                cfg.dataset, cfg.data_dir, cfg.ckpt_dir, cfg.download, cfg.skip_checksums,
+            self.evaluator = quality.Evaluator(  # judge: train_and_evaluate's, checked there (else loaded here)
+                cfg.dataset, cfg.data_dir, cfg.ckpt_dir, cfg.download, cfg.skip_checksums, judge or "auto",
                 image_size=cfg.image_shape[1], channels=cfg.image_shape[0], strict=cfg.strict_images,
-                held_out=cfg.held_out if cfg.dataset == FOLDER else None)
+                held_out=cfg.held_out)
         self.best = None  # {"metric", "value", "step"} of the best evaluation so far (--keep_best)
         self.last_saved: int | None = None
 
