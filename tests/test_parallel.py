@@ -83,6 +83,9 @@ def make_data(root):
 FOLDER_FLAGS = ["--dataset", "folder", "--data_dir", "pics", "--held_out", "0", "--image_size", "28",
                 "--channels", "1", "--num_epochs", "2", "--last_batch", "drop"]
 FOLDER = dict(dataset="folder", held_out=0.0, image_size=28, channels=1)
+# The conditional runs' one-device twins.
+COND = dict(conditional=True, num_epochs=2)
+COND_POP = dict(conditional=True, num_epochs=1, population=4)
 # Under this budget the 200 images (156,800 bytes) stay on the host: each chunk is sent to the devices.
 STREAM_BUDGET = "120000"
 
@@ -137,10 +140,16 @@ def four(tmp_path_factory):
         ("stream4", ["--num_epochs", "2", "--last_batch", "drop", "--data_budget", STREAM_BUDGET,
                      "--steps_per_call", "2", *outputs("stream4")]),
         ("folder4", [*FOLDER_FLAGS, *outputs("folder4")]),
+        # Conditional (issue 20): the batch and its labels split over the devices, the short batch
+        # included; then a conditional population, one member per device.
+        ("cond4", ["--conditional", "--num_epochs", "2", *outputs("cond4")]),
+        ("condpop4", ["--conditional", "--population", "4", "--num_epochs", "1", *outputs("condpop4")]),
     ], last=["--batch_size", "30"])
     ref = {"drop": one_device(root, "one_drop", num_epochs=2, last_batch="drop"),
            "partial": one_device(root, "one_partial", num_epochs=2),
-           "pop4": one_device(root, "one_pop4", num_epochs=1, population=4)}
+           "pop4": one_device(root, "one_pop4", num_epochs=1, population=4),
+           "cond": one_device(root, "one_cond", **COND),
+           "condpop4": one_device(root, "one_condpop4", **COND_POP)}
     code, out, err, results = finish(proc)
     return types.SimpleNamespace(root=root, code=code, out=out, err=err, results=results, ref=ref)
 
@@ -160,8 +169,10 @@ def two(tmp_path_factory, four):
                   "--process_id", str(i), *outputs("solo")]),
         ("resume", ["--num_epochs", "3", "--resume", *outputs("solo")]),
         ("pop4", ["--population", "4", "--num_epochs", "1", *outputs("pop4")]),
+        ("cond", ["--conditional", "--num_epochs", "2", *outputs("cond")]),
     ], devices=2, tag=f"process{i}") for i in range(2)]
-    ref = {2: four.ref["partial"], 3: one_device(root, "one_3", num_epochs=3), "pop4": four.ref["pop4"]}
+    ref = {2: four.ref["partial"], 3: one_device(root, "one_3", num_epochs=3), "pop4": four.ref["pop4"],
+           "cond": four.ref["cond"]}
     done = [finish(p) for p in procs]
     for code, _, err, _ in done:
         assert code == 0, err
@@ -258,3 +269,35 @@ def test_a_population_splits_its_members_over_devices_and_processes(four, two):
     state, _, _ = restore_newest(str(two.root / "pop4" / "checkpoints"), cfg)
     assert_close(state.g_params, two.ref["pop4"].g_params)
     assert "a population of 3 on every device" in run_output(four.results, "pop3")
+
+
+def test_a_conditional_run_on_devices_and_processes_equals_one_device(four, two):
+    cfg = small_config(four.root / "one_cond", data_dir=str(four.root / "data"), **COND)
+    one = four.ref["cond"]
+    assert int(one.step) == 14
+    # The batch and its labels split over 4 devices, the short batch of 8 too (2 per device).
+    assert "on 4 cpu devices" in run_output(four.results, "cond4")
+    state, _, step = restore_newest(str(four.root / "cond4" / "checkpoints"), cfg)
+    assert step == 14
+    for part in ("g_params", "d_params", "g_stats"):  # the label embeddings among them
+        assert_close(getattr(state, part), getattr(one, part))
+    # Two processes of 2 devices each, one checkpoint and one class-row grid between them.
+    assert "in 2 processes" in run_output(two.results[0], "cond")
+    state, _, step = restore_newest(str(two.root / "cond" / "checkpoints"), cfg)
+    assert step == 14
+    assert_close(state.g_params, one.g_params)
+    assert_close(state.d_params, one.d_params)
+    assert sorted(os.listdir(two.root / "cond" / "samples" / "mnist")) == ["fake_images_1.png", "fake_images_2.png"]
+
+
+def test_a_conditional_population_splits_its_members_over_devices(four):
+    assert "a population of 4 split over the devices" in run_output(four.results, "condpop4")
+    cfg = small_config(four.root / "one_condpop4", data_dir=str(four.root / "data"), **COND_POP)
+    one = four.ref["condpop4"]
+    state, _, step = restore_newest(str(four.root / "condpop4" / "checkpoints"), cfg)
+    assert step == 7
+    assert_close(state.g_params, one.g_params)
+    assert_close(state.d_params, one.d_params)
+    # Four members, each its own: every member's label embedding differs from the others'.
+    embed = np.asarray(state.g_params["embed"]["table"])
+    assert embed.shape == (4, 10, 10) and all(not np.allclose(embed[0], embed[i]) for i in range(1, 4))
