@@ -180,11 +180,15 @@ class Config:
     # -- conditional GANs (issue 20) --
     conditional: bool = flag(False, "class-conditional G and D, each given the images' class labels (Mirza & "
                              "Osindero 2014): mlp, a label embedding concatenated to z and to the image; the conv "
-                             "families, class-conditional BatchNorm in G and a projection D (Miyato & Koyama 2018)",
+                             "families, as --conv_cond says",
                              resume=REFUSE)
     g_labels: str = flag("uniform", "with --conditional, the classes G draws in training: uniform over the "
                          "classes, or data: the batch's own real labels in a random order (the data's "
                          "histogram)", resume=REFUSE, choices=("uniform", "data"))
+    conv_cond: str = flag("planes", "with --conditional, how the conv families condition: planes (the one-hot label "
+                          "concatenated to z, and as constant planes to D's input channels; chosen by measurement, "
+                          "docs/quality.md) or projection (class-conditional BatchNorm in G and a projection D; "
+                          "Miyato & Koyama 2018)", resume=REFUSE, choices=("planes", "projection"), family_only=True)
     classes: int = flag(0, "--dataset folder with --conditional: its class count, read from its class subfolders "
                         "when the run starts (0 = read them; another number is refused)", resume=REFUSE)
     grid_classes: int = flag(10, "with --conditional, the classes shown in the grids (one row each, 8 noise "
@@ -389,6 +393,8 @@ def validate(cfg: Config) -> Config:
     if cfg.classes < 0 or (cfg.classes and not cfg.conditional):
         raise ConfigError(f"--classes {cfg.classes}: a conditional folder run's class count (with --conditional; "
                           "0 = read from its class subfolders)")
+    if cfg.conv_cond != _FIELDS["conv_cond"].default and not cfg.conditional:
+        raise ConfigError(f"--conv_cond {cfg.conv_cond} applies to conditional runs only (add --conditional)")
     if cfg.conditional and not family.conditional:
         takers = "|".join(n for n in families.names() if families.get(n).conditional)
         raise ConfigError(f"--conditional applies to --model {takers} only")
@@ -539,6 +545,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         if name in values and cfg.dataset != FOLDER:
             raise ConfigError(f"--{name} applies to --dataset folder only (the built-in datasets have their own split)")
     # A flag this family does not read would be silently ignored: say so instead.
+    if "conv_cond" in values and not cfg.conditional and cfg.family.reads("conv_cond"):
+        raise ConfigError(f"--conv_cond {cfg.conv_cond} applies to conditional runs only (add --conditional)")
     for name in values:
         if name in FAMILY_OPTIONS and not cfg.family.reads(name):
             takers = "|".join(f.name for f in map(families.get, families.names()) if f.reads(name))

@@ -13,11 +13,15 @@ or "matmul", patches times a kernel matrix (``jaxgan.layers``). XLA's CPU backen
 convolutions' gradients slowly and, inside a compiled loop, 10-60x more slowly still, while it
 runs dots well everywhere; ``--conv_impl auto`` picks matmul on CPU (``resolve_conv_impl``).
 
-Conditional (``n_classes``, ``--conditional``): the choice of Miyato & Koyama (2018, "cGANs with
-Projection Discriminator"), also StudioGAN's: G's every BatchNorm class-conditional
-(``layers.ClassBatchNorm``: shared statistics, a scale and bias per class), and D's output plus the
-projection <embed(y), phi(x)> of the flattened features its output layer reads (``layers.Projection``).
-Both are then called with ``labels=``.
+Conditional (``n_classes``, ``--conditional``), two ways (``conditioning``, ``--conv_cond``), both
+then called with ``labels=``:
+- "planes" (the default, chosen by the measurement in docs/quality.md): the one-hot label
+  concatenated to z, and as ``n_classes`` constant planes to D's input channels; BatchNorm
+  unconditional, no projection.
+- "projection", the choice of Miyato & Koyama (2018, "cGANs with Projection Discriminator"), also
+  StudioGAN's: G's every BatchNorm class-conditional (``layers.ClassBatchNorm``: shared statistics,
+  a scale and bias per class), and D's output plus the projection <embed(y), phi(x)> of the
+  flattened features its output layer reads (``layers.Projection``).
 """
 
 from __future__ import annotations
@@ -31,6 +35,37 @@ from jaxgan.layers import (COMPUTE_DTYPES, INITS, ClassBatchNorm, Projection, To
 
 G_HIDDEN = (1024, 512, 256, 128)  # the references' generator widths, from the first (deepest) layer
 D_HIDDEN = (128, 256, 512, 1024)  # the references' discriminator widths, from the first layer
+
+
+CONDITIONINGS = ("planes", "projection")  # --conv_cond, the default first
+
+
+def label_planes(h: jax.Array, labels: jax.Array | None, n_classes: int) -> jax.Array:
+    """NHWC images with each row's one-hot label appended as ``n_classes`` constant planes (torch's
+    ``cat([x, planes], dim=1)``: the image's channels first)."""
+    if labels is None:
+        raise ValueError("a conditional network needs labels= (the class of each row)")
+    planes = jax.nn.one_hot(labels, n_classes, dtype=h.dtype)[:, None, None, :]
+    return jnp.concatenate([h, jnp.broadcast_to(planes, h.shape[:3] + (n_classes,))], axis=-1)
+
+
+def resolve_conditioning(n_classes: int, conditioning: str) -> str:
+    """"" (unconditional), "projection" or "planes"."""
+    if conditioning not in CONDITIONINGS:
+        raise ValueError(f"conditioning must be one of {CONDITIONINGS}, got {conditioning!r}")
+    return conditioning if n_classes else ""
+
+
+def d_input(d: nnx.Module, x: jax.Array, labels: jax.Array | None) -> jax.Array:
+    """A conv D's flat images (N, C*H*W) as NHWC, with the label planes appended when it conditions
+    on them."""
+    h = x.reshape(x.shape[0], *d.image_shape).transpose(0, 2, 3, 1)
+    return label_planes(h, labels, d.n_classes) if d.conditioning == "planes" else h
+
+
+def d_in_channels(image_shape: tuple[int, int, int], n_classes: int, conditioning: str) -> int:
+    """What a conv D's first convolution reads: the image's channels, plus the label planes."""
+    return image_shape[0] + (n_classes if resolve_conditioning(n_classes, conditioning) == "planes" else 0)
 
 
 def resolve_conv_impl(name: str) -> str:
@@ -66,21 +101,27 @@ class Generator(nnx.Module):
 
     def __init__(self, latent_dim: int, image_shape: tuple[int, int, int], hidden: tuple[int, ...] = G_HIDDEN, *,
                  init: str, compute_dtype: str = "float32", conv_impl: str = "lax", n_classes: int = 0,
-                 rngs: nnx.Rngs):
+                 conditioning: str = "planes", rngs: nnx.Rngs):
         q = first_map(image_shape, hidden)
         _check(init, compute_dtype)
         self.image_shape, self.hidden, self.q = tuple(image_shape), tuple(hidden), q
+        self.n_classes, self.conditioning = n_classes, resolve_conditioning(n_classes, conditioning)
+        planes = self.conditioning == "planes"
         opts = dict(init=init, compute_dtype=compute_dtype)
-        self.fc = TorchLinear(latent_dim, hidden[0] * q * q, **opts, rngs=rngs)
-        self.n_classes = n_classes
-        self.norms = nnx.List([ClassBatchNorm(c, n_classes) if n_classes else TorchBatchNorm(c) for c in hidden])
+        self.fc = TorchLinear(latent_dim + (n_classes if planes else 0), hidden[0] * q * q, **opts, rngs=rngs)
+        self.norms = nnx.List([ClassBatchNorm(c, n_classes) if self.conditioning == "projection" else TorchBatchNorm(c)
+                               for c in hidden])
         widths = tuple(hidden) + (image_shape[0],)
         self.deconvs = nnx.List([TorchConvTranspose2d(a, b, **opts, conv_impl=conv_impl, rngs=rngs)
                                  for a, b in zip(widths[:-1], widths[1:])])
 
     def __call__(self, z: jax.Array, use_batch_stats: bool = True, labels: jax.Array | None = None) -> jax.Array:
         n = z.shape[0]
-        cond = {"labels": labels} if self.n_classes else {}  # a ClassBatchNorm's
+        cond = {"labels": labels} if self.conditioning == "projection" else {}  # a ClassBatchNorm's
+        if self.conditioning == "planes":
+            if labels is None:
+                raise ValueError("a conditional network needs labels= (the class of each row)")
+            z = jnp.concatenate([z, jax.nn.one_hot(labels, self.n_classes, dtype=z.dtype)], axis=-1)
         # torch's view(-1, c0, q, q) is (C, H, W) order; then to NHWC.
         h = self.fc(z).reshape(n, self.hidden[0], self.q, self.q).transpose(0, 2, 3, 1)
         h = self.norms[0](h, use_batch_stats, **cond)
@@ -98,25 +139,24 @@ class Discriminator(nnx.Module):
 
     def __init__(self, image_shape: tuple[int, int, int], hidden: tuple[int, ...] = D_HIDDEN, *,
                  init: str, compute_dtype: str = "float32", conv_impl: str = "lax", n_classes: int = 0,
-                 rngs: nnx.Rngs):
+                 conditioning: str = "planes", rngs: nnx.Rngs):
         q = first_map(image_shape, hidden)
         _check(init, compute_dtype)
         self.image_shape = tuple(image_shape)
+        self.n_classes, self.conditioning = n_classes, resolve_conditioning(n_classes, conditioning)
         opts = dict(init=init, compute_dtype=compute_dtype)
-        widths = (image_shape[0],) + tuple(hidden)
+        widths = (d_in_channels(image_shape, n_classes, conditioning),) + tuple(hidden)
         self.convs = nnx.List([TorchConv2d(a, b, **opts, conv_impl=conv_impl, rngs=rngs)
                                for a, b in zip(widths[:-1], widths[1:])])
         self.norms = nnx.List([TorchBatchNorm(c) for c in hidden[1:]])
         self.out = TorchLinear(hidden[-1] * q * q, 1, **opts, rngs=rngs)
-        self.n_classes = n_classes
-        if n_classes:
+        if self.conditioning == "projection":
             self.project = Projection(n_classes, hidden[-1] * q * q, init=init, rngs=rngs)
 
     def __call__(self, x: jax.Array, use_batch_stats: bool = True, dropout_key: jax.Array | None = None,
                  labels: jax.Array | None = None) -> jax.Array:
         n = x.shape[0]
-        h = x.reshape(n, *self.image_shape).transpose(0, 2, 3, 1)
-        h = jax.nn.leaky_relu(self.convs[0](h), 0.2)
+        h = jax.nn.leaky_relu(self.convs[0](d_input(self, x, labels)), 0.2)
         for conv, norm in zip(self.convs[1:], self.norms):
             h = jax.nn.leaky_relu(norm(conv(h), use_batch_stats), 0.2)
         # nn.Flatten on (N, C, H, W): back to channel-major before the Linear.
@@ -125,9 +165,9 @@ class Discriminator(nnx.Module):
 
 def project(d: nnx.Module, phi: jax.Array, labels: jax.Array | None) -> jax.Array:
     """A conv D's raw output from its flattened features ``phi``: its output layer, plus a
-    conditional D's projection term (``d.project``) for ``labels``."""
+    projection D's class term (``d.project``) for ``labels``."""
     out = d.out(phi)[:, 0]
-    if not d.n_classes:
+    if d.conditioning != "projection":
         return out
     if labels is None:
         raise ValueError("a conditional network needs labels= (the class of each row)")

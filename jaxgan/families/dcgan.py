@@ -32,9 +32,10 @@ def conv_networks(cfg, g_key, d_key, init: str, d_cls=convnets.Discriminator):
     """The DCGAN-shaped G and D (``d_cls``: another critic on the same conv stack) of a run."""
     conv = convnets.resolve_conv_impl(cfg.conv_impl)
     g = convnets.Generator(cfg.latent_dim, cfg.image_shape, cfg.g_hidden, init=init, compute_dtype=cfg.matmul_dtype,
-                           conv_impl=conv, n_classes=cfg.num_classes, rngs=nnx.Rngs(g_key))
+                           conv_impl=conv, n_classes=cfg.num_classes, conditioning=cfg.conv_cond,
+                           rngs=nnx.Rngs(g_key))
     d = d_cls(cfg.image_shape, cfg.d_hidden, init=init, compute_dtype=cfg.matmul_dtype, conv_impl=conv,
-              n_classes=cfg.num_classes, rngs=nnx.Rngs(d_key))
+              n_classes=cfg.num_classes, conditioning=cfg.conv_cond, rngs=nnx.Rngs(d_key))
     return g, d
 
 
@@ -42,8 +43,8 @@ class DCGAN(Family):
     name = "dcgan"
     help = "DCGAN's convolutional G and D, BCE losses, Adam (dcgan/)"
     defaults = {"batch_size": 128, "num_epochs": 200, "g_hidden": convnets.G_HIDDEN, "d_hidden": convnets.D_HIDDEN}
-    options = frozenset({"loss", "conv_impl"})
-    conditional = True  # class-conditional BatchNorm in G, a projection D (convnets)
+    options = frozenset({"loss", "conv_impl", "conv_cond"})
+    conditional = True  # label planes or a projection D (--conv_cond; convnets)
 
     def check(self, cfg):
         check_widths(cfg)

@@ -28,9 +28,9 @@ class WGAN(Family):
     # every 1,000 generator iterations; its batch generator skips each epoch's short batch.
     defaults = {"lr": 0.00005, "batch_size": 64, "d_steps": 5, "interval": 1000, "last_batch": "drop",
                 "g_hidden": convnets.G_HIDDEN, "d_hidden": convnets.D_HIDDEN}
-    options = frozenset({"clip_limit", "conv_impl"})
+    options = frozenset({"clip_limit", "conv_impl", "conv_cond"})
     critic = True
-    conditional = True  # class-conditional BatchNorm in G, a projection critic (convnets)
+    conditional = True  # label planes or a projection critic (--conv_cond; convnets)
     full_batches_why = "the reference skips each epoch's short last batch"
 
     @property

@@ -35,21 +35,21 @@ class Critic(nnx.Module):
 
     def __init__(self, image_shape: tuple[int, int, int], hidden: tuple[int, ...] = convnets.D_HIDDEN, *,
                  init: str, compute_dtype: str = "float32", conv_impl: str = "lax", n_classes: int = 0,
-                 rngs: nnx.Rngs):
+                 conditioning: str = "planes", rngs: nnx.Rngs):
         q = convnets.first_map(image_shape, hidden)
         self.image_shape = tuple(image_shape)
-        widths = (image_shape[0],) + tuple(hidden)
+        self.n_classes, self.conditioning = n_classes, convnets.resolve_conditioning(n_classes, conditioning)
+        widths = (convnets.d_in_channels(image_shape, n_classes, conditioning),) + tuple(hidden)
         self.convs = nnx.List([layers.TorchConv2d(a, b, init=init, compute_dtype=compute_dtype, conv_impl=conv_impl,
                                                   rngs=rngs) for a, b in zip(widths[:-1], widths[1:])])
         self.out = layers.TorchLinear(hidden[-1] * q * q, 1, init=init, compute_dtype=compute_dtype, rngs=rngs)
-        self.n_classes = n_classes
-        if n_classes:  # --conditional: the projection critic (convnets)
+        if self.conditioning == "projection":  # --conditional --conv_cond projection (convnets)
             self.project = layers.Projection(n_classes, hidden[-1] * q * q, init=init, rngs=rngs)
 
     def __call__(self, x: jax.Array, use_batch_stats: bool = True, dropout_key: jax.Array | None = None,
                  labels: jax.Array | None = None) -> jax.Array:
         n = x.shape[0]
-        h = x.reshape(n, *self.image_shape).transpose(0, 2, 3, 1)
+        h = convnets.d_input(self, x, labels)
         for conv in self.convs:
             h = jax.nn.leaky_relu(conv(h), 0.2)
         return convnets.project(self, h.transpose(0, 3, 1, 2).reshape(n, -1), labels)
@@ -75,7 +75,7 @@ class WGANGP(WGAN):
             "normalisation, lambda 10, Adam(1e-4, (0, 0.9)), n_critic 5")
     defaults = {"lr": 0.0001, "beta1": 0.0, "beta2": 0.9, "batch_size": 64, "d_steps": 5, "interval": 1000,
                 "last_batch": "drop", "g_hidden": convnets.G_HIDDEN, "d_hidden": convnets.D_HIDDEN}
-    options = frozenset({"conv_impl"})
+    options = frozenset({"conv_impl", "conv_cond"})
     full_batches_why = "as WGAN"
 
     def networks(self, cfg, g_key, d_key):
