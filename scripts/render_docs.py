@@ -175,26 +175,34 @@ def conditional_seeds() -> str:
     return "\n".join(lines)
 
 
-def conditional_selection() -> str:
+def conditional_selection(path: str = SELECTION) -> str:
     """How the recipe was chosen: each candidate's members against the goals on the validation
     split (``scripts/conditional_recipe.py``), the rule, and the choice."""
     import numpy as np
 
-    d = _load(SELECTION)
-    lines = ["| candidate | flags | members meeting every goal | mean attainment | "
+    d = _load(path)
+    lines = ["| round | candidate | flags | members meeting every goal | mean attainment | "
              + " | ".join(f"mean {n}" for n in GOAL_NAMES.values()) + " |",
-             "|---|---|---:|---:|" + "---:|" * len(GOAL_NAMES)]
+             "|---:|---|---|---:|---:|" + "---:|" * len(GOAL_NAMES)]
     for name, c in d["candidates"].items():
         means = [float(np.mean([m[k] for m in c["members"]])) for k in GOAL_NAMES]
         mark = f"**{name}** (chosen)" if name == d["chosen"] else name
-        lines.append(f"| {mark} | `{' '.join(c['flags']) or '(none)'}` | {c['members_meeting_all']} of "
+        lines.append(f"| {c.get('round', 1)} | {mark} | `{' '.join(c['flags']) or '(none)'}` | {c['members_meeting_all']} of "
                      f"{len(c['members'])} | {c['mean_attainment']:.3f} | " + " | ".join(f"{v:.3f}" for v in means) + " |")
     split = d["split"]
     lines += ["", f"Split: {split['rule']} ({split.get('train', '?'):,} trained on, {split.get('validation', '?'):,} "
               f"scored against, with a judge of their own). Rule (in code, `choose`): {d['rule']}. "
               f"Goals per member: " + ", ".join(f"{GOAL_NAMES[k]} ≥ {v}" for k, v in d["goals"].items())
-              + f" (`{SELECTION}`)."]
+              + f" (`{path}`)."]
     return "\n".join(lines)
+
+
+CONV_SELECTION = "docs/quality/cond_conv/selection.json"
+
+
+def conditional_conv() -> str:
+    """DCGAN's two conditionings, measured as the MLP's candidates are (``--study conv``)."""
+    return conditional_selection(CONV_SELECTION)
 
 
 # -- the registry ----------------------------------------------------------------------------------
@@ -232,6 +240,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "streaming-cpu": streaming_cpu,
     "conditional-seeds": conditional_seeds,
     "conditional-selection": conditional_selection,
+    "conditional-conv": conditional_conv,
     **{name: _report(name) for name in ("headline", "benchmarks", "conv-bench", "population-bench",
                                         "population-seeds", "population-memory")},
 }

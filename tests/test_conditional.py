@@ -339,6 +339,10 @@ def test_the_goals_take_each_members_worst_class_and_the_recipe_rule_counts_memb
     assert recipe.choose({"a": [near, near], "b": [good, low]}) == "b"  # 1 member meets all, against 0
     assert recipe.choose({"a": [low, near], "b": [near, near]}) == "b"  # none: the higher mean attainment
     assert recipe.choose({"a": [near], "b": [near]}) == "a"
+    # Every attainment 0 (no class's recall at all): the higher mean label accuracy.
+    blind, sharper = quality.conditional_goals(member(0.5, 0.1, 0.0)), quality.conditional_goals(member(0.7, 0.1, 0.0))
+    assert blind["attainment"] == sharper["attainment"] == 0.0
+    assert recipe.choose({"a": [blind, blind], "b": [sharper, blind]}) == "b"
 
 
 def test_a_conditional_g_ema_run_recalibrates_its_statistics_on_mixed_label_batches(tmp_path):
