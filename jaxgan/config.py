@@ -186,8 +186,8 @@ class Config:
                          "classes, or data: the batch's own real labels in a random order (the data's "
                          "histogram)", resume=REFUSE, choices=("uniform", "data"))
     conv_cond: str = flag("planes", "with --conditional, how the conv families condition: planes (the one-hot label "
-                          "concatenated to z, and as constant planes to D's input channels; chosen by measurement, "
-                          "docs/quality.md) or projection (class-conditional BatchNorm in G and a projection D; "
+                          "concatenated to z, and as constant planes to D's input channels; chosen over projection by a "
+                          "measurement on DCGAN, docs/quality.md) or projection (class-conditional BatchNorm in G and a projection D; "
                           "Miyato & Koyama 2018)", resume=REFUSE, choices=("planes", "projection"), family_only=True)
     classes: int = flag(0, "--dataset folder with --conditional: its class count, read from its class subfolders "
                         "when the run starts (0 = read them; another number is refused)", resume=REFUSE)
@@ -516,11 +516,40 @@ def flag_table() -> str:
     return "\n".join(rows)
 
 
+# What a run recorded before a field existed was trained with, where that is not today's default:
+# conditional conv runs were all projection runs before --conv_cond (and planes its default).
+WAS_BEFORE = {"conv_cond": "projection"}
+
+
+def applies(name: str, values: dict) -> bool:
+    """Whether a run of these settings reads field ``name`` (a family option of another family, or
+    --conv_cond of an unconditional run, changes nothing)."""
+    if name in FAMILY_OPTIONS and not families.get(values.get("model", "mlp")).reads(name):
+        return False
+    return name != "conv_cond" or bool(values.get("conditional"))
+
+
+def recorded(saved: dict) -> dict:
+    """A checkpoint record's config as the run it describes was trained: a field the record lacks
+    (written before the field existed) is what such runs had (``WAS_BEFORE``), else its default;
+    a field that run does not read is at its default."""
+    values = dict(saved)
+    for name, was in WAS_BEFORE.items():
+        values.setdefault(name, was)
+    for name in list(values):
+        if name in _FIELDS and not applies(name, values):
+            values[name] = _FIELDS[name].default
+    return values
+
+
 def check_resume_config(saved: dict, cfg: Config) -> list[str]:
     """Refuse to resume with settings that change the model, the data or the objective; return the
     other settings that changed, as ``name old -> new`` (the trainer says them)."""
     new = cfg.to_dict()
+    saved = recorded(saved) if saved else saved
     for name in MODEL_FIELDS:
+        if not applies(name, new):
+            continue
         # A record written before a flag existed was trained with what is now its default (e.g.
         # model=mlp): a run asking for another value is refused, not restored into the wrong shapes.
         was = saved.get(name, _FIELDS[name].default) if saved else new[name]

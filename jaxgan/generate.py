@@ -28,7 +28,7 @@ import numpy as np
 from jaxgan import checkpoint as ckpt_lib
 from jaxgan import data as data_lib
 from jaxgan import population, runs, steps
-from jaxgan.config import ConfigError, from_dict
+from jaxgan.config import ConfigError, from_dict, recorded
 
 RECALIBRATION_BATCHES = 100  # batches of noise whose statistics replace the EMA weights' running ones
 
@@ -47,7 +47,7 @@ def load_generator(dataset: str, ckpt_dir: str, step: int | None = None, best: b
         if step is not None and step not in available:
             raise ckpt_lib.CheckpointError(f"no checkpoint at step {step} in {folder} (have {available})")
         record = checkpoints.read_record(step if step is not None else available[-1])
-        cfg = from_dict({k: v for k, v in record["config"].items() if k != "resume"})
+        cfg = from_dict({k: v for k, v in recorded(record["config"]).items() if k != "resume"})
         size = cfg.population
         if member is not None and not 0 <= member < size:
             raise ConfigError(f"--member {member}: the run has {size} member{'s' if size > 1 else ''} "
@@ -77,7 +77,7 @@ def run_config(dataset: str, ckpt_dir: str, best: bool = False, model: str = "ml
         record = checkpoints.read_record(checkpoints.steps()[-1])
     finally:
         checkpoints.close()
-    return from_dict({k: v for k, v in record["config"].items() if k != "resume"})
+    return from_dict({k: v for k, v in recorded(record["config"]).items() if k != "resume"})
 
 
 @functools.partial(jax.jit, static_argnums=(0, 3))

@@ -3,7 +3,7 @@
 - initialisers: PyTorch's defaults (``torch``) and DCGAN's ``init_weight`` (``dcgan``);
 - the matmul precision of ``--matmul_dtype``, set here once for every matmul and convolution;
 - ``TorchLinear``; ``TorchEmbedding`` (a conditional run's label embedding); ``ClassBatchNorm`` and
-  ``Projection`` (the conv families' conditioning); ``TorchBatchNorm`` for 1-D features (N, F) and NHWC images alike;
+  ``Projection`` (the conv families' ``--conv_cond projection``); ``TorchBatchNorm`` for 1-D features (N, F) and NHWC images alike;
 - ``TorchConv2d`` (k5, s2, p2) and ``TorchConvTranspose2d`` (k5, s2, p2, op1), each computed as
   XLA convolutions (``lax``) or as patches times a kernel matrix (``matmul``);
 - ``split`` / ``apply``: a module as (static graph, parameters, BatchNorm statistics) of plain

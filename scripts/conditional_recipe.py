@@ -74,7 +74,7 @@ ROUND_3: dict[str, tuple[str, ...]] = {
 }
 # The conv families' conditioning (issue 20 item 1), named before either was measured: DCGAN at
 # the reduced widths of the docs' conditional command, the reference's recipe otherwise, 100
-# epochs, the projection D with class-conditional BatchNorm in G (the default) against the one-hot
+# epochs, the projection D with class-conditional BatchNorm in G (the default then) against the one-hot
 # label concatenated to z and as planes to D's input.
 CONV = ("--model", "dcgan", "--g_hidden", "64,32,16,8", "--d_hidden", "8,16,32,64")
 CONV_ROUND_1: dict[str, tuple[str, ...]] = {

@@ -6,6 +6,7 @@ The PyTorch side is ``benchmarks.torch_reference.ConditionalGenerator`` / ``Cond
 after the flattened image for D); it runs in float64, as in tests/test_train_step_parity.py.
 """
 
+import json
 import os
 import re
 
@@ -343,6 +344,21 @@ def test_the_goals_take_each_members_worst_class_and_the_recipe_rule_counts_memb
     blind, sharper = quality.conditional_goals(member(0.5, 0.1, 0.0)), quality.conditional_goals(member(0.7, 0.1, 0.0))
     assert blind["attainment"] == sharper["attainment"] == 0.0
     assert recipe.choose({"a": [blind, blind], "b": [sharper, blind]}) == "b"
+
+
+@pytest.mark.quick
+@pytest.mark.parametrize("study", ["mlp", "conv"])
+def test_the_committed_choices_are_what_the_rule_makes_of_the_committed_candidates(tmp_path, study):
+    # The docs' tables render docs/quality/cond_*/selection.json: the rule, rerun on the committed
+    # candidates' JSONs (--smoke), must make the same choice from the same members.
+    from scripts import conditional_recipe as recipe
+
+    shipped = recipe.STUDIES[study].out
+    assert recipe.main(["--smoke", "--study", study, "--out", str(tmp_path)]) == 0
+    again = json.load(open(tmp_path / "selection.json"))
+    committed = json.load(open(os.path.join(shipped, "selection.json")))
+    assert again["chosen"] == committed["chosen"] and again["rule"] == committed["rule"]
+    assert again["candidates"] == committed["candidates"]
 
 
 def test_a_conditional_g_ema_run_recalibrates_its_statistics_on_mixed_label_batches(tmp_path):

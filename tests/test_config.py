@@ -151,3 +151,25 @@ def test_a_checkpoint_from_before_model_existed_resumes_only_as_the_mlp():
     check_resume_config(saved, parse_args([]))
     with pytest.raises(ConfigError, match="trained with model='mlp', this run asks for model='dcgan'"):
         check_resume_config(saved, parse_args(["--model", "dcgan"]))
+
+
+@pytest.mark.quick
+def test_a_record_from_before_conv_cond_reads_as_the_projection_run_it_was():
+    # Conditional conv runs recorded before --conv_cond existed were projection runs (planes is the
+    # default now): resuming, sampling and evaluating them must rebuild that network, and a run
+    # asking for planes is refused in one line, before any checkpoint is read.
+    from jaxgan.config import check_resume_config, recorded
+
+    old = parse_args(["--model", "dcgan", "--conditional", "--conv_cond", "projection"]).to_dict()
+    del old["conv_cond"]
+    assert recorded(old)["conv_cond"] == "projection"
+    assert check_resume_config(old, parse_args(["--model", "dcgan", "--conditional", "--conv_cond", "projection"])) == []
+    with pytest.raises(ConfigError, match="trained with conv_cond='projection'.*pass --conv_cond projection"):
+        check_resume_config(old, parse_args(["--model", "dcgan", "--conditional"]))
+    # Runs that never read it resume under today's default, whatever their record says of it.
+    for argv in (["--model", "dcgan"], ["--conditional"]):
+        rec = parse_args(argv).to_dict()
+        del rec["conv_cond"]
+        assert recorded(rec)["conv_cond"] == "planes" and check_resume_config(rec, parse_args(argv)) == []
+    mlp = dict(parse_args(["--conditional"]).to_dict(), conv_cond="projection")  # a record that named it anyway
+    assert check_resume_config(mlp, parse_args(["--conditional"])) == []

@@ -110,9 +110,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def assert_close(a, b, atol=2e-4):
-    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
-        np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=1e-3)
+def assert_close(a, b, atol=2e-4, rtol=1e-3):
+    xs, ys = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+    assert len(xs) == len(ys) and xs, (len(xs), len(ys))
+    for x, y in zip(xs, ys):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=rtol)
+
+
+def assert_label_tables_close(a, b):
+    """G's and D's label embeddings of two conditional states, to 1e-6: they part from their
+    one-device twins' by ~1e-8 (other summation orders), and a label drawn or paired wrongly on some
+    device moves them by ~1e-4. (BatchNorm's scales and biases cannot be held so tight: Adam turns
+    their near-zero gradients' rounding into steps of ~lr, 5e-5 here.)"""
+    for part in ("g_params", "d_params"):
+        np.testing.assert_allclose(np.asarray(getattr(a, part)["embed"]["table"]),
+                                   np.asarray(getattr(b, part)["embed"]["table"]), atol=1e-6, rtol=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -279,12 +291,14 @@ def test_a_conditional_run_on_devices_and_processes_equals_one_device(four, two)
     assert "on 4 cpu devices" in run_output(four.results, "cond4")
     state, _, step = restore_newest(str(four.root / "cond4" / "checkpoints"), cfg)
     assert step == 14
-    for part in ("g_params", "d_params", "g_stats"):  # the label embeddings among them
+    assert_label_tables_close(state, one)
+    for part in ("g_params", "d_params", "g_stats"):
         assert_close(getattr(state, part), getattr(one, part))
     # Two processes of 2 devices each, one checkpoint and one class-row grid between them.
     assert "in 2 processes" in run_output(two.results[0], "cond")
     state, _, step = restore_newest(str(two.root / "cond" / "checkpoints"), cfg)
     assert step == 14
+    assert_label_tables_close(state, one)
     assert_close(state.g_params, one.g_params)
     assert_close(state.d_params, one.d_params)
     assert sorted(os.listdir(two.root / "cond" / "samples" / "mnist")) == ["fake_images_1.png", "fake_images_2.png"]
@@ -296,8 +310,7 @@ def test_a_conditional_population_splits_its_members_over_devices(four):
     one = four.ref["condpop4"]
     state, _, step = restore_newest(str(four.root / "condpop4" / "checkpoints"), cfg)
     assert step == 7
+    assert np.asarray(state.g_params["embed"]["table"]).shape == (4, 10, 10)  # a table per member
+    assert_label_tables_close(state, one)
     assert_close(state.g_params, one.g_params)
     assert_close(state.d_params, one.d_params)
-    # Four members, each its own: every member's label embedding differs from the others'.
-    embed = np.asarray(state.g_params["embed"]["table"])
-    assert embed.shape == (4, 10, 10) and all(not np.allclose(embed[0], embed[i]) for i in range(1, 4))
