@@ -31,7 +31,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxgan.layers import (COMPUTE_DTYPES, INITS, ClassBatchNorm, Projection, TorchBatchNorm, TorchConv2d,
-                           TorchConvTranspose2d, TorchLinear)
+                           TorchConvTranspose2d, TorchLinear, given_labels)
 
 G_HIDDEN = (1024, 512, 256, 128)  # the references' generator widths, from the first (deepest) layer
 D_HIDDEN = (128, 256, 512, 1024)  # the references' discriminator widths, from the first layer
@@ -43,9 +43,7 @@ CONDITIONINGS = ("planes", "projection")  # --conv_cond, the default first
 def label_planes(h: jax.Array, labels: jax.Array | None, n_classes: int) -> jax.Array:
     """NHWC images with each row's one-hot label appended as ``n_classes`` constant planes (torch's
     ``cat([x, planes], dim=1)``: the image's channels first)."""
-    if labels is None:
-        raise ValueError("a conditional network needs labels= (the class of each row)")
-    planes = jax.nn.one_hot(labels, n_classes, dtype=h.dtype)[:, None, None, :]
+    planes = jax.nn.one_hot(given_labels(labels), n_classes, dtype=h.dtype)[:, None, None, :]
     return jnp.concatenate([h, jnp.broadcast_to(planes, h.shape[:3] + (n_classes,))], axis=-1)
 
 
@@ -119,9 +117,7 @@ class Generator(nnx.Module):
         n = z.shape[0]
         cond = {"labels": labels} if self.conditioning == "projection" else {}  # a ClassBatchNorm's
         if self.conditioning == "planes":
-            if labels is None:
-                raise ValueError("a conditional network needs labels= (the class of each row)")
-            z = jnp.concatenate([z, jax.nn.one_hot(labels, self.n_classes, dtype=z.dtype)], axis=-1)
+            z = jnp.concatenate([z, jax.nn.one_hot(given_labels(labels), self.n_classes, dtype=z.dtype)], axis=-1)
         # torch's view(-1, c0, q, q) is (C, H, W) order; then to NHWC.
         h = self.fc(z).reshape(n, self.hidden[0], self.q, self.q).transpose(0, 2, 3, 1)
         h = self.norms[0](h, use_batch_stats, **cond)
@@ -169,6 +165,4 @@ def project(d: nnx.Module, phi: jax.Array, labels: jax.Array | None) -> jax.Arra
     out = d.out(phi)[:, 0]
     if d.conditioning != "projection":
         return out
-    if labels is None:
-        raise ValueError("a conditional network needs labels= (the class of each row)")
-    return out + d.project(phi, labels)
+    return out + d.project(phi, given_labels(labels))

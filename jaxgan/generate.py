@@ -47,7 +47,7 @@ def load_generator(dataset: str, ckpt_dir: str, step: int | None = None, best: b
         if step is not None and step not in available:
             raise ckpt_lib.CheckpointError(f"no checkpoint at step {step} in {folder} (have {available})")
         record = checkpoints.read_record(step if step is not None else available[-1])
-        cfg = from_dict({k: v for k, v in recorded(record["config"]).items() if k != "resume"})
+        cfg = trained_config(record)
         size = cfg.population
         if member is not None and not 0 <= member < size:
             raise ConfigError(f"--member {member}: the run has {size} member{'s' if size > 1 else ''} "
@@ -77,6 +77,11 @@ def run_config(dataset: str, ckpt_dir: str, best: bool = False, model: str = "ml
         record = checkpoints.read_record(checkpoints.steps()[-1])
     finally:
         checkpoints.close()
+    return trained_config(record)
+
+
+def trained_config(record: dict):
+    """The Config a checkpoint's record says its run was trained with (``config.recorded``)."""
     return from_dict({k: v for k, v in recorded(record["config"]).items() if k != "resume"})
 
 

@@ -126,6 +126,13 @@ class TorchBatchNorm(nnx.Module):
         return (x - mean) * jax.lax.rsqrt(var + self.eps)
 
 
+def given_labels(labels: jax.Array | None) -> jax.Array:
+    """A conditional network's ``labels=`` (int (N,)); a ValueError when the caller gave none."""
+    if labels is None:
+        raise ValueError("a conditional network needs labels= (the class of each row)")
+    return labels
+
+
 class ClassBatchNorm(TorchBatchNorm):
     """Class-conditional BatchNorm (de Vries et al., 2017; the generator of Miyato & Koyama, 2018):
     ``TorchBatchNorm``'s statistics, shared by every class, and a scale and bias per class, tables

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxgan.layers import TorchBatchNorm, TorchEmbedding, TorchLinear
+from jaxgan.layers import TorchBatchNorm, TorchEmbedding, TorchLinear, given_labels
 
 
 class Generator(nnx.Module):
@@ -42,7 +42,7 @@ class Generator(nnx.Module):
             self.embed = TorchEmbedding(n_classes, n_classes, rngs=rngs)
 
     def __call__(self, z: jax.Array, use_batch_stats: bool = True, labels: jax.Array | None = None) -> jax.Array:
-        h = z if not self.n_classes else jnp.concatenate([self.embed(_labels(labels)), z], axis=-1)
+        h = z if not self.n_classes else jnp.concatenate([self.embed(given_labels(labels)), z], axis=-1)
         for linear, norm in zip(self.linears, self.norms):
             h = jax.nn.relu(norm(linear(h), use_batch_stats))
         return jnp.tanh(self.out(h))
@@ -65,7 +65,7 @@ class Discriminator(nnx.Module):
 
     def __call__(self, x: jax.Array, use_batch_stats: bool = True, dropout_key: jax.Array | None = None,
                  labels: jax.Array | None = None) -> jax.Array:
-        h = x if not self.n_classes else jnp.concatenate([x, self.embed(_labels(labels))], axis=-1)
+        h = x if not self.n_classes else jnp.concatenate([x, self.embed(given_labels(labels))], axis=-1)
         keys = jax.random.split(dropout_key, len(self.linears)) if dropout_key is not None else None
         for i, linear in enumerate(self.linears):
             h = jax.nn.leaky_relu(linear(h), 0.2)
@@ -73,9 +73,3 @@ class Discriminator(nnx.Module):
                 keep = jax.random.bernoulli(keys[i], 1.0 - self.rate, h.shape)
                 h = jnp.where(keep, h / (1.0 - self.rate), 0.0)
         return self.out(h)[:, 0]
-
-
-def _labels(labels: jax.Array | None) -> jax.Array:
-    if labels is None:
-        raise ValueError("a conditional network needs labels= (the class of each row)")
-    return labels

@@ -70,14 +70,14 @@ ROUND_2: dict[str, tuple[str, ...]] = {
 # training and an average of G's weights. The same recipe, 300 epochs. (Its --g_ema 0.999 twin was named too, and dropped
 # unmeasured: at about 45 minutes a candidate here, the session had time for one.)
 ROUND_3: dict[str, tuple[str, ...]] = {
-    "normal_noise_ttur_300": ("--noise", "normal", "--g_lr", "1e-4", "--d_lr", "4e-4", "--num_epochs", "300"),
+    "normal_noise_ttur_300": (*ROUND_2["normal_noise_ttur"], "--num_epochs", "300"),
 }
 # Round 4, named after round 3 was measured on the validation split: 300 epochs lifted every goal
 # over 100 (mean attainment 0.658 -> 0.961), and the worst class's recall, the goal still short,
 # rose most. The same recipe, 600 epochs (a resumed run is the uninterrupted one bit for bit, so
 # this candidate may continue round 3's checkpoints).
 ROUND_4: dict[str, tuple[str, ...]] = {
-    "normal_noise_ttur_600": ("--noise", "normal", "--g_lr", "1e-4", "--d_lr", "4e-4", "--num_epochs", "600"),
+    "normal_noise_ttur_600": (*ROUND_2["normal_noise_ttur"], "--num_epochs", "600"),
 }
 # The conv families' conditioning (issue 20 item 1), named before either was measured: DCGAN at
 # the reduced widths of the docs' conditional command, the reference's recipe otherwise, 100
@@ -98,7 +98,6 @@ class Study:
     rounds: tuple[dict[str, tuple[str, ...]], ...]
     out: str
     final: str | None
-    evaluate: tuple[str, ...] = ()  # flags evaluate needs to find the run (its --model)
 
     @property
     def candidates(self) -> dict[str, tuple[str, ...]]:
@@ -111,8 +110,7 @@ class Study:
 STUDIES = {
     "mlp": Study((ROUND_1, ROUND_2, ROUND_3, ROUND_4), os.path.join(REPO, "docs", "quality", "cond_selection"),
                  os.path.join(REPO, "docs", "quality", "cond_final.json")),
-    "conv": Study((CONV_ROUND_1,), os.path.join(REPO, "docs", "quality", "cond_conv"), None,
-                  ("--model", "dcgan")),
+    "conv": Study((CONV_ROUND_1,), os.path.join(REPO, "docs", "quality", "cond_conv"), None),
 }
 
 RULE = ("most members meeting all the goals; ties: the highest mean attainment; ties: the highest mean label "
@@ -163,9 +161,10 @@ def write_split(data_dir: str, root: str) -> tuple[int, int]:
 
 
 def train_and_score(name: str, flags: tuple[str, ...], data_dir: str, work: str, out: str,
-                    judge_from: str | None, evaluate: tuple[str, ...] = ()) -> dict:
-    """One population of the recipe: train, then evaluate (with ``evaluate``'s flags; own judge
-    copied from ``judge_from``, or the shipped one when None); its JSON at ``out``."""
+                    judge_from: str | None) -> dict:
+    """One population of the recipe: train, then evaluate (own judge copied from ``judge_from``,
+    or the shipped one when None); its JSON at ``out``."""
+    evaluate = flags[flags.index("--model"):][:2] if "--model" in flags else ()  # evaluate finds the run by it
     folder = os.path.join(work, name)
     ck = os.path.join(folder, "checkpoints")
     log = os.path.join(folder, "log.txt")
@@ -232,8 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                 if results[name].get("recipe", {}).get("flags") == list(flags):
                     print(f"{name}: reusing {path}")
                     continue
-            results[name] = train_and_score(name, flags, split, work, path, os.path.join(judge_ck, "classifier"),
-                                            study.evaluate)
+            results[name] = train_and_score(name, flags, split, work, path, os.path.join(judge_ck, "classifier"))
     scores = {name: members(r) for name, r in results.items()}
     chosen = choose(scores)
     split_facts = {"rule": "the training digits; index % 4 == 3 held out for validation"}
@@ -252,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
               f"mean attainment {c['mean_attainment']:.3f}{'   <- chosen' if name == chosen else ''}")
     if not args.smoke and not args.skip_final and study.final:
         train_and_score(chosen, candidates[chosen], os.path.abspath(args.data_dir), os.path.join(work, "final"),
-                        study.final, None, study.evaluate)
+                        study.final, None)
         print(f"the chosen recipe ({chosen}) on the full training split, scored on the held-out digits: {study.final}")
     return 0
 
