@@ -252,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
                 r.setdefault("members", k)
                 doc["rows"].append(r)
     doc["total_s"] = time.perf_counter() - t_start
+    if not any(r.get("ok") for r in doc["rows"]):  # e.g. jax or torch missing: keep any earlier result
+        why = next((r.get("error") for r in doc["rows"]), "no row ran")
+        fail(f"no row ran ({why}); nothing written")
     analysis.annotate(doc)  # FLOPs, peak fractions, roofline, summary, load: derived from the above only
 
     md = tables.render_throughput(doc)

@@ -165,6 +165,22 @@ def test_conv_model_options_are_checked_in_one_line(tmp_path):
         assert len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_a_run_in_which_no_row_ran_fails_in_one_line_and_keeps_the_earlier_result(tmp_path):
+    # A machine without jax: the parent needs neither framework, so only the children fail.
+    fake = tmp_path / "broken"
+    fake.mkdir()
+    (fake / "jax.py").write_text("raise ImportError('jax is not installed here')\n")
+    earlier = tmp_path / "result.json"
+    earlier.write_text('{"an": "earlier result"}')
+    env = {**MODULE_ENV, "PYTHONPATH": str(fake) + os.pathsep + MODULE_ENV["PYTHONPATH"]}
+    proc = subprocess.run(module_command("benchmarks.throughput", "--smoke", "--impls", "jax_scan",
+                                         "--json", str(earlier)),
+                          capture_output=True, text=True, cwd=str(tmp_path), env=env, timeout=300)
+    assert proc.returncode == 2 and "no row ran (ImportError: jax is not installed here)" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert earlier.read_text() == '{"an": "earlier result"}' and not (tmp_path / "result.md").exists()
+
+
 @pytest.fixture(scope="module")
 def row_data(tmp_path_factory):
     """The rows' datasets, by model: 60 images, so that in batches of 8 the DataLoader row meets
