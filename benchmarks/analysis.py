@@ -5,6 +5,7 @@ headline shows. Pure functions of the result JSON (and, for ``committed_runs``, 
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -135,31 +136,39 @@ def _same_command(command: str) -> str:
     command = re.sub(r" --json \S+", "", command)
     return re.sub(r"python benchmarks/(\w+)\.py", r"python -m benchmarks.\1", command)
 
-def committed_runs(path: str) -> list[dict]:
-    """Every version of the results file ``path`` in git's history, newest first, that ran the same
-    command as the version in the working tree: the runs whose spread a headline must show."""
-    now = load(path)
+def _versions(path: str) -> list[str]:
+    """The texts of ``path`` in every commit of git's history that touched it, then in the working tree."""
+    where, name = os.path.split(os.path.abspath(path))
     try:
-        rel = os.path.relpath(path, os.path.dirname(HERE))
-        commits = subprocess.run(["git", "log", "--format=%H", "--", rel], capture_output=True, text=True,
-                                 cwd=os.path.dirname(HERE), timeout=30).stdout.split()
-        versions = [subprocess.run(["git", "show", f"{c}:{rel}"], capture_output=True, text=True,
-                                   cwd=os.path.dirname(HERE), timeout=30).stdout for c in commits]
+        commits = subprocess.run(["git", "log", "--format=%H", "--", name], capture_output=True, text=True,
+                                 cwd=where, timeout=30).stdout.split()
+        texts = [subprocess.run(["git", "show", f"{c}:./{name}"], capture_output=True, text=True, cwd=where,
+                                timeout=30).stdout for c in commits]
     except (OSError, subprocess.SubprocessError):
-        versions = []
-    runs, seen = [], set()
-    for text in versions:
+        texts = []
+    if os.path.isfile(path):
+        with open(path) as f:
+            texts.append(f.read())
+    return texts
+
+def committed_runs(path: str) -> list[dict]:
+    """Every run of the command of the results file ``path`` that the repository holds, newest first:
+    each version of ``path`` in git's history and in the working tree, and of the candidate runs a
+    rule chose it from (``runs/<name>-<i>.json`` beside it, kept or not). The runs whose spread a
+    headline must show."""
+    now = load(path)
+    stem = os.path.splitext(os.path.basename(path))[0]
+    candidates = glob.glob(os.path.join(os.path.dirname(os.path.abspath(path)), "runs", f"{stem}-*.json"))
+    runs = {}
+    for text in (t for p in [path, *sorted(candidates)] for t in _versions(p)):
         try:
             doc = json.loads(text)
         except ValueError:
             continue
-        if isinstance(doc, dict) and _same_command(doc.get("command", "")) == _same_command(now.get("command", "")) \
-                and doc.get("created_utc") not in seen:
-            seen.add(doc.get("created_utc"))
-            runs.append(doc)
-    if now.get("created_utc") not in seen:  # the working tree's run, not committed yet
-        runs.insert(0, now)
-    return runs
+        if isinstance(doc, dict) and doc.get("created_utc") \
+                and _same_command(doc.get("command", "")) == _same_command(now.get("command", "")):
+            runs[doc["created_utc"]] = doc
+    return [runs[k] for k in sorted(runs, reverse=True)]
 
 def ratio_spread(runs: list[dict], batch_size: int, precision: str = "float32") -> tuple[float, float, int]:
     """The lowest and highest headline ratio at ``batch_size`` over ``runs``, and how many runs had one."""

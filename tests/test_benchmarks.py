@@ -381,6 +381,34 @@ def test_the_headline_spread_spans_every_run_at_that_batch_and_precision():
     assert analysis.ratio_spread(runs, 512) == (2.14, 2.14, 1)
 
 
+def test_the_headline_counts_every_committed_run_of_its_command_the_rejected_candidates_too(tmp_path):
+    def run(when: str, ratio: float, command: str = "python -m benchmarks.throughput --quick --json x.json") -> str:
+        return json.dumps({"created_utc": when, "command": command,
+                           "summary": [{"batch_size": 64, "precision": "float32", "ratio": ratio}]})
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+    res = tmp_path / "results"
+    (res / "runs").mkdir(parents=True)
+    git("init", "-q")
+    (res / "cpu_quick.json").write_text(run("2026-11-01", 1.5))
+    (res / "runs" / "cpu_quick_1thread-1.json").write_text(run("2026-11-02", 9.0))  # another command's file
+    git("add", ".")
+    git("commit", "-qm", "one")
+    (res / "cpu_quick.json").write_text(run("2026-11-03", 5.0, "python -m benchmarks.throughput --threads 1"))
+    git("commit", "-qam", "another command into the same file")
+    (res / "cpu_quick.json").write_text(run("2026-11-04", 2.0))
+    (res / "runs" / "cpu_quick-1.json").write_text(run("2026-11-04", 2.0))  # the kept candidate
+    (res / "runs" / "cpu_quick-2.json").write_text(run("2026-11-05", 3.0))  # the rejected one
+    git("add", ".")
+    git("commit", "-qm", "two")
+    (res / "runs" / "cpu_quick-1.json").write_text(run("2026-11-06", 2.5))  # not committed yet
+    runs = analysis.committed_runs(str(res / "cpu_quick.json"))
+    assert [r["created_utc"] for r in runs] == ["2026-11-06", "2026-11-05", "2026-11-04", "2026-11-01"]
+    assert analysis.ratio_spread(runs, 64) == (1.5, 3.0, 4)
+
+
 @pytest.mark.quick
 def test_a_comparison_names_the_applicable_pytorch_rows_it_left_out():
     doc = {"settings": {"model": "dcgan"}, "device": "cpu",
