@@ -122,6 +122,17 @@ def tell_parent(message: str, wait: bool) -> None:
     if wait and sys.stdin.readline().strip() != "go":
         raise RuntimeError("the parent ended the rounds early")
 
+def wait_for_release() -> float | None:
+    """After a row's last round, block until the parent closes its stdin, which it does once every
+    row has timed its last round (``TurnChild.finish``), and return that wall-clock time (None when
+    not taking turns). A row that wrote its result and exited at once would share the CPUs with
+    the next row's last round: on 2026-12-02 every row's last round but the first row's ran at
+    about half its other rounds' speed."""
+    if os.environ.get("BENCH_TURN_FD") is None:
+        return None
+    sys.stdin.read()
+    return time.time()
+
 def timed_rounds(run_block: Callable[[int], None], sync: Callable[[], None], min_time: float, rounds: int
                  ) -> dict[str, Any]:
     """``rounds`` rounds of ``timed_blocks``, each started when the parent gives this row its turn
@@ -133,7 +144,9 @@ def timed_rounds(run_block: Callable[[int], None], sync: Callable[[], None], min
         began = time.time()  # wall clock: comparable across the rows' processes
         per_round.append({**timed_blocks(run_block, sync, min_time), "began": began, "ended": time.time()})
     tell_parent("done", wait=False)
-    return {"calls": sum(r["calls"] for r in per_round), "seconds": sum(r["seconds"] for r in per_round),
+    released = wait_for_release()
+    return {"released": released,
+            "calls": sum(r["calls"] for r in per_round), "seconds": sum(r["seconds"] for r in per_round),
             "block_calls": per_round[-1]["block_calls"],
             "block_seconds": [s for r in per_round for s in r["block_seconds"]],
             "rounds": [{k: r[k] for k in ("calls", "seconds", "began", "ended")} for r in per_round]}

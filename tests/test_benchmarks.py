@@ -236,6 +236,8 @@ def test_rows_run_in_their_own_processes_compile_alone_then_take_turns_round_by_
                                                                             for r in b["rounds"]])
     assert [s[2] for s in spans] == ["a", "b"] * 3
     assert all(x[1] <= y[0] for x, y in zip(spans, spans[1:]))  # never two rows timing at once
+    # and no row writes its result and exits during another's last round
+    assert min(a["released"], b["released"]) >= max(a["rounds"][-1]["ended"], b["rounds"][-1]["ended"])
     for r in (a, b):
         rates, per_image = r["img_per_s_rounds"], r.get("members", 1) * 8
         assert len(rates) == 3 and r["img_per_s"] == pytest.approx(sorted(rates)[1])  # the median
