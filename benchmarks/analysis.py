@@ -72,14 +72,20 @@ def annotate(doc: dict) -> dict:
 
 def summarize_population(doc: dict) -> list[dict]:
     """Per batch size and population size K: the population row's aggregate img/s (all members)
-    divided by jaxgan's one run (row e, jax_scan) at the same per-member batch, from the same run."""
+    divided by jaxgan's one run (row e, jax_scan) at the same per-member batch, from the same run;
+    and divided by the fastest PyTorch row at that batch and precision (``summarize``'s rule), which
+    is K PyTorch runs one after another: they train K times the images in K times the time."""
     rows = _ok(doc.get("rows", []))
     out = []
     for bs in doc["settings"]["batch_sizes"]:
         one = next((r for r in rows if r["impl"] == "jax_scan" and r["batch_size"] == bs), None)
         for r in rows:
             if r["impl"] == "jax_population" and r["batch_size"] == bs and one:
-                out.append({"batch_size": bs, "members": r["members"], "img_per_s": r["img_per_s"],
+                torch = max((t for t in rows if t["framework"] == "torch" and t["batch_size"] == bs
+                             and t["precision"] == r["precision"]), key=lambda t: t["img_per_s"], default=None)
+                out.append({"fastest_torch": torch and torch["impl"],
+                            "vs_fastest_torch": torch and r["img_per_s"] / torch["img_per_s"],
+                            "batch_size": bs, "members": r["members"], "img_per_s": r["img_per_s"],
                             "one_run_img_per_s": one["img_per_s"], "vs_one_run": r["img_per_s"] / one["img_per_s"],
                             "peak_fraction": r.get("peak_fraction"), "one_run_peak_fraction": one.get("peak_fraction"),
                             "precision": r["precision"], "step_ms": r["step_ms"]})

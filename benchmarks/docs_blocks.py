@@ -164,7 +164,7 @@ def render_conv(docs: list[dict]) -> str:
                 continue
             bs = e["batch_size"]
             out.append(f"| {st['model'].upper()} | {widths} | {bs} | {e['fastest_torch_label']} "
-                       f"`{e['fastest_torch']}` | **{e['ratio']:.2f}×** | {_x(e['ratio_vs_reference'])} | "
+                       f"`{e['fastest_torch']}` | {_ratio(e)} | {_x(e['ratio_vs_reference'])} | "
                        f"{ratio('jax_scan_other_conv', 'jax_scan', bs)} | {ratio('jax_scan_bf16', 'jax_scan', bs)} | "
                        f"{ratio('torch_channels_last', 'torch_tuned', bs)} | {_pct(e.get('torch_peak_fraction'))} / "
                        f"{_pct(e.get('jax_peak_fraction'))} |")
@@ -173,13 +173,17 @@ def render_conv(docs: list[dict]) -> str:
 
 def render_population(doc: dict) -> str:
     """The population rows of one throughput JSON made with --population (analysis.summarize_population)."""
-    out = ["| model | batch per member | K | aggregate img/s ÷ one run | % of float32 peak: K runs / one run |",
-           "|---|---:|---:|---:|---:|"]
+    out = ["| model | batch per member | K | aggregate img/s ÷ one run | ÷ fastest PyTorch, K runs one after another "
+           "| % of float32 peak: K runs / one run |",
+           "|---|---:|---:|---:|---:|---:|"]
     model = doc["settings"].get("model", "mlp")
     for e in doc.get("population_summary", []):
-        out.append(f"| {model.upper()} | {e['batch_size']} | {e['members']} | **{e['vs_one_run']:.2f}×** | "
+        torch = f"{e['vs_fastest_torch']:.2f}× ({e['fastest_torch']})" if e.get("vs_fastest_torch") else "not run"
+        out.append(f"| {model.upper()} | {e['batch_size']} | {e['members']} | **{e['vs_one_run']:.2f}×** | {torch} | "
                    f"{_pct(e.get('peak_fraction'))} / {_pct(e.get('one_run_peak_fraction'))} |")
-    return "\n".join(out + ["", "Run: " + _run_line(doc) + "."])
+    missing = missing_torch_rows(doc)
+    left_out = f" PyTorch rows not in this run: {', '.join(f'`{m}`' for m in missing)}." if missing else ""
+    return "\n".join(out + ["", "Run: " + _run_line(doc) + "." + left_out])
 
 def render_population_seeds(doc: dict) -> str:
     """The docs' 8-seed table: ``jaxgan.evaluate``'s own population table of its committed JSON."""
@@ -247,7 +251,7 @@ def headline(src: dict) -> str:
         missing = missing_torch_rows(doc)
         for e in doc.get("summary", []):
             if e["precision"] == "float32":
-                conv.append(f"{model.upper()} **{e['ratio']:.2f}×** (batch {e['batch_size']}; one run, "
+                conv.append(f"{model.upper()} {_ratio(e)} (batch {e['batch_size']}; one run, "
                             f"{_span(min(iters), max(iters))} timed iterations per PyTorch row"
                             + (f"; without {', '.join(f'`{m}`' for m in missing)}" if missing else "") + ")")
     peak = cpu["peak_by_precision"]["float32"]["flops_per_s"] / 1e9

@@ -126,11 +126,13 @@ def render_throughput(doc: dict) -> str:
                 "Rule (in `benchmarks/analysis.py: summarize_population`): per batch size (per member) and population size K, "
                 "the population row's images/s of all members together divided by jaxgan's one run (row (e)) "
                 "at the same per-member batch, measured in this run.", "",
-                "| batch per member | K | aggregate img/s | one run img/s | × one run | % of peak (K runs / one run) |",
-                "|---:|---:|---:|---:|---:|---:|"]
+                "| batch per member | K | aggregate img/s | one run img/s | × one run | × fastest PyTorch (K runs one "
+                "after another) | % of peak (K runs / one run) |",
+                "|---:|---:|---:|---:|---:|---:|---:|"]
         for e in doc["population_summary"]:
+            torch = f"{e['vs_fastest_torch']:.2f}× ({e['fastest_torch']})" if e.get("vs_fastest_torch") else "not run"
             out.append(f"| {e['batch_size']} | {e['members']} | {e['img_per_s']:,.0f} | {e['one_run_img_per_s']:,.0f} "
-                       f"| **{e['vs_one_run']:.2f}×** | {_pct(e.get('peak_fraction'))} / "
+                       f"| **{e['vs_one_run']:.2f}×** | {torch} | {_pct(e.get('peak_fraction'))} / "
                        f"{_pct(e.get('one_run_peak_fraction'))} |")
     out += ["", "#### Every row", "",
             "| row | batch | precision | img/s (median of rounds; min–max) | ms/step | compile/warm-up s | MFLOP/step | % of peak at its precision "

@@ -120,14 +120,18 @@ def test_flops_come_from_xla_for_each_batch_size_and_adam_counts_the_real_parame
 
 
 def test_population_rows_are_compared_with_one_run_at_the_same_batch_and_credited_k_steps():
-    rows = [_row("torch_tuned", 64, 500.0), _row("jax_scan", 64, 1000.0, step_ms=64.0), _row("jax_scan", 128, 1500.0),
+    rows = [_row("torch_tuned", 64, 500.0), _row("torch_reference", 64, 400.0),
+            _row("jax_scan", 64, 1000.0, step_ms=64.0), _row("jax_scan", 128, 1500.0),
             {**_row("jax_population", 64, 3000.0, step_ms=85.3), "members": 4},
             {**_row("jax_population", 128, 2000.0), "members": 2}]
     doc = analysis.annotate(_doc(rows, [64, 128]))
     pop = {(e["batch_size"], e["members"]): e for e in doc["population_summary"]}
     assert set(pop) == {(64, 4), (128, 2)}
     assert pop[64, 4]["vs_one_run"] == pytest.approx(3.0) and pop[128, 2]["vs_one_run"] == pytest.approx(4 / 3)
-    one, four = doc["rows"][1], doc["rows"][3]
+    # K PyTorch runs one after another: the fastest torch row's own img/s; none ran at batch 128
+    assert pop[64, 4]["fastest_torch"] == "torch_tuned" and pop[64, 4]["vs_fastest_torch"] == pytest.approx(6.0)
+    assert pop[128, 2]["vs_fastest_torch"] is None
+    one, four = doc["rows"][2], doc["rows"][4]
     # A population step is K members' steps: K times the FLOPs and optimiser bytes of one.
     assert four["flops_per_step"] == 4 * one["flops_per_step"]
     assert four["roofline_step_ms"] == pytest.approx(4 * one["roofline_step_ms"])
@@ -438,6 +442,20 @@ def test_each_headline_ratio_carries_the_range_of_its_per_round_ratios():
     (e,) = analysis.annotate(_doc(rows, [64]))["summary"]
     assert e["ratio"] == pytest.approx(3.0) and e["ratio_rounds"] == pytest.approx([3.0, 3.0, 1.5])
     assert tables._ratio(e) == "**3.00×** (1.50–3.00 per round)"
+
+
+def test_the_conv_headline_and_table_carry_their_per_round_ranges():
+    from benchmarks import docs_blocks
+
+    for name in ("cpu_dcgan_reference.json", "cpu_wgan_reference.json"):
+        doc = analysis.load(os.path.join(docs_blocks.RESULTS, name))
+        ok = [r for r in doc["rows"] if r.get("ok") and r["batch_size"] == 64 and r["precision"] == "float32"]
+        torch = max((r for r in ok if r["framework"] == "torch"), key=lambda r: sorted(r["img_per_s_rounds"])[2])
+        jax = next(r for r in ok if r["impl"] == "jax_scan")
+        per_round = [j / t for j, t in zip(jax["img_per_s_rounds"], torch["img_per_s_rounds"])]
+        span = f"({min(per_round):.2f}–{max(per_round):.2f} per round)"
+        assert span in docs_blocks.headline(docs_blocks.README_SOURCES), (name, span)
+        assert span in docs_blocks.render_conv([doc]), (name, span)
 
 
 # The PyTorch ports are libraries (tests and rows import them) that also carry the reference's

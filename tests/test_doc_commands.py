@@ -96,16 +96,22 @@ def shipped_digests() -> dict[str, str]:
 SHIPPED_BEFORE_THE_RUNS = shipped_digests()  # at collection, before the runs fixture
 
 
+def commands_in(text: str) -> list[str]:
+    """The benchmarks/scripts commands in one page's text: fenced blocks, then inline code."""
+    fenced = re.findall(r"```[a-z]*\n(.*?)```", text, re.S)
+    inline = re.findall(r"`([^`]+)`", re.sub(r"```.*?```", "", text, flags=re.S))
+    # A fenced block holds one command a line (a trailing backslash continues it); inline code
+    # may wrap across lines.
+    chunks = [c.replace("\\\n", " ") for c in fenced] + [c.replace("\n", " ") for c in inline]
+    return [" ".join(m.group(0).split()) for chunk in chunks for m in COMMAND.finditer(chunk)]
+
+
 def printed_commands() -> list[tuple[str, str]]:
     """(page, command) for every benchmarks/scripts command the pages print, in page order."""
     out = []
     for page in PAGES:
         with open(os.path.join(REPO, page), encoding="utf-8") as f:
-            text = f.read()
-        fenced = re.findall(r"```[a-z]*\n(.*?)```", text, re.S)
-        inline = re.findall(r"`([^`]+)`", re.sub(r"```.*?```", "", text, flags=re.S))
-        for chunk in (*fenced, *inline):
-            out += [(page, " ".join(m.group(0).split())) for m in COMMAND.finditer(chunk.replace("\n", " "))]
+            out += [(page, c) for c in commands_in(f.read())]
     return out
 
 
@@ -149,6 +155,15 @@ FIRST = {}
 for _page, _command in COMMANDS:
     FIRST.setdefault(module_of(_command), _command)
 RUNNABLE = {m: c for m, c in FIRST.items() if m not in SHELL}
+
+
+@pytest.mark.quick
+def test_each_line_of_a_code_block_is_a_command_of_its_own_unless_a_backslash_continues_it():
+    text = ("```bash\npython scripts/offline_mnist.py --as_folder digits\npython -m jaxgan.train --dataset folder\n"
+            "python -m benchmarks.startup --json a.json \\\n  --quick\n```\nthen `python -m benchmarks.throughput\n--quick`.")
+    assert commands_in(text) == ["python scripts/offline_mnist.py --as_folder digits",
+                                 "python -m benchmarks.startup --json a.json --quick",
+                                 "python -m benchmarks.throughput --quick"]
 
 
 @pytest.mark.quick
