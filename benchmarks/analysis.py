@@ -70,6 +70,15 @@ def annotate(doc: dict) -> dict:
     doc["population_summary"] = summarize_population(doc)
     return doc
 
+def torch_rows(rows: list[dict], bs: int, precision: str) -> list[dict]:
+    """The PyTorch rows that ran at batch ``bs`` and ``precision``: the candidates for "fastest"."""
+    return [r for r in rows if r["framework"] == "torch" and r["batch_size"] == bs and r["precision"] == precision]
+
+def fastest_torch(rows: list[dict], bs: int, precision: str) -> dict | None:
+    """The one rule for "the fastest PyTorch": the torch row with the most img/s at that batch and
+    precision (None when none ran)."""
+    return max(torch_rows(rows, bs, precision), key=lambda r: r["img_per_s"], default=None)
+
 def summarize_population(doc: dict) -> list[dict]:
     """Per batch size and population size K: the population row's aggregate img/s (all members)
     divided by jaxgan's one run (row e, jax_scan) at the same per-member batch, from the same run;
@@ -81,8 +90,7 @@ def summarize_population(doc: dict) -> list[dict]:
         one = next((r for r in rows if r["impl"] == "jax_scan" and r["batch_size"] == bs), None)
         for r in rows:
             if r["impl"] == "jax_population" and r["batch_size"] == bs and one:
-                torch = max((t for t in rows if t["framework"] == "torch" and t["batch_size"] == bs
-                             and t["precision"] == r["precision"]), key=lambda t: t["img_per_s"], default=None)
+                torch = fastest_torch(rows, bs, r["precision"])
                 out.append({"fastest_torch": torch and torch["impl"],
                             "vs_fastest_torch": torch and r["img_per_s"] / torch["img_per_s"],
                             "batch_size": bs, "members": r["members"], "img_per_s": r["img_per_s"],
@@ -103,10 +111,10 @@ def summarize(doc: dict) -> list[dict]:
         torch_any = max((r for r in at if r["framework"] == "torch"), key=lambda r: r["img_per_s"], default=None)
         for precision, jax_impl in JAX_PATH.items():
             jx = next((r for r in at if r["impl"] == jax_impl), None)
-            cands = [r for r in at if r["framework"] == "torch" and r["precision"] == precision]
-            if not jx or not cands:
+            cands = torch_rows(at, bs, precision)
+            best = fastest_torch(at, bs, precision)
+            if not jx or not best:
                 continue
-            best = max(cands, key=lambda r: r["img_per_s"])
             e: dict[str, Any] = {
                 "batch_size": bs, "precision": precision, "fastest_torch": best["impl"],
                 "fastest_torch_label": best["label"], "fastest_torch_img_per_s": best["img_per_s"],

@@ -7,8 +7,8 @@ import os
 
 from benchmarks.analysis import _ok, committed_runs, load, missing_torch_rows, ratio_spread
 from benchmarks.tables import (_pct, _ratio, _widths, _x, cpu_truth_table, omp_policy, one_thread_section,
-                               precision_detail, render_legacy_gpu, render_profile, render_startup, selection_note,
-                               versions)
+                               population_vs_torch, precision_detail, render_legacy_gpu, render_profile,
+                               render_startup, selection_note, versions)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -178,7 +178,7 @@ def render_population(doc: dict) -> str:
            "|---|---:|---:|---:|---:|---:|"]
     model = doc["settings"].get("model", "mlp")
     for e in doc.get("population_summary", []):
-        torch = f"{e['vs_fastest_torch']:.2f}× ({e['fastest_torch']})" if e.get("vs_fastest_torch") else "not run"
+        torch = population_vs_torch(e)
         out.append(f"| {model.upper()} | {e['batch_size']} | {e['members']} | **{e['vs_one_run']:.2f}×** | {torch} | "
                    f"{_pct(e.get('peak_fraction'))} / {_pct(e.get('one_run_peak_fraction'))} |")
     missing = missing_torch_rows(doc)

@@ -40,7 +40,6 @@ step "profile of the tuned PyTorch loop"
 
 # DCGAN and WGAN: every applicable PyTorch row at the reference widths (the spinning OpenMP row and
 # torch.compile included), at least 3 s a round, 5 rounds in turns.
-POP_ROWS=torch_reference,torch_tuned,torch_tuned_spin,torch_fused_adam,torch_compile,jax_scan
 CONV_ROWS=torch_reference,torch_tuned,torch_tuned_spin,torch_fused_adam,torch_channels_last,torch_compile,jax_scan,jax_scan_bf16
 step "DCGAN, reference widths"
 "$PY" -m benchmarks.throughput --model dcgan --batch_sizes 64 --steps_per_call 2 --min_time 3 --impls $CONV_ROWS \
@@ -56,6 +55,7 @@ step "WGAN, reduced widths"
   --json "$RES/cpu_wgan_reduced.json" $SMOKE
 
 # Populations against one run and against K PyTorch runs one after another (every MLP torch row).
+POP_ROWS=torch_reference,torch_tuned,torch_tuned_spin,torch_fused_adam,torch_compile,jax_scan
 step "populations"
 "$PY" -m benchmarks.throughput --population 4,8 --batch_sizes 64 --impls $POP_ROWS \
   --json "$RES/population_cpu.json" $SMOKE

@@ -20,6 +20,10 @@ def _rate(r: dict) -> str:
     spread = f" ({min(rounds):,.0f}–{max(rounds):,.0f})" if len(rounds) > 1 else ""
     return f"{r['img_per_s']:,.0f}{spread}"
 
+def population_vs_torch(e: dict) -> str:
+    """A population row's cell against the fastest PyTorch row, which that row is named by."""
+    return f"{e['vs_fastest_torch']:.2f}× ({e['fastest_torch']})" if e.get("vs_fastest_torch") else "not run"
+
 def _ratio(e: dict) -> str:
     """A headline ratio, bold, with the range of its per-round ratios when the run had rounds."""
     rounds = e.get("ratio_rounds") or []
@@ -125,12 +129,13 @@ def render_throughput(doc: dict) -> str:
         out += ["", "#### Populations", "",
                 "Rule (in `benchmarks/analysis.py: summarize_population`): per batch size (per member) and population size K, "
                 "the population row's images/s of all members together divided by jaxgan's one run (row (e)) "
-                "at the same per-member batch, measured in this run.", "",
+                "at the same per-member batch, measured in this run, and divided by the fastest PyTorch row at that "
+                "batch and precision (`analysis.fastest_torch`): K PyTorch runs one after another.", "",
                 "| batch per member | K | aggregate img/s | one run img/s | × one run | × fastest PyTorch (K runs one "
                 "after another) | % of peak (K runs / one run) |",
                 "|---:|---:|---:|---:|---:|---:|---:|"]
         for e in doc["population_summary"]:
-            torch = f"{e['vs_fastest_torch']:.2f}× ({e['fastest_torch']})" if e.get("vs_fastest_torch") else "not run"
+            torch = population_vs_torch(e)
             out.append(f"| {e['batch_size']} | {e['members']} | {e['img_per_s']:,.0f} | {e['one_run_img_per_s']:,.0f} "
                        f"| **{e['vs_one_run']:.2f}×** | {torch} | {_pct(e.get('peak_fraction'))} / "
                        f"{_pct(e.get('one_run_peak_fraction'))} |")
