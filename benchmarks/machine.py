@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.frameworks import jax_precision_record, jax_setup, torch_precision_record, torch_setup
 from benchmarks.harness import cpu_model
-from benchmarks.rows import jax_config, jax_precision_record, jax_setup, torch_precision_record, torch_setup
+from benchmarks.rows import jax_config
 
 
 def job_env(spec: dict) -> dict[str, Any]:
