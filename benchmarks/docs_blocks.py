@@ -198,7 +198,8 @@ def render_population_memory(doc: dict) -> str:
     for r in doc["rows"]:
         out.append(f"| {r['members']} | {r['state_bytes'] / 1e6:.1f} | {r['argument_bytes'] / 1e6:.1f} | "
                    f"{r['temp_bytes'] / 1e6:.1f} |")
-    return "\n".join(out)
+    run = (f"`{doc['command']}`, {doc['created_utc']}, {doc['cpu']}, " if "command" in doc else "")
+    return "\n".join(out + ["", f"Run: {run}jax {doc['jax']}, compiled for the {doc['backend']} backend."])
 
 def not_measured(paths: list[str]) -> str:
     return "Not measured yet: no " + " or ".join(f"`{os.path.relpath(p, os.path.dirname(HERE))}`" for p in paths) + "."

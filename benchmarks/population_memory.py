@@ -9,6 +9,7 @@ Compiled for this machine's backend (the CPU here); nothing is trained.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import sys
@@ -16,6 +17,7 @@ import sys
 import jax
 import jax.numpy as jnp
 
+from benchmarks.harness import command_line, cpu_model
 from jaxgan import program
 from jaxgan.config import Config, OneLineParser, validate
 
@@ -52,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--members must be comma-separated integers, got {args.members!r}")
     batch, n = (8, 64) if args.smoke else (args.batch, 60000)
     rows = [analyse(k, batch, n) for k in members]
-    out = {"backend": jax.default_backend(), "jax": jax.__version__, "rows": rows}
+    out = {"created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+           "command": command_line(), "cpu": cpu_model(), "backend": jax.default_backend(), "jax": jax.__version__,
+           "smoke": args.smoke, "rows": rows}
     print("| K | state MB | XLA arguments MB | temporaries MB |\n|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['members']} | {r['state_bytes'] / 1e6:.1f} | {r['argument_bytes'] / 1e6:.1f} | "
