@@ -67,20 +67,32 @@ jax.monitoring.register_event_duration_secs_listener(_on_duration)
 
 
 # tests/test_doc_commands.py's benchmark commands run as processes of their own, one at a time on a
-# thread, while the modules from BACKGROUND_FROM up to it run: those start no process of their own
-# (so one benchmark process at a time sits beside this one) and compile on one core, leaving the
-# other to it. The doc-command module then finds them done. Only when that module is selected.
-BACKGROUND_FROM = "test_conditional.py"
-_doc_selected = False
+# thread, beside the modules that start no process of their own (so one benchmark process tree at a
+# time sits beside this one, which compiles on one core and leaves the other to it). The order:
+# the modules in STARTS_PROCESSES first, then the others, beside which those processes run, then
+# the doc-command module, which finds them done. The doc-command thread records any other child of
+# this process seen beside one of its processes, and a test there fails on it (a module here that
+# starts processes belongs in STARTS_PROCESSES). Only when the doc-command module is selected.
+STARTS_PROCESSES = ("test_benchmarks.py", "test_cli.py", "test_folder.py", "test_parallel.py",
+                    "test_reliability.py", "test_toy1d.py", "test_zoo.py")
+DOC_COMMANDS = "test_doc_commands.py"
+_background_from: str | None = None
 
 
 def pytest_collection_modifyitems(session, config, items):
-    global _doc_selected
-    _doc_selected = any(item.path.name == "test_doc_commands.py" for item in items)
+    global _background_from
+
+    def group(item) -> int:
+        name = item.path.name
+        return 0 if name in STARTS_PROCESSES else 2 if name == DOC_COMMANDS else 1
+
+    items.sort(key=group)  # stable: each group's modules and tests in their collected order
+    beside = [item.path for item in items if group(item) == 1]
+    _background_from = str(beside[0]) if beside and any(group(i) == 2 for i in items) else None
 
 
 def pytest_runtest_setup(item):
-    if _doc_selected and item.path.name == BACKGROUND_FROM:
+    if _background_from is not None and str(item.path) == _background_from:
         from tests import test_doc_commands
 
         test_doc_commands.start_processes()

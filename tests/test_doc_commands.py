@@ -5,11 +5,18 @@ from a list kept here. The one tiny-size override, documented in docs/benchmarks
 ``--smoke`` (each command's own flag: the same code path at toy sizes; what it writes is no
 figure) and move the file it writes (``--json PATH``, or a ``$TMP`` path) into a temporary folder,
 which is also the folder it runs in. A run passes when it exits 0 and writes the file it claims:
-its ``--json``, or for a command without one what ``CLAIMS`` says it writes.
+its ``--json``, or for a command without one what ``CLAIMS`` says it writes. A shell loop's
+variable in a printed command (``$s``) becomes ``0``.
 
-Each module runs once, with the first command the pages print for it (a second printed variant
-of a module would cost another compile, and the suite's budget is tight); the forms of all of
-them are checked: benchmarks run as ``python -m benchmarks.<name>`` from the repository root.
+Which of a module's printed commands run (``to_run``): each whose flag names are not all among
+another printed command's for that module (of commands with the same flag names, the first
+printed). Every flag the pages print for a module is then run, in a command as printed. A
+command whose flags another one holds is not run: ``--quick --json F`` beside ``--quick --threads
+1 --json F``, a module named in prose, and the WGAN twin of a DCGAN command, which differs only
+in ``--model``'s value (WGAN's rows run in tests/test_benchmarks.py). Each such run would cost
+another compile in a tight budget.
+The forms of all of them are checked: benchmarks run as ``python -m benchmarks.<name>`` from the
+repository root.
 
 The two shell scripts are the one exception, kept out by ``SHELL`` with their reason; what is
 checked of them instead: they parse, and every Python command in them is one this file runs.
@@ -66,8 +73,10 @@ CLAIMS = {
                                          for f in ("mnist.npz", "__init__.py")],
     "scripts/quality_table.py": lambda o: [os.path.join(o.get("--out", "quality_smoke"), "table.md")],
     "scripts.conditional_recipe": lambda o: [os.path.join(o.get("--out", "cond_selection_smoke"), "selection.json")],
-    "benchmarks.torch_reference": lambda o: [os.path.join(o["--sample_dir"], "fake_images_1.png"),
-                                             os.path.join(o["--logdir"], "mnist", "events.out.tfevents.*")],
+    "benchmarks.torch_reference": lambda o: [
+        os.path.join(o.get("--sample_dir", "samples_torch"), "fake_images_1.png"),
+        os.path.join(o.get("--logdir", "runs_torch"), "mnist", "events.out.tfevents.*"),
+        *([o["--samples_out"]] if "--save_samples" in o and "--samples_out" in o else [])],
     "scripts.render_docs": lambda o: [],
 }
 # Commands that read a dataset from --data_dir: given tiny MNIST files there (96 + 32 images).
@@ -81,6 +90,22 @@ PROCESS_ORDER = ("benchmarks.startup", "benchmarks.profile_torch", "benchmarks.t
 # A process starts only while this process holds at most this much (a module compiling beside it
 # may grow it further): this one and a ~1 GB benchmark tree stay within 3 GB.
 RSS_GATE_GB = 1.9
+# A child of this process beside a benchmark process counts as another test's process from this
+# size (a Python process that imported jax is several hundred MB; git, run by render_docs, is not).
+BESIDE_MB = 150
+
+
+def child_rss(me) -> list[tuple[int, int]]:
+    """(pid, resident bytes) of each child of ``me`` (a psutil.Process) still there to be read."""
+    import psutil
+
+    out = []
+    for c in me.children():
+        try:
+            out.append((c.pid, c.memory_info().rss))
+        except psutil.Error:  # it ended between the listing and the read
+            pass
+    return out
 SHIPPED_JUDGES = os.path.join(REPO, "jaxgan", "judges")
 
 
@@ -131,7 +156,7 @@ def options(args: list[str]) -> dict[str, str]:
 def with_override(command: str, folder: str) -> tuple[list[str], list[str]]:
     """The command's arguments (after ``python``) with the tiny-size override applied, and the
     files it claims to write, as paths (globs) under ``folder``."""
-    args = shlex.split(command.replace("$TMP", folder))[1:]
+    args = shlex.split(re.sub(r"\$[A-Za-z_]\w*", "0", command.replace("$TMP", folder)))[1:]
     module = module_of(command)
     claimed = []
     for i, a in enumerate(args[:-1]):
@@ -150,11 +175,32 @@ def takes_smoke(module: str) -> bool:
         return '"--smoke"' in f.read()
 
 
+def flag_names(command: str) -> frozenset[str]:
+    return frozenset(a for a in shlex.split(command) if a.startswith("--"))
+
+
+def to_run(commands: list[str]) -> dict[str, str]:
+    """run id -> command: per module, the printed commands whose flag names are not all among
+    another printed command's for it (of equal sets, the first printed). A module's first such
+    command has the module as its id; another one, the module and the flags the first lacks."""
+    out: dict[str, str] = {}
+    by_module: dict[str, list[str]] = {}
+    for c in commands:
+        by_module.setdefault(module_of(c), []).append(c)
+    for module, cs in by_module.items():
+        kept: list[str] = []
+        for c in cs:
+            f = flag_names(c)
+            if not any(f < flag_names(o) for o in cs) and all(f != flag_names(k) for k in kept):
+                kept.append(c)
+        for i, c in enumerate(kept):
+            out[module if i == 0 else f"{module} {' '.join(sorted(flag_names(c) - flag_names(kept[0])))}"] = c
+    return out
+
+
 COMMANDS = printed_commands()
-FIRST = {}
-for _page, _command in COMMANDS:
-    FIRST.setdefault(module_of(_command), _command)
-RUNNABLE = {m: c for m, c in FIRST.items() if m not in SHELL}
+RUNS = to_run([c for _, c in COMMANDS])
+RUNNABLE = {r: c for r, c in RUNS.items() if module_of(c) not in SHELL}
 
 
 @pytest.mark.quick
@@ -164,6 +210,21 @@ def test_each_line_of_a_code_block_is_a_command_of_its_own_unless_a_backslash_co
     assert commands_in(text) == ["python scripts/offline_mnist.py --as_folder digits",
                                  "python -m benchmarks.startup --json a.json --quick",
                                  "python -m benchmarks.throughput --quick"]
+
+
+@pytest.mark.quick
+def test_a_modules_commands_run_are_those_whose_flags_no_other_printed_command_holds():
+    cs = ["python -m benchmarks.throughput", "python -m benchmarks.throughput --quick --json a.json",
+          "python -m benchmarks.throughput --quick --threads 1 --json b.json",
+          "python -m benchmarks.throughput --model dcgan --json c.json",
+          "python -m benchmarks.throughput --model wgan --json d.json", "python scripts/offline_mnist.py"]
+    assert to_run(cs) == {"benchmarks.throughput": cs[2], "benchmarks.throughput --model": cs[3],
+                          "scripts/offline_mnist.py": cs[5]}
+    # every flag a page prints for a module is in a command that runs
+    for module in {module_of(c) for _, c in COMMANDS}:
+        printed = set().union(*(flag_names(c) for _, c in COMMANDS if module_of(c) == module))
+        ran = set().union(*(flag_names(c) for c in RUNS.values() if module_of(c) == module))
+        assert printed == ran, (module, printed - ran)
 
 
 @pytest.mark.quick
@@ -181,12 +242,16 @@ def test_the_pages_print_the_benchmark_commands_and_each_names_a_module_that_exi
 def test_every_printed_command_takes_the_override():
     # A new printed command lacking --smoke fails here (and its run fails: argparse exits 2); a
     # shell script printed anew needs its reason in SHELL.
-    shells = {m for m, c in FIRST.items() if c.startswith("bash ")}
+    shells = {module_of(c) for c in RUNS.values() if c.startswith("bash ")}
     assert shells <= set(SHELL), sorted(shells - set(SHELL))
-    assert [m for m in RUNNABLE if not takes_smoke(m)] == []
+    assert [r for r, c in RUNNABLE.items() if not takes_smoke(module_of(c))] == []
     # Every run checks a file it claims, but the docs check, which writes nothing.
-    with_nothing = [m for m, c in RUNNABLE.items() if not with_override(c, "/f")[1]]
+    with_nothing = [r for r, c in RUNNABLE.items() if not with_override(c, "/f")[1]]
     assert with_nothing == ["scripts.render_docs"]
+
+
+def slug(run_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", run_id).strip("_")
 
 
 def _tiny_mnist(root: str) -> None:
@@ -204,6 +269,7 @@ class Processes:
     def __init__(self):
         self.root = tempfile.mkdtemp(prefix="jaxgan-doc-commands-")
         self.results, self.spans, self.t0 = {}, {}, time.perf_counter()
+        self.beside: list[tuple[str, str, list[int]]] = []  # (run, the test running then, its child pids)
         self.waited_for = threading.Event()  # set by wait(): nothing else runs here then, so no gate
         self.thread = threading.Thread(target=self._run, name="doc-command-processes", daemon=True)
         self.thread.start()
@@ -214,22 +280,25 @@ class Processes:
         import psutil
 
         me = psutil.Process()
-        modules = sorted((m for m in RUNNABLE if m not in IN_PROCESS),
-                         key=lambda m: (PROCESS_ORDER.index(m) if m in PROCESS_ORDER else len(PROCESS_ORDER), m))
-        for module in modules:
+        order = {m: i for i, m in enumerate(PROCESS_ORDER)}
+        ids = sorted((r for r, c in RUNNABLE.items() if module_of(c) not in IN_PROCESS),
+                     key=lambda r: (order.get(module_of(RUNNABLE[r]), len(order)), r))
+        for module in ids:  # a run id: the module, or the module and its distinguishing flags
             while me.memory_info().rss > RSS_GATE_GB * 1e9 and not self.waited_for.is_set():
                 time.sleep(0.2)
-            folder = tempfile.mkdtemp(prefix=module.replace(".", "_").replace("/", "_") + "-", dir=self.root)
+            folder = tempfile.mkdtemp(prefix=slug(module) + "-", dir=self.root)
             argv, claimed = with_override(RUNNABLE[module], folder)
             started = time.perf_counter()
-            with open(os.path.join(self.root, module.replace("/", "_") + ".log"), "w+") as log:
+            with open(os.path.join(self.root, slug(module) + ".log"), "w+") as log:
                 proc = subprocess.Popen([sys.executable, *argv], cwd=folder, env=env, stdout=log,
                                         stderr=subprocess.STDOUT, text=True)
-                try:
-                    proc.wait(timeout=TIMEOUT_S)
-                except subprocess.TimeoutExpired:  # its test fails: exit -9, and the output so far
-                    proc.kill()
-                    proc.wait()
+                while proc.poll() is None:
+                    others = [pid for pid, rss in child_rss(me) if pid != proc.pid and rss > BESIDE_MB * 1e6]
+                    if others:  # another test's process beside this one: see conftest.STARTS_PROCESSES
+                        self.beside.append((module, os.environ.get("PYTEST_CURRENT_TEST", "?"), others))
+                    if time.perf_counter() - started > TIMEOUT_S:  # its test fails: exit -9, the output so far
+                        proc.kill()
+                    time.sleep(0.2)
                 log.seek(0)
                 self.results[module] = (argv, claimed, log.read(), proc.returncode, folder)
             self.spans[module] = (started - self.t0, time.perf_counter() - self.t0)
@@ -264,29 +333,32 @@ def runs(tmp_path_factory):
     done = dict(background.wait())  # first: the parity script here adds 1.3 GB to this process
     t_wait = time.perf_counter() - t0
     spans = {}
-    for module in [m for m in IN_PROCESS if m in RUNNABLE]:
-        folder = str(tmp_path_factory.mktemp(module.replace(".", "_").replace("/", "_")))
-        argv, claimed = with_override(RUNNABLE[module], folder)
+    ids = [r for m in IN_PROCESS for r, c in RUNNABLE.items() if module_of(c) == m]
+    for run_id in ids:
+        folder = str(tmp_path_factory.mktemp(slug(run_id)))
+        module = module_of(RUNNABLE[run_id])
+        argv, claimed = with_override(RUNNABLE[run_id], folder)
         if module in READS_DATA:
             _tiny_mnist(os.path.join(folder, options(argv).get("--data_dir", "data")))
         name = module.replace("/", ".").removesuffix(".py")
         started = time.perf_counter()
         try:
             r = run_main(name, *argv[1:] if "/" in module else argv[2:], cwd=folder)
-            done[module] = (argv, claimed, r.stdout + r.stderr, r.returncode, folder)
+            done[run_id] = (argv, claimed, r.stdout + r.stderr, r.returncode, folder)
         except Exception:  # its test fails with the traceback; the other runs go on
-            done[module] = (argv, claimed, traceback.format_exc(), 1, folder)
-        spans[module] = (started - background.t0, time.perf_counter() - background.t0)  # one clock
+            done[run_id] = (argv, claimed, traceback.format_exc(), 1, folder)
+        spans[run_id] = (started - background.t0, time.perf_counter() - background.t0)  # one clock
         release_compiled_programs()  # its programs: the parity script's alone add 1.3 GB to this process
+    done["beside"] = background.beside
     print(f"waited {t_wait:.1f} s for the processes, then {time.perf_counter() - t0 - t_wait:.1f} s in this process")
     for module, (a, b) in {**background.spans, **spans}.items():  # shown with a failing test's output
         print(f"{module}: {a:5.1f} .. {b:5.1f} s")
     return done
 
 
-@pytest.mark.parametrize("module", sorted(RUNNABLE))
-def test_a_printed_command_runs_at_toy_size_and_writes_what_it_claims(runs, module):
-    argv, claimed, output, code, folder = runs[module]
+@pytest.mark.parametrize("run_id", sorted(RUNNABLE))
+def test_a_printed_command_runs_at_toy_size_and_writes_what_it_claims(runs, run_id):
+    argv, claimed, output, code, folder = runs[run_id]
     assert code == 0, (argv, output[-3000:])
     if not claimed:  # the docs check: it writes nothing
         assert os.listdir(folder) == [], (argv, output[-3000:])
@@ -296,6 +368,13 @@ def test_a_printed_command_runs_at_toy_size_and_writes_what_it_claims(runs, modu
         if pattern.endswith(".json"):
             with open(found[0], encoding="utf-8") as f:
                 assert json.load(f)
+
+
+def test_no_other_test_started_a_process_beside_a_benchmark_process(runs):
+    # One benchmark process tree at a time beside this process, nothing else: the suite's memory
+    # budget (3 GB, tests/TIMINGS.md). A module that starts processes runs before them
+    # (conftest.STARTS_PROCESSES); one missing from that list shows here, with the test.
+    assert runs["beside"] == []
 
 
 def test_the_smoke_judge_never_touches_the_shipped_one(runs, tmp_path):
@@ -340,7 +419,7 @@ def test_the_shell_scripts_parse_and_every_python_command_in_them_is_one_this_fi
         modules = shell_commands(script)
         assert modules, script
         for module in modules:
-            assert module in RUNNABLE or module in RUN_ELSEWHERE, (script, module)
+            assert module in RUNNABLE or module in RUN_ELSEWHERE, (script, module)  # a module's first run's id
     # run_cpu.sh keeps the quietest of its repeated runs with benchmarks.select_run: here on two
     # copies of the throughput run's JSON, as its repeated() hands them over.
     run_json = runs["benchmarks.throughput"][1][0]
