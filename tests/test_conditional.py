@@ -359,6 +359,10 @@ def test_the_committed_choices_are_what_the_rule_makes_of_the_committed_candidat
     committed = json.load(open(os.path.join(shipped, "selection.json")))
     assert again["chosen"] == committed["chosen"] and again["rule"] == committed["rule"]
     assert again["candidates"] == committed["candidates"]
+    if recipe.STUDIES[study].final:  # the docs' reported row is the run of that choice, with its flags
+        final = json.load(open(recipe.STUDIES[study].final))["recipe"]
+        assert final["name"] == committed["chosen"]
+        assert final["flags"] == committed["candidates"][committed["chosen"]]["flags"]
 
 
 def test_a_conditional_g_ema_run_recalibrates_its_statistics_on_mixed_label_batches(tmp_path):

@@ -39,6 +39,13 @@ def test_the_readme_is_a_front_door():
     assert "pytest -m quick" in text and 'pip install -e ".[test]" && pytest' in text
 
 
+def heading_slugs(text: str) -> set[str]:
+    """GitHub's anchors for a page's headings: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+            for h in re.findall(r"^#+ (.+)$", text, re.M)}
+
+
 def test_every_link_and_picture_resolves_and_the_pages_link_to_each_other():
     pages = [p for p in render_docs.PAGES if p.startswith("docs")]
     for page in render_docs.PAGES:
@@ -48,6 +55,11 @@ def test_every_link_and_picture_resolves_and_the_pages_link_to_each_other():
         for target in targets:
             path = os.path.normpath(os.path.join(REPO, os.path.dirname(page), target))
             assert os.path.exists(path), (page, target)
+        for m in LINK.finditer(text):  # a link to a section names a heading of that page
+            target, fragment = m.group(1), m.group(2)
+            if fragment and target.endswith(".md") and not target.startswith("http"):
+                with open(os.path.normpath(os.path.join(REPO, os.path.dirname(page), target)), encoding="utf-8") as f:
+                    assert fragment[1:] in heading_slugs(f.read()), (page, target + fragment)
         linked = {os.path.normpath(os.path.join(os.path.dirname(page), t)) for t in targets}
         # The README links every page; every page links the README and every other page.
         others = set(pages) - {page}
