@@ -199,6 +199,7 @@ def render_population_memory(doc: dict) -> str:
         out.append(f"| {r['members']} | {r['state_bytes'] / 1e6:.1f} | {r['argument_bytes'] / 1e6:.1f} | "
                    f"{r['temp_bytes'] / 1e6:.1f} |")
     run = (f"`{doc['command']}`, {doc['created_utc']}, {doc['cpu']}, " if "command" in doc else "")
+    run = ("a --smoke run (toy sizes, no figure): " if doc.get("smoke") else "") + run
     return "\n".join(out + ["", f"Run: {run}jax {doc['jax']}, compiled for the {doc['backend']} backend."])
 
 def not_measured(paths: list[str]) -> str:

@@ -35,18 +35,17 @@ ENV_KEYS = ("CUDA_LAUNCH_BLOCKING", "CUDA_VISIBLE_DEVICES", "CUDA_MODULE_LOADING
 def env_settings() -> dict[str, str | None]:
     return {k: os.environ.get(k) for k in ENV_KEYS}
 
-def command_line() -> str:
-    """This process's command as run from the repository root (paths inside it made relative)."""
+def command_line(module: str, argv: list[str] | None = None) -> str:
+    """The command ``python -m <module> <args>`` as run from the repository root (paths inside the
+    repository made relative); ``args`` this process's own, or ``argv`` where main was handed its
+    arguments (a caller's sys.argv is not the command's)."""
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
     def rel(arg: str) -> str:
         full = os.path.abspath(arg)
         return os.path.relpath(full, repo) if os.path.exists(full) and full.startswith(repo + os.sep) else arg
 
-    script = rel(sys.argv[0])
-    if script.endswith(".py") and not os.path.isabs(script):  # run as ``python -m package.module``
-        script = "-m " + script[:-3].replace(os.sep, ".")
-    return " ".join(["python", script, *(rel(a) for a in sys.argv[1:])])
+    return " ".join(["python", "-m", module, *(rel(a) for a in (sys.argv[1:] if argv is None else argv))])
 
 def cpu_model() -> str:
     try:

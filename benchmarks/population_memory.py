@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     batch, n = (8, 64) if args.smoke else (args.batch, 60000)
     rows = [analyse(k, batch, n) for k in members]
     out = {"created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-           "command": command_line(), "cpu": cpu_model(), "backend": jax.default_backend(), "jax": jax.__version__,
+           "command": command_line("benchmarks.population_memory", argv), "cpu": cpu_model(), "backend": jax.default_backend(), "jax": jax.__version__,
            "smoke": args.smoke, "rows": rows}
     print("| K | state MB | XLA arguments MB | temporaries MB |\n|---:|---:|---:|---:|")
     for r in rows:

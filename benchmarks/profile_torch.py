@@ -175,7 +175,7 @@ def main() -> int:
         fail("--device gpu, but torch sees no GPU")
     doc: dict[str, Any] = {
         "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": command_line(), "torch": torch.__version__,
+        "command": command_line("benchmarks.profile_torch"), "torch": torch.__version__,
         "device_name": torch.cuda.get_device_name(0) if a.device == "gpu" else f"{cpu_model()}, {threads} threads",
         "threads": threads, "env": env_settings(), "loadavg_before": os.getloadavg(), "profiles": []}
     with tempfile.TemporaryDirectory() as tmp:

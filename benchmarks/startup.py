@@ -89,7 +89,7 @@ def main() -> int:
     env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     doc: dict[str, Any] = {
         "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": command_line(),
+        "command": command_line("benchmarks.startup"),
         "device_name": f"{cpu_model()}, {os.cpu_count()} cores", "images": a.images, "epochs": a.epochs,
         "batch_size": a.batch_size, "workers": a.workers, "env": env_settings(),
         "compile_cache_by": "--compile_cache" if has_flag else "JAX_COMPILATION_CACHE_DIR", "runs": []}

@@ -129,8 +129,9 @@ def render_throughput(doc: dict) -> str:
         out += ["", "#### Populations", "",
                 "Rule (in `benchmarks/analysis.py: summarize_population`): per batch size (per member) and population size K, "
                 "the population row's images/s of all members together divided by jaxgan's one run (row (e)) "
-                "at the same per-member batch, measured in this run, and divided by the fastest PyTorch row at that "
-                "batch and precision (`analysis.fastest_torch`): K PyTorch runs one after another.", "",
+                "at the same per-member batch, measured in this run (× one run); in a column of its own, the same "
+                "images/s divided by the fastest PyTorch row at that batch and precision (`analysis.fastest_torch`), "
+                "which is what K PyTorch runs one after another reach.", "",
                 "| batch per member | K | aggregate img/s | one run img/s | × one run | × fastest PyTorch (K runs one "
                 "after another) | % of peak (K runs / one run) |",
                 "|---:|---:|---:|---:|---:|---:|---:|"]

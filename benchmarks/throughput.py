@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
               **{k: v for k, v in widths.items() if v}}
     doc: dict[str, Any] = {
         "schema": SCHEMA, "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": command_line(), "device": args.device,
+        "command": command_line("benchmarks.throughput", argv), "device": args.device,
         "settings": {"batch_sizes": sizes, "impls": names, "min_time": min_time, "images": args.images,
                      "workers": args.workers, "steps_per_call": args.steps_per_call, "threads": threads,
                      "interop_threads": interop, "budget_s": args.budget_s, "order": args.order, "rounds": args.rounds,

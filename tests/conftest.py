@@ -79,16 +79,29 @@ DOC_COMMANDS = "test_doc_commands.py"
 _background_from: str | None = None
 
 
+def _group(item) -> int:
+    name = item.path.name
+    return 0 if name in STARTS_PROCESSES else 2 if name == DOC_COMMANDS else 1
+
+
 def pytest_collection_modifyitems(session, config, items):
+    items.sort(key=_group)  # stable: each group's modules and tests in their collected order
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session):
+    # After -m/-k deselection: the processes start only when a selected test uses their results.
     global _background_from
+    beside = [item.path for item in session.items if _group(item) == 1]
+    wanted = any(_group(i) == 2 and "runs" in getattr(i, "fixturenames", ()) for i in session.items)
+    _background_from = str(beside[0]) if beside and wanted else None
 
-    def group(item) -> int:
-        name = item.path.name
-        return 0 if name in STARTS_PROCESSES else 2 if name == DOC_COMMANDS else 1
 
-    items.sort(key=group)  # stable: each group's modules and tests in their collected order
-    beside = [item.path for item in items if group(item) == 1]
-    _background_from = str(beside[0]) if beside and any(group(i) == 2 for i in items) else None
+def pytest_sessionfinish(session):
+    if _background_from is not None:  # a process still running when the session ends is stopped
+        from tests import test_doc_commands
+
+        test_doc_commands.stop_processes()
 
 
 def pytest_runtest_setup(item):

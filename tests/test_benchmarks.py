@@ -476,3 +476,16 @@ def test_no_command_imports_a_command_and_no_benchmark_file_outgrows_one_job():
     assert {"benchmarks.throughput", "benchmarks.bench_row", "benchmarks.parity_float32"} <= commands
     for module, path in mods.items():
         assert not (_imports(path) & commands) - {module}, module
+
+
+@pytest.mark.quick
+def test_a_result_records_the_command_it_was_handed_not_its_callers(monkeypatch):
+    # In-process runs (tests, scripts calling main(argv)) record their own arguments; a command
+    # line run records sys.argv's.
+    from benchmarks.harness import command_line
+
+    monkeypatch.setattr(sys, "argv", ["/usr/bin/pytest", "-q", "tests"])
+    assert command_line("benchmarks.population_memory", ["--json", "m.json"]) == \
+        "python -m benchmarks.population_memory --json m.json"
+    assert command_line("benchmarks.startup") == "python -m benchmarks.startup -q tests"
+

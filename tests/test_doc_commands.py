@@ -10,16 +10,17 @@ variable in a printed command (``$s``) becomes ``0``.
 
 Which of a module's printed commands run (``to_run``): each whose flag names are not all among
 another printed command's for that module (of commands with the same flag names, the first
-printed). Every flag the pages print for a module is then run, in a command as printed. A
-command whose flags another one holds is not run: ``--quick --json F`` beside ``--quick --threads
-1 --json F``, a module named in prose, and the WGAN twin of a DCGAN command, which differs only
-in ``--model``'s value (WGAN's rows run in tests/test_benchmarks.py). Each such run would cost
-another compile in a tight budget.
+printed). Every flag the pages print for a module is then run, in a command as printed; the
+values a skipped command gives are not. Not run, so: ``--quick --json F`` beside ``--quick
+--threads 1 --json F``, a module named in prose, and the WGAN twins of the DCGAN commands, which
+differ in values (``--model wgan``, ``--steps_per_call 5``, ``--batch_sizes 64``; WGAN's rows run
+in tests/test_benchmarks.py). Each such run would cost another compile in a tight budget.
 The forms of all of them are checked: benchmarks run as ``python -m benchmarks.<name>`` from the
 repository root.
 
 The two shell scripts are the one exception, kept out by ``SHELL`` with their reason; what is
-checked of them instead: they parse, and every Python command in them is one this file runs.
+checked of them instead: they parse, and every Python module they run is one this file runs
+(``RUN_ELSEWHERE``: or one that other tests run).
 """
 
 from __future__ import annotations
@@ -95,16 +96,26 @@ RSS_GATE_GB = 1.9
 BESIDE_MB = 150
 
 
-def child_rss(me) -> list[tuple[int, int]]:
-    """(pid, resident bytes) of each child of ``me`` (a psutil.Process) still there to be read."""
+def others_rss(me, bench: int) -> list[tuple[int, int]]:
+    """(pid, resident bytes) of each descendant of ``me`` (a psutil.Process) outside the tree of
+    the benchmark process ``bench``, read every 0.2 s: a process that lives less than that, or is
+    still importing when read, may pass unseen."""
     import psutil
 
-    out = []
-    for c in me.children():
+    def tree(p) -> list:
         try:
-            out.append((c.pid, c.memory_info().rss))
-        except psutil.Error:  # it ended between the listing and the read
-            pass
+            return p.children(recursive=True)
+        except psutil.Error:
+            return []
+
+    mine = {bench} | {c.pid for c in tree(psutil.Process(bench))} if psutil.pid_exists(bench) else {bench}
+    out = []
+    for c in tree(me):
+        if c.pid not in mine:
+            try:
+                out.append((c.pid, c.memory_info().rss))
+            except psutil.Error:  # it ended between the listing and the read
+                pass
     return out
 SHIPPED_JUDGES = os.path.join(REPO, "jaxgan", "judges")
 
@@ -182,7 +193,8 @@ def flag_names(command: str) -> frozenset[str]:
 def to_run(commands: list[str]) -> dict[str, str]:
     """run id -> command: per module, the printed commands whose flag names are not all among
     another printed command's for it (of equal sets, the first printed). A module's first such
-    command has the module as its id; another one, the module and the flags the first lacks."""
+    command has the module as its id; another one, the module and its flag names (unique: no two
+    kept commands of a module have the same flag names)."""
     out: dict[str, str] = {}
     by_module: dict[str, list[str]] = {}
     for c in commands:
@@ -194,7 +206,7 @@ def to_run(commands: list[str]) -> dict[str, str]:
             if not any(f < flag_names(o) for o in cs) and all(f != flag_names(k) for k in kept):
                 kept.append(c)
         for i, c in enumerate(kept):
-            out[module if i == 0 else f"{module} {' '.join(sorted(flag_names(c) - flag_names(kept[0])))}"] = c
+            out[module if i == 0 else f"{module} {' '.join(sorted(flag_names(c)))}"] = c
     return out
 
 
@@ -217,9 +229,14 @@ def test_a_modules_commands_run_are_those_whose_flags_no_other_printed_command_h
     cs = ["python -m benchmarks.throughput", "python -m benchmarks.throughput --quick --json a.json",
           "python -m benchmarks.throughput --quick --threads 1 --json b.json",
           "python -m benchmarks.throughput --model dcgan --json c.json",
-          "python -m benchmarks.throughput --model wgan --json d.json", "python scripts/offline_mnist.py"]
-    assert to_run(cs) == {"benchmarks.throughput": cs[2], "benchmarks.throughput --model": cs[3],
-                          "scripts/offline_mnist.py": cs[5]}
+          "python -m benchmarks.throughput --model wgan --json d.json", "python scripts/offline_mnist.py",
+          "python -m benchmarks.startup --a 1 --b 2 --json e.json", "python -m benchmarks.startup --json f.json"]
+    assert to_run(cs) == {"benchmarks.throughput": cs[2], "benchmarks.throughput --json --model": cs[3],
+                          "scripts/offline_mnist.py": cs[5], "benchmarks.startup": cs[6]}
+    # three commands, none holding another's flags: all three run, under ids of their own
+    three = ["python -m benchmarks.startup --a 1 --b 2", "python -m benchmarks.startup --a 1 --c 3",
+             "python -m benchmarks.startup --b 2 --c 3"]
+    assert sorted(to_run(three).values()) == sorted(three)
     # every flag a page prints for a module is in a command that runs
     for module in {module_of(c) for _, c in COMMANDS}:
         printed = set().union(*(flag_names(c) for _, c in COMMANDS if module_of(c) == module))
@@ -264,12 +281,14 @@ def _tiny_mnist(root: str) -> None:
 class Processes:
     """The benchmark commands that run as processes (``RUNNABLE`` less ``IN_PROCESS``), one at a
     time in ``PROCESS_ORDER``, on a thread of their own, each in its own temporary folder; their
-    outputs go to files. ``results``: module -> (argv, claimed, output, exit code, folder)."""
+    outputs go to files. ``results``: run id -> (argv, claimed, output, exit code, folder)."""
 
     def __init__(self):
         self.root = tempfile.mkdtemp(prefix="jaxgan-doc-commands-")
         self.results, self.spans, self.t0 = {}, {}, time.perf_counter()
         self.beside: list[tuple[str, str, list[int]]] = []  # (run, the test running then, its child pids)
+        self.current: subprocess.Popen | None = None
+        self.stopped = False
         self.waited_for = threading.Event()  # set by wait(): nothing else runs here then, so no gate
         self.thread = threading.Thread(target=self._run, name="doc-command-processes", daemon=True)
         self.thread.start()
@@ -283,17 +302,19 @@ class Processes:
         order = {m: i for i, m in enumerate(PROCESS_ORDER)}
         ids = sorted((r for r, c in RUNNABLE.items() if module_of(c) not in IN_PROCESS),
                      key=lambda r: (order.get(module_of(RUNNABLE[r]), len(order)), r))
-        for module in ids:  # a run id: the module, or the module and its distinguishing flags
+        for module in ids:  # a run id: the module, or the module and its flag names
+            if self.stopped:
+                break
             while me.memory_info().rss > RSS_GATE_GB * 1e9 and not self.waited_for.is_set():
                 time.sleep(0.2)
             folder = tempfile.mkdtemp(prefix=slug(module) + "-", dir=self.root)
             argv, claimed = with_override(RUNNABLE[module], folder)
             started = time.perf_counter()
             with open(os.path.join(self.root, slug(module) + ".log"), "w+") as log:
-                proc = subprocess.Popen([sys.executable, *argv], cwd=folder, env=env, stdout=log,
-                                        stderr=subprocess.STDOUT, text=True)
+                proc = self.current = subprocess.Popen([sys.executable, *argv], cwd=folder, env=env, stdout=log,
+                                                       stderr=subprocess.STDOUT, text=True)
                 while proc.poll() is None:
-                    others = [pid for pid, rss in child_rss(me) if pid != proc.pid and rss > BESIDE_MB * 1e6]
+                    others = [pid for pid, rss in others_rss(me, proc.pid) if rss > BESIDE_MB * 1e6]
                     if others:  # another test's process beside this one: see conftest.STARTS_PROCESSES
                         self.beside.append((module, os.environ.get("PYTEST_CURRENT_TEST", "?"), others))
                     if time.perf_counter() - started > TIMEOUT_S:  # its test fails: exit -9, the output so far
@@ -312,6 +333,19 @@ class Processes:
 _processes: Processes | None = None
 
 
+def stop_processes() -> None:
+    """At the session's end (conftest): kill a benchmark process still running, start no more."""
+    if _processes is not None:
+        _processes.stopped = True
+        proc = _processes.current
+        if proc is not None and proc.poll() is None:
+            proc.terminate()  # the benchmarks' SIGTERM handler ends their process groups too
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
 def start_processes() -> Processes:
     """The benchmark processes, started once (by conftest, while earlier modules run, or here)."""
     global _processes
@@ -322,7 +356,7 @@ def start_processes() -> Processes:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Every runnable module's first printed command, overridden, each in its own folder: the
+    """Every command ``to_run`` keeps (``RUNNABLE``), overridden, each in its own folder: the
     benchmark processes (``Processes``, started while earlier modules ran, or now; waited for
     first), then the IN_PROCESS ones here, one at a time, each one's programs dropped after it."""
     from tests.conftest import release_compiled_programs
