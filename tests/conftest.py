@@ -97,13 +97,6 @@ def pytest_collection_finish(session):
     _background_from = str(beside[0]) if beside and wanted else None
 
 
-def pytest_sessionfinish(session):
-    if _background_from is not None:  # a process still running when the session ends is stopped
-        from tests import test_doc_commands
-
-        test_doc_commands.stop_processes()
-
-
 def pytest_runtest_setup(item):
     if _background_from is not None and str(item.path) == _background_from:
         from tests import test_doc_commands
@@ -125,6 +118,10 @@ def pytest_runtest_protocol(item, nextitem):
 
 
 def pytest_sessionfinish(session, exitstatus):
+    if _background_from is not None:  # a doc-command process still running at the end is stopped
+        from tests import test_doc_commands
+
+        test_doc_commands.stop_processes()
     path = os.environ.get("JAXGAN_SUITE_COST")
     if path:
         import json
