@@ -101,23 +101,6 @@ TREE_CAP_GB = 2.6
 BESIDE_MB = 150
 
 
-def tree_rss(me) -> int:
-    """Resident bytes of ``me`` and every descendant still there to be read."""
-    import psutil
-
-    total = me.memory_info().rss
-    try:
-        kids = me.children(recursive=True)
-    except psutil.Error:
-        kids = []
-    for c in kids:
-        try:
-            total += c.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
-
-
 def others_rss(me, bench: int) -> list[tuple[int, int]]:
     """(pid, resident bytes) of each descendant of ``me`` (a psutil.Process) that does not descend
     from the benchmark process ``bench`` (by its own ancestry, so a process the benchmark starts
@@ -318,6 +301,8 @@ class Processes:
         env = {**os.environ, "PYTHONPATH": REPO + (os.pathsep + os.environ["PYTHONPATH"]
                                                    if os.environ.get("PYTHONPATH") else "")}
         import psutil
+
+        from scripts.suite_timings import tree_rss  # this process and every descendant, as the budget counts
 
         me = psutil.Process()
         order = {m: i for i, m in enumerate(PROCESS_ORDER)}
