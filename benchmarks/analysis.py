@@ -70,13 +70,15 @@ def annotate(doc: dict) -> dict:
     doc["population_summary"] = summarize_population(doc)
     return doc
 
-def torch_rows(rows: list[dict], bs: int, precision: str) -> list[dict]:
-    """The PyTorch rows that ran at batch ``bs`` and ``precision``: the candidates for "fastest"."""
-    return [r for r in rows if r["framework"] == "torch" and r["batch_size"] == bs and r["precision"] == precision]
+def torch_rows(rows: list[dict], bs: int, precision: str | None) -> list[dict]:
+    """The PyTorch rows that ran at batch ``bs`` and ``precision`` (None: any precision): the
+    candidates for "fastest"."""
+    return [r for r in rows if r["framework"] == "torch" and r["batch_size"] == bs
+            and precision in (None, r["precision"])]
 
-def fastest_torch(rows: list[dict], bs: int, precision: str) -> dict | None:
+def fastest_torch(rows: list[dict], bs: int, precision: str | None) -> dict | None:
     """The one rule for "the fastest PyTorch": the torch row with the most img/s at that batch and
-    precision (None when none ran)."""
+    precision (None: any precision; None when none ran)."""
     return max(torch_rows(rows, bs, precision), key=lambda r: r["img_per_s"], default=None)
 
 def summarize_population(doc: dict) -> list[dict]:
@@ -108,7 +110,7 @@ def summarize(doc: dict) -> list[dict]:
     for bs in doc["settings"]["batch_sizes"]:
         at = [r for r in rows if r["batch_size"] == bs]
         ref = next((r for r in at if r["impl"] == "torch_reference"), None)
-        torch_any = max((r for r in at if r["framework"] == "torch"), key=lambda r: r["img_per_s"], default=None)
+        torch_any = fastest_torch(at, bs, None)
         for precision, jax_impl in JAX_PATH.items():
             jx = next((r for r in at if r["impl"] == jax_impl), None)
             cands = torch_rows(at, bs, precision)

@@ -92,7 +92,8 @@ def test_quietest_run_is_kept_by_its_mean_load(tmp_path):
 
 @pytest.fixture
 def in_this_process(monkeypatch):
-    """Run a benchmark job in the test process. rows.jax_setup is for a fresh child: it turns
+    """Run a benchmark job in the test process. frameworks.jax_setup (the name rows and machine
+    import and call) is for a fresh child: it turns
     XLA's persistent compilation cache off, and JAX decides once per process whether to use it, so
     called here it would leave every later test of the session compiling from scratch. Nothing a
     job computes depends on it (the process is on the CPU already); torch's precision switches,
