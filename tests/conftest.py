@@ -67,21 +67,35 @@ jax.monitoring.register_event_duration_secs_listener(_on_duration)
 
 
 # tests/test_doc_commands.py's benchmark commands run as processes of their own, one at a time on a
-# thread, beside the modules that start no process of their own (so one benchmark process tree at a
+# thread, beside the tests that start no process of their own (so one benchmark process tree at a
 # time sits beside this one, which compiles on one core and leaves the other to it). The order:
-# the modules in STARTS_PROCESSES first, then the others, beside which those processes run, then
-# the doc-command module, which finds them done. The doc-command thread records any other child of
-# this process seen beside one of its processes, and a test there fails on it (a module here that
-# starts processes belongs in STARTS_PROCESSES). Only when the doc-command module is selected.
-STARTS_PROCESSES = ("test_benchmarks.py", "test_cli.py", "test_folder.py", "test_parallel.py",
-                    "test_reliability.py", "test_toy1d.py", "test_zoo.py")
+# the tests marked `processes` first (a module's pytestmark, or a test's own mark), then the
+# others, beside which those processes run, then the doc-command module, which finds them done.
+# The doc-command thread records any other child of this process seen beside one of its
+# processes, and a test there fails on it (a test that starts a process needs the mark). Only
+# when the doc-command module is selected.
 DOC_COMMANDS = "test_doc_commands.py"
 _background_from: str | None = None
+# Of the others, these grow this process past ~1.6 GB (its resident peak per module, measured
+# alone on 2026-12-02: test_zoo 2.20, test_steps 2.11, test_conditional 1.81, test_models and
+# test_population 1.71, test_conditional_conv 1.67, test_evaluate and test_wgan_gp 1.61; the
+# rest 1.19-1.58). Beside them, this process and a ~1 GB benchmark tree pass the doc-command
+# thread's cap and the benchmark process is stopped and run again: twice stopped, it waits for
+# the doc-command module, run alone (session 9: profile_torch and throughput, 41 s waited). So
+# they run after the lighter modules, beside which the benchmark processes start. Only the
+# suite's time depends on this list: a module missing from it, or listed wrongly, runs all the same.
+HEAVY = ("test_zoo.py", "test_steps.py", "test_conditional.py", "test_models.py", "test_population.py",
+         "test_conditional_conv.py", "test_evaluate.py", "test_wgan_gp.py")
 
 
 def _group(item) -> int:
-    name = item.path.name
-    return 0 if name in STARTS_PROCESSES else 2 if name == DOC_COMMANDS else 1
+    """0: starts processes; 1: beside which the benchmark processes start (1.5: the heavy ones
+    after them); 2: the doc-command module."""
+    if item.path.name == DOC_COMMANDS:
+        return 2
+    if item.get_closest_marker("processes"):
+        return 0
+    return 1.5 if item.path.name in HEAVY else 1
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -92,13 +106,13 @@ def pytest_collection_modifyitems(session, config, items):
 def pytest_collection_finish(session):
     # After -m/-k deselection: the processes start only when a selected test uses their results.
     global _background_from
-    beside = [item.path for item in session.items if _group(item) == 1]
+    beside = [item.nodeid for item in session.items if 1 <= _group(item) < 2]
     wanted = any(_group(i) == 2 and "runs" in getattr(i, "fixturenames", ()) for i in session.items)
-    _background_from = str(beside[0]) if beside and wanted else None
+    _background_from = beside[0] if beside and wanted else None
 
 
 def pytest_runtest_setup(item):
-    if _background_from is not None and str(item.path) == _background_from:
+    if _background_from is not None and item.nodeid == _background_from:
         from tests import test_doc_commands
 
         test_doc_commands.start_processes()

@@ -15,6 +15,9 @@ import pytest
 from benchmarks import analysis, harness, machine, rows, synthetic, tables
 from tests.conftest import REPO, run_main
 
+# Before the doc-command processes (conftest): most of its tests run benchmark commands and rows as processes.
+pytestmark = pytest.mark.processes
+
 
 def module_command(module: str, *args: str) -> list[str]:
     """``python -m module args`` as the docs print it, runnable from any folder (the repository on

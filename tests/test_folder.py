@@ -255,6 +255,7 @@ def test_a_judge_takes_the_datasets_class_count(tmp_path):
     assert row["coverage"] == pytest.approx(1 / 3)
 
 
+@pytest.mark.processes
 def test_a_current_cache_is_read_without_importing_torch(tmp_path):
     import subprocess
     import sys

@@ -26,6 +26,9 @@ from jaxgan.config import dataset_name
 from tests.conftest import (TRAIN_FLAGS, blob_images, cache_data, leaves_equal, release_compiled_programs,
                             restore_newest, small_config, spawn)
 
+# Before the doc-command processes (conftest): several devices and processes are each a process of their own.
+pytestmark = pytest.mark.processes
+
 # small_config's steps_per_call too: the launched runs differ from the one-device runs made here
 # in their topology alone.
 FLAGS = [*TRAIN_FLAGS, "--data_dir", "data", "--steps_per_call", "4"]

@@ -21,6 +21,9 @@ from tests.conftest import (TRAIN_FLAGS, blob_images, cache_data, leaves_equal, 
                             run_main, small_config, spawn)
 from tests.uninterrupted import uninterrupted
 
+# Before the doc-command processes (conftest): kill -9, signals and locks need real processes.
+pytestmark = pytest.mark.processes
+
 # small_config's steps_per_call too: the launched runs are then the very program that the runs
 # in this process compile, and each side reads it from the other through the compile cache.
 FLAGS = [*TRAIN_FLAGS, "--data_dir", "data", "--steps_per_call", "4"]

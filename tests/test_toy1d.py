@@ -160,6 +160,7 @@ def test_bad_input_is_refused_with_one_line_and_code_2(tmp_path, monkeypatch, ca
     assert not (tmp_path / "toy1d").exists()  # nothing written
 
 
+@pytest.mark.processes
 def test_bad_input_from_the_shell_is_one_line_and_exit_2(tmp_path):
     # Both ways out, as a shell sees them: main's own refusal (its return value becomes the exit
     # code) and argparse's. Every message is pinned in the test above; these two real processes

@@ -499,7 +499,8 @@ def test_train_and_sample_commands_for_conv_models(tmp_path, data_dir, model, fl
 
 @pytest.mark.parametrize("run,argv,message", [
     # A real process: the exit code and the one line a shell sees.
-    (run_cli, ["--model", "dcgan", "--g_hidden", "1,2"], "--g_hidden needs exactly 4 channel widths"),
+    pytest.param(run_cli, ["--model", "dcgan", "--g_hidden", "1,2"], "--g_hidden needs exactly 4 channel widths",
+                 marks=pytest.mark.processes),
     pytest.param(run_main, ["--model", "wgan", "--n_critic", "0"], "must be positive, got 0",
                  marks=pytest.mark.quick),
 ], ids=["process", "in_process"])
