@@ -64,6 +64,9 @@ def parse_args(argv: list[str] | None = None):
                    "images, widths 8,4,4,4/4,4,4,8, 0.05 s per row, population K = 2, float32 peaks at n = 128, "
                    "one bandwidth job, and of the rows asked for the first JAX one only (tests/test_benchmarks.py "
                    "runs the PyTorch rows, alone and in turns)")
+    p.add_argument("--plan", action="store_true", help="print what the command would measure (the machine's "
+                   "jobs, each row per batch size, rounds, minimum time, threads, the files it writes) and exit "
+                   "without measuring or writing anything: a reference-width run takes many minutes (default off)")
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="cpu or gpu (default cpu)")
     p.add_argument("--json", help="write everything measured as JSON here (default: not written); the "
                    "markdown and the plot go beside it")
@@ -120,9 +123,43 @@ def smoke(args, names: list[str]) -> list[str]:
         first = next((n for n in rows if IMPLS[n].framework == "torch"), None)
     return [n for n in [first] if n] + [n for n in names if IMPLS[n].population]
 
+def machine_jobs(args, sizes: list[int]) -> list[tuple[str, dict, str]]:
+    """The jobs that measure the machine, after ``env``: (where in the result, spec, name), in order."""
+    precisions = ("float32", "tf32", "bfloat16") if args.device == "gpu" else ("float32", "bfloat16")
+    size = {"n": 128} if args.smoke else {}
+    out = [("peaks", {"job": "peak", "framework": fw, "precision": pr, **size}, f"peak {fw} {pr}")
+           for pr in precisions[:1 if args.smoke else None] for fw in ("jax", "torch")]
+    if args.device == "cpu":
+        out += [("bandwidth", {"job": "bandwidth", "framework": fw, **({"n": 1 << 16} if args.smoke else {})},
+                 f"bandwidth {fw}") for fw in ("numpy", "torch", "jax")[:1 if args.smoke else None]]
+    return out + [("flops", {"job": "flops", "batch_size": bs}, f"flops batch {bs}") for bs in sizes]
+
+
+def plan_lines(args, machine: list[tuple[str, dict, str]], groups: list[list[tuple]], widths: dict, threads: int,
+               interop: int, min_time: float, plot_path: str | None) -> list[str]:
+    """``--plan``: what ``main`` would run, in its order, one line each (nothing is measured)."""
+    shown = ", ".join(f"{k[0].upper()} {','.join(map(str, w))}" for k, w in widths.items() if w)
+    shown = f" at widths {shown}" if shown else " at the reference's widths" if args.model != "mlp" else ""
+    out = [f"plan: --model {args.model}{shown}, --device {args.device}, "
+           f"threads {threads} (torch inter-op {interop}), OMP_WAIT_POLICY {args.omp_wait_policy}"
+           + (", --smoke sizes" if args.smoke else ""),
+           "machine jobs, each in its own process: env; " + "; ".join(name for _, _, name in machine)]
+    for group in groups:
+        rows = " ".join(impl + (f"(K={k})" if IMPLS[impl].population else "") for _, impl, k in group)
+        out.append(f"batch {group[0][0]}: {rows} -- each compiled once in its own process, then {args.rounds} "
+                   f"rounds{' in turns' if len(group) > 1 else ''} of >= {min_time:g} s, "
+                   f"{args.steps_per_call} steps per call, "
+                   f"job timeout {args.job_timeout:g} s")
+    if args.budget_s:
+        out.append(f"rows not started after {args.budget_s:g} s are skipped")
+    if args.json:
+        out.append(f"writes {args.json}, {os.path.splitext(args.json)[0]}.md, {plot_path}")
+    else:
+        out.append("writes " + (plot_path or "nothing (no --json)"))
+    return out
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    exit_on_sigterm()
     names = [s.strip() for s in (args.impls or ",".join(default_impls(args.device, args.model))).split(",")
              if s.strip()]
     if not names or any(i not in IMPLS for i in names):
@@ -183,6 +220,19 @@ def main(argv: list[str] | None = None) -> int:
         print("throughput.py: warning: CUDA_LAUNCH_BLOCKING is set; every kernel launch waits (recorded)",
               file=sys.stderr)
 
+    # (batch, impl, members): one population row per K, every other row once.
+    runs = [(impl, k) for impl in names for k in (members if IMPLS[impl].population else [1])]
+    plan = [(bs, impl, k) for bs in sizes for impl, k in runs] if args.order == "batch" else \
+        [(bs, impl, k) for impl, k in runs for bs in sizes]
+    # The rows that take turns: every row at one batch size (--order batch), or each row alone.
+    groups = [[p for p in plan if p[0] == bs] for bs in sizes] if args.order == "batch" else [[p] for p in plan]
+    plot_path = args.plot or (os.path.splitext(args.json)[0] + ".png" if args.json else None)
+    machine = machine_jobs(args, sizes)
+    if args.plan:
+        print("\n".join(plan_lines(args, machine, groups, widths, threads, interop, min_time, plot_path)))
+        return 0
+    exit_on_sigterm()  # from here on, children run: SIGTERM ends their process groups too
+
     t_start = time.perf_counter()
     common = {"device": args.device, "threads": threads, "interop_threads": interop, "model": args.model,
               **{k: v for k, v in widths.items() if v}}
@@ -213,26 +263,17 @@ def main(argv: list[str] | None = None) -> int:
             f"{doc['host'].get('cpu')}, {threads} threads"
         print(f"device: {doc['device_name']}", flush=True)
 
-        precisions = ("float32", "tf32", "bfloat16") if args.device == "gpu" else ("float32", "bfloat16")
-        size = {"n": 128} if args.smoke else {}
-        doc["peaks"] = [job({"job": "peak", "framework": fw, "precision": pr, **size}, f"peak {fw} {pr}")
-                        for pr in precisions[:1 if args.smoke else None] for fw in ("jax", "torch")]
-        if args.device == "cpu":
-            doc["bandwidth"] = [job({"job": "bandwidth", "framework": fw, **({"n": 1 << 16} if args.smoke else {})},
-                                    f"bandwidth {fw}") for fw in ("numpy", "torch", "jax")[:1 if args.smoke else None]]
-        doc["flops"] = {str(bs): job({"job": "flops", "batch_size": bs}, f"flops batch {bs}") for bs in sizes}
+        for where, spec, name in machine:  # peaks and bandwidth are lists; FLOPs are keyed by batch size
+            if where == "flops":
+                doc.setdefault("flops", {})[str(spec["batch_size"])] = job(spec, name)
+            else:
+                doc.setdefault(where, []).append(job(spec, name))
 
         data_dir = os.path.join(work, "data")
         write_dataset(data_dir, args.images, args.model)
         row_common = {"job": "row", "data_dir": data_dir, "min_time": min_time, "workers": args.workers,
                       "steps_per_call": args.steps_per_call}
         doc["rows"], doc["skipped"] = [], []
-        # (batch, impl, members): one population row per K, every other row once.
-        runs = [(impl, k) for impl in names for k in (members if IMPLS[impl].population else [1])]
-        plan = [(bs, impl, k) for bs in sizes for impl, k in runs] if args.order == "batch" else \
-            [(bs, impl, k) for impl, k in runs for bs in sizes]
-        # The rows that take turns: every row at one batch size (--order batch), or each row alone.
-        groups = [[p for p in plan if p[0] == bs] for bs in sizes] if args.order == "batch" else [[p] for p in plan]
         for group in groups:
             if args.budget_s and time.perf_counter() - t_start > args.budget_s:
                 doc["skipped"] += [{"impl": impl, "batch_size": bs, "members": k, "why": f"--budget_s {args.budget_s:g}"}
@@ -265,7 +306,6 @@ def main(argv: list[str] | None = None) -> int:
             json.dump(doc, f, indent=1, default=str)
         with open(os.path.splitext(args.json)[0] + ".md", "w") as f:
             f.write(md + "\n")
-    plot_path = args.plot or (os.path.splitext(args.json)[0] + ".png" if args.json else None)
     if plot_path:
         try:
             tables.plot(doc, plot_path)

@@ -10,13 +10,17 @@ variable in a printed command (``$s``) becomes ``0``.
 
 Which of a module's printed commands run (``to_run``): each whose flag names are not all among
 another printed command's for that module (of commands with the same flag names, the first
-printed). Every flag the pages print for a module is then run, in a command as printed; the
-values a skipped command gives are not. Not run, so: ``--quick --json F`` beside ``--quick
+printed). Every flag the pages print for a module is then used, in a command as printed (run,
+or for the throughput command's planned ones, below, checked and planned); the values a skipped
+command gives are not. Not run, so: ``--quick --json F`` beside ``--quick
 --threads 1 --json F``, a module named in prose, and the WGAN twins of the DCGAN commands, which
 differ in values (``--model wgan``, ``--steps_per_call 5``, ``--batch_sizes 64``; WGAN's rows run
 in tests/test_benchmarks.py). Each such run would cost another compile in a tight budget.
 The forms of all of them are checked: benchmarks run as ``python -m benchmarks.<name>`` from the
-repository root.
+repository root. Of a module that runs as a process and takes ``--plan`` (the throughput
+command: several fresh processes a run even at --smoke), only the first kept command runs; the
+others are planned (``PLANNED``): ``--plan`` for ``--smoke``, in this process, and the plan they
+print must hold their printed values.
 
 The two shell scripts are the one exception, kept out by ``SHELL`` with their reason; what is
 checked of them instead: they parse, and every Python module they run is one this file runs
@@ -184,9 +188,14 @@ def with_override(command: str, folder: str) -> tuple[list[str], list[str]]:
     return [*args, "--smoke"], claimed
 
 
-def takes_smoke(module: str) -> bool:
+def takes(module: str, flag: str) -> bool:
+    """Whether the module's source defines ``flag`` (an argparse flag, quoted)."""
     with open(path_of(module), encoding="utf-8") as f:
-        return '"--smoke"' in f.read()
+        return f'"{flag}"' in f.read()
+
+
+def takes_smoke(module: str) -> bool:
+    return takes(module, "--smoke")
 
 
 def flag_names(command: str) -> frozenset[str]:
@@ -216,6 +225,17 @@ def to_run(commands: list[str]) -> dict[str, str]:
 COMMANDS = printed_commands()
 RUNS = to_run([c for _, c in COMMANDS])
 RUNNABLE = {r: c for r, c in RUNS.items() if module_of(c) not in SHELL}
+# A module that runs as a process (not IN_PROCESS) pays tens of seconds a run even at --smoke (its
+# measurement processes' imports and compiles; --smoke also overrides the sizes a command gives),
+# so of its kept commands the first runs at toy size and, where the module takes --plan, the
+# others are planned, in this process: their printed flags must parse and pass the module's
+# checks, and the plan printed must hold their printed values (rows, batch sizes, widths, threads).
+PLANNED = {r: c for r, c in RUNNABLE.items()
+           if module_of(c) not in IN_PROCESS and r != module_of(c) and takes(module_of(c), "--plan")}
+RUN = {r: c for r, c in RUNNABLE.items() if r not in PLANNED}
+# A run one of them stands for is planned as well, with its own overridden flags: the plan must be
+# what that run did, job by job, in order (else a planned command's plan could say anything).
+RUN_AND_PLANNED = sorted(r for r, c in RUN.items() if module_of(c) not in IN_PROCESS and takes(module_of(c), "--plan"))
 
 
 @pytest.mark.quick
@@ -306,7 +326,7 @@ class Processes:
 
         me = psutil.Process()
         order = {m: i for i, m in enumerate(PROCESS_ORDER)}
-        ids = sorted((r for r, c in RUNNABLE.items() if module_of(c) not in IN_PROCESS),
+        ids = sorted((r for r, c in RUN.items() if module_of(c) not in IN_PROCESS),
                      key=lambda r: (order.get(module_of(RUNNABLE[r]), len(order)), r))
         queue = list(ids)
         while queue and not self.stopped:
@@ -323,7 +343,7 @@ class Processes:
                 again = False
                 while proc.poll() is None:
                     others = [pid for pid, rss in others_rss(me, proc.pid) if rss > BESIDE_MB * 1e6]
-                    if others:  # another test's process beside this one: see conftest.STARTS_PROCESSES
+                    if others:  # another test's process beside this one: see the `processes` mark in conftest
                         self.beside.append((module, os.environ.get("PYTEST_CURRENT_TEST", "?"), others))
                     if time.perf_counter() - started > TIMEOUT_S:  # its test fails: exit -9, the output so far
                         proc.kill()
@@ -404,6 +424,23 @@ def runs(tmp_path_factory):
             done[run_id] = (argv, claimed, traceback.format_exc(), 1, folder)
         spans[run_id] = (started - background.t0, time.perf_counter() - background.t0)  # one clock
         release_compiled_programs()  # its programs: the parity script's alone add 1.3 GB to this process
+    for run_id, command in PLANNED.items():  # main() in this process, with --plan for --smoke
+        folder = str(tmp_path_factory.mktemp(slug(run_id)))
+        argv, claimed = with_override(command, folder)
+        argv = [*argv[:-1], "--plan"]
+        try:
+            r = run_main(module_of(command), *argv[2:], cwd=folder)
+            done[run_id] = (argv, claimed, r.stdout + r.stderr, r.returncode, folder)
+        except Exception:  # its test fails with the traceback; the other runs go on
+            done[run_id] = (argv, claimed, traceback.format_exc(), 1, folder)
+    for run_id in RUN_AND_PLANNED:
+        folder = str(tmp_path_factory.mktemp(slug(run_id) + "-plan"))
+        argv, _ = with_override(RUN[run_id], folder)
+        try:
+            r = run_main(module_of(RUN[run_id]), *argv[2:], "--plan", cwd=folder)
+            done[f"{run_id} --plan"] = r.stdout + r.stderr
+        except Exception:
+            done[f"{run_id} --plan"] = traceback.format_exc()
     done["beside"] = background.beside
     print(f"stopped over the memory cap and run again: {background.again}")
     print(f"waited {t_wait:.1f} s for the processes, then {time.perf_counter() - t0 - t_wait:.1f} s in this process")
@@ -412,7 +449,7 @@ def runs(tmp_path_factory):
     return done
 
 
-@pytest.mark.parametrize("run_id", sorted(RUNNABLE))
+@pytest.mark.parametrize("run_id", sorted(RUN))
 def test_a_printed_command_runs_at_toy_size_and_writes_what_it_claims(runs, run_id):
     argv, claimed, output, code, folder = runs[run_id]
     assert code == 0, (argv, output[-3000:])
@@ -426,10 +463,52 @@ def test_a_printed_command_runs_at_toy_size_and_writes_what_it_claims(runs, run_
                 assert json.load(f)
 
 
+@pytest.mark.parametrize("run_id", sorted(PLANNED))
+def test_a_planned_command_takes_its_printed_flags_and_plans_their_values(runs, run_id):
+    argv, claimed, output, code, folder = runs[run_id]
+    assert code == 0 and os.listdir(folder) == [], (argv, output[-3000:])
+    printed = options(argv)  # the printed values, with_override's (only --json moved, into folder)
+    lines = output.strip().splitlines()
+    head = lines[0]
+    batches = {int(m[1]): m[2] for line in lines if (m := re.match(r"batch (\d+): (.*)", line))}
+    assert re.match(r"plan: --model (\w+)[ ,]", head)[1] == printed.get("--model", "mlp"), output
+    if "--quick" in argv:  # what --quick means, as its help says: batch 64 and 512, 0.5 s, 50 steps
+        printed = {"--batch_sizes": "64,512", "--min_time": "0.5", "--steps_per_call": "50", **printed}
+    assert sorted(batches) == sorted(int(b) for b in printed["--batch_sizes"].split(",")), output
+    for plan in batches.values():
+        if "--impls" in printed:
+            assert plan.split(" -- ")[0].split() == printed["--impls"].split(","), output
+        for flag, text in (("--min_time", ">= {} s"), ("--steps_per_call", ", {} steps per call"),
+                           ("--job_timeout", "job timeout {} s")):
+            if flag in printed:
+                assert text.format(printed[flag]) in plan, (flag, output)
+    if "--threads" in printed:
+        assert f"threads {printed['--threads']} " in head, output
+    for flag, net in (("--g_hidden", "G"), ("--d_hidden", "D")):
+        if flag in printed:
+            assert f"{net} {printed[flag]}" in head, output
+    stem = os.path.splitext(claimed[0])[0]  # every planned command prints its --json
+    assert lines[-1] == f"writes {stem}.json, {stem}.md, {stem}.png", output
+
+
+@pytest.mark.parametrize("run_id", RUN_AND_PLANNED)
+def test_a_plan_names_the_jobs_its_run_ran_in_their_order(runs, run_id):
+    plan, output = runs[f"{run_id} --plan"], runs[run_id][2]
+    lines = plan.strip().splitlines()
+    machine = next(line for line in lines if line.startswith("machine jobs, each in its own process: "))
+    planned = machine.split(": ", 1)[1].split("; ")
+    for line in lines:
+        if m := re.match(r"batch (\d+): (.*?) -- ", line):
+            for impl, k in re.findall(r"(\w+)(?:\(K=(\d+)\))?", m[2]):
+                planned.append(f"{impl} K={k} batch {m[1]}" if k else f"{impl} batch {m[1]}")
+    ran = [m[1] for line in output.splitlines() if (m := re.match(r"  (\S.*?) +\d+\.\d s  load ", line))]
+    assert ran == planned, (plan, output[-3000:])
+
+
 def test_no_other_test_started_a_process_beside_a_benchmark_process(runs):
     # One benchmark process tree at a time beside this process, nothing else: the suite's memory
-    # budget (3 GB, tests/TIMINGS.md). A module that starts processes runs before them
-    # (conftest.STARTS_PROCESSES); one missing from that list shows here, with the test.
+    # budget (3 GB, tests/TIMINGS.md). A test that starts processes runs before them (its
+    # `processes` mark, conftest); one without the mark shows here, with the test.
     assert runs["beside"] == []
 
 
