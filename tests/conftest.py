@@ -88,7 +88,7 @@ HEAVY = ("test_zoo.py", "test_steps.py", "test_conditional.py", "test_models.py"
          "test_conditional_conv.py", "test_evaluate.py", "test_wgan_gp.py")
 
 
-def _group(item) -> int:
+def _group(item) -> float:
     """0: starts processes; 1: beside which the benchmark processes start (1.5: the heavy ones
     after them); 2: the doc-command module."""
     if item.path.name == DOC_COMMANDS:

@@ -230,12 +230,15 @@ RUNNABLE = {r: c for r, c in RUNS.items() if module_of(c) not in SHELL}
 # so of its kept commands the first runs at toy size and, where the module takes --plan, the
 # others are planned, in this process: their printed flags must parse and pass the module's
 # checks, and the plan printed must hold their printed values (rows, batch sizes, widths, threads).
-PLANNED = {r: c for r, c in RUNNABLE.items()
-           if module_of(c) not in IN_PROCESS and r != module_of(c) and takes(module_of(c), "--plan")}
+def plannable(command: str) -> bool:
+    return module_of(command) not in IN_PROCESS and takes(module_of(command), "--plan")
+
+
+PLANNED = {r: c for r, c in RUNNABLE.items() if plannable(c) and r != module_of(c)}
 RUN = {r: c for r, c in RUNNABLE.items() if r not in PLANNED}
 # A run one of them stands for is planned as well, with its own overridden flags: the plan must be
 # what that run did, job by job, in order (else a planned command's plan could say anything).
-RUN_AND_PLANNED = sorted(r for r, c in RUN.items() if module_of(c) not in IN_PROCESS and takes(module_of(c), "--plan"))
+RUN_AND_PLANNED = sorted(r for r, c in RUN.items() if plannable(c))
 
 
 @pytest.mark.quick
@@ -424,23 +427,23 @@ def runs(tmp_path_factory):
             done[run_id] = (argv, claimed, traceback.format_exc(), 1, folder)
         spans[run_id] = (started - background.t0, time.perf_counter() - background.t0)  # one clock
         release_compiled_programs()  # its programs: the parity script's alone add 1.3 GB to this process
-    for run_id, command in PLANNED.items():  # main() in this process, with --plan for --smoke
-        folder = str(tmp_path_factory.mktemp(slug(run_id)))
+    def plan(command: str, folder: str, keep_smoke: bool):
+        """main() in this process with --plan: in place of --smoke (a planned command), or after it
+        (the plan of the run that command made at toy size). (argv, claimed, output, exit code)."""
         argv, claimed = with_override(command, folder)
-        argv = [*argv[:-1], "--plan"]
+        argv = [*argv, "--plan"] if keep_smoke else [*argv[:-1], "--plan"]
         try:
             r = run_main(module_of(command), *argv[2:], cwd=folder)
-            done[run_id] = (argv, claimed, r.stdout + r.stderr, r.returncode, folder)
+            return argv, claimed, r.stdout + r.stderr, r.returncode
         except Exception:  # its test fails with the traceback; the other runs go on
-            done[run_id] = (argv, claimed, traceback.format_exc(), 1, folder)
+            return argv, claimed, traceback.format_exc(), 1
+
+    for run_id, command in PLANNED.items():
+        folder = str(tmp_path_factory.mktemp(slug(run_id)))
+        done[run_id] = (*plan(command, folder, keep_smoke=False), folder)
     for run_id in RUN_AND_PLANNED:
         folder = str(tmp_path_factory.mktemp(slug(run_id) + "-plan"))
-        argv, _ = with_override(RUN[run_id], folder)
-        try:
-            r = run_main(module_of(RUN[run_id]), *argv[2:], "--plan", cwd=folder)
-            done[f"{run_id} --plan"] = r.stdout + r.stderr
-        except Exception:
-            done[f"{run_id} --plan"] = traceback.format_exc()
+        done[f"{run_id} --plan"] = plan(RUN[run_id], folder, keep_smoke=True)[2]
     done["beside"] = background.beside
     print(f"stopped over the memory cap and run again: {background.again}")
     print(f"waited {t_wait:.1f} s for the processes, then {time.perf_counter() - t0 - t_wait:.1f} s in this process")
