@@ -49,7 +49,8 @@ def run(pytest_args: list[str], junit: str, coverage_file: str | None = None) ->
     cmd = [sys.executable, *runner, "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={junit}", *pytest_args]
     load0 = os.getloadavg()
     t0 = time.perf_counter()
-    child = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ, JAXGAN_SUITE_COST=junit + ".cost.json"))
+    child = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ, JAXGAN_SUITE_COST=junit + ".cost.json",
+                                                     JAXGAN_BESIDE_LOG=junit + ".beside.json"))
     proc = psutil.Process(child.pid)
     peak = [0, 0.0]  # bytes, when
     done = threading.Event()
@@ -70,6 +71,31 @@ def run(pytest_args: list[str], junit: str, coverage_file: str | None = None) ->
     return {"command": " ".join(["pytest", *pytest_args]), "rc": rc, "wall_s": round(wall, 1),
             "peak_tree_rss_gb": round(peak[0] / 1e9, 2), "peak_at": peak[1], "load_before": [round(x, 2) for x in load0],
             "load_after": [round(x, 2) for x in os.getloadavg()]}
+
+
+def matmul_peak() -> float:
+    """numpy float32 2048x2048 matmul GFLOP/s, best of 5 (this machine's speed varies by day: a
+    suite's seconds mean something only beside it)."""
+    import numpy as np
+
+    a = np.random.default_rng(0).random((2048, 2048), dtype=np.float32)
+    a @ a
+    best = min(_timed(lambda: a @ a) for _ in range(5))
+    return 2 * 2048 ** 3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def beside_jobs(path: str) -> dict | None:
+    """tests/beside.py's log: each background job's span on its thread, and its stops over the cap."""
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
 
 
 def parse_junit(path: str) -> list[dict]:
@@ -161,6 +187,8 @@ def render(meta: dict, rows: list[dict], coverage: list[dict] | None = None) -> 
         f"- peak resident memory of the whole process tree (summed RSS, sampled every 0.2 s): "
         f"**{meta['peak_tree_rss_gb']:.2f} GB**, during `{peak_test(meta, rows)}`",
         f"- load average before / after: {meta['load_before'][0]:.2f} / {meta['load_after'][0]:.2f}",
+        *([f"- numpy float32 2048² matmul peak before / after: {meta['peak_before']:.0f} / {meta['peak_after']:.0f} GFLOP/s"]
+          if "peak_before" in meta else []),
         "",
         "## Where the time goes",
         "",
@@ -188,6 +216,15 @@ def render(meta: dict, rows: list[dict], coverage: list[dict] | None = None) -> 
         rs = by_file[f]
         lines.append(f"| `{f}` | {len(secs)} | {sum(secs):.1f} | {100 * sum(secs) / total:.1f}% | "
                      f"{sum(r['xla_s'] for r in rs):.1f} | {sum(r['subprocesses'] for r in rs)} |")
+    jobs = meta.get("beside")
+    if jobs:
+        lines += ["", "## Background jobs (tests/beside.py)", "",
+                  "Their processes ran one job at a time on a thread beside the in-process tests; the tests marked "
+                  "`beside` then read their results. Seconds since the thread started (at the first test beside them):",
+                  "", "| job | from | to | seconds |", "|---|---:|---:|---:|"]
+        lines += [f"| {name} | {a:.1f} | {b:.1f} | {b - a:.1f} |" for name, (a, b) in jobs["spans"].items()]
+        lines += ["", f"Stopped over the memory cap and run again: {jobs['again'] or 'none'}; "
+                      f"left unrun at the end: {jobs['left'] or 'none'}."]
     if coverage is not None:
         lines += ["", "## Coverage of jaxgan/ by this run", "",
                   "Lines of each module that the run executed (coverage.py over the pytest process; the few "
@@ -216,7 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     work = tempfile.mkdtemp(prefix="suite-timings-")
     junit = os.path.join(work, "junit.xml")
     coverage_file = os.path.join(work, ".coverage") if args.coverage else None
+    peak_before = matmul_peak()
     meta = run(args.pytest_args, junit, coverage_file)
+    meta.update(peak_before=round(peak_before, 1), peak_after=round(matmul_peak(), 1), beside=beside_jobs(junit + ".beside.json"))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                             text=True).stdout.strip() or "?"
     made_by = "python scripts/suite_timings.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:]))

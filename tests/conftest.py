@@ -66,33 +66,39 @@ def _on_duration(event: str, duration: float, **kwargs) -> None:
 jax.monitoring.register_event_duration_secs_listener(_on_duration)
 
 
-# tests/test_doc_commands.py's benchmark commands run as processes of their own, one at a time on a
-# thread, beside the tests that start no process of their own (so one benchmark process tree at a
-# time sits beside this one, which compiles on one core and leaves the other to it). The order:
-# the tests marked `processes` first (a module's pytestmark, or a test's own mark), then the
-# others, beside which those processes run, then the doc-command module, which finds them done.
-# The doc-command thread records any other child of this process seen beside one of its
-# processes, and a test there fails on it (a test that starts a process needs the mark). Only
-# when the doc-command module is selected.
+# Tests whose point is a real process spend most of their time waiting for it, and this process,
+# which compiles on one core, leaves the other idle. Their process work runs as jobs on one
+# background thread (tests/beside.py), one job at a time, beside the tests that start no process
+# of their own. The order: the tests marked `processes` (they start their own processes, a
+# module's pytestmark or a test's own mark) first; then the others, beside which the jobs run
+# (tests/test_doc_commands.py's benchmark commands first, then each `beside` mark's jobs); then
+# the tests marked `beside`, which read their jobs' results (finding them done, or waiting);
+# then the doc-command module. The thread records any other child of this process seen beside a
+# benchmark command's process, and a test there fails on it (a test that starts a process needs
+# the mark). Only the jobs that a selected test reads run; without the thread (nothing to run
+# beside), a test runs its job itself.
 DOC_COMMANDS = "test_doc_commands.py"
 _background_from: str | None = None
+_background_jobs: list[str] = []
 # Of the others, these grow this process past ~1.6 GB (its resident peak per module, measured
 # alone on 2026-12-02: test_zoo 2.20, test_steps 2.11, test_conditional 1.81, test_models and
 # test_population 1.71, test_conditional_conv 1.67, test_evaluate and test_wgan_gp 1.61; the
-# rest 1.19-1.58). Beside them, this process and a ~1 GB benchmark tree pass the doc-command
-# thread's cap and the benchmark process is stopped and run again: twice stopped, it waits for
-# the doc-command module, run alone (session 9: profile_torch and throughput, 41 s waited). So
-# they run after the lighter modules, beside which the benchmark processes start. Only the
-# suite's time depends on this list: a module missing from it, or listed wrongly, runs all the same.
+# rest 1.19-1.58). Beside them, this process and a ~1 GB benchmark tree pass the thread's cap and
+# the benchmark process is stopped and run again: twice stopped, it waits for the doc-command
+# module (session 9: profile_torch and throughput, 41 s waited). So they run after the lighter
+# modules, beside which the benchmark processes start. Only the suite's time depends on this
+# list: a module missing from it, or listed wrongly, runs all the same.
 HEAVY = ("test_zoo.py", "test_steps.py", "test_conditional.py", "test_models.py", "test_population.py",
          "test_conditional_conv.py", "test_evaluate.py", "test_wgan_gp.py")
 
 
 def _group(item) -> float:
-    """0: starts processes; 1: beside which the benchmark processes start (1.5: the heavy ones
-    after them); 2: the doc-command module."""
+    """0: starts processes; 1: beside which the jobs start (1.5: the heavy ones after them);
+    1.75: reads its jobs' results; 2: the doc-command module."""
     if item.path.name == DOC_COMMANDS:
         return 2
+    if item.get_closest_marker("beside"):
+        return 1.75
     if item.get_closest_marker("processes"):
         return 0
     return 1.5 if item.path.name in HEAVY else 1
@@ -104,18 +110,25 @@ def pytest_collection_modifyitems(session, config, items):
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_finish(session):
-    # After -m/-k deselection: the processes start only when a selected test uses their results.
-    global _background_from
-    beside = [item.nodeid for item in session.items if 1 <= _group(item) < 2]
-    wanted = any(_group(i) == 2 and "runs" in getattr(i, "fixturenames", ()) for i in session.items)
-    _background_from = beside[0] if beside and wanted else None
+    # After -m/-k deselection: a job runs only when a selected test reads its result.
+    global _background_from, _background_jobs
+    jobs = []
+    if any(_group(i) == 2 and "runs" in getattr(i, "fixturenames", ()) for i in session.items):
+        from tests import test_doc_commands
+
+        jobs += test_doc_commands.process_jobs()
+    for item in session.items:
+        for mark in item.iter_markers("beside"):
+            jobs += [name for name in mark.args if name not in jobs]
+    beside = [item.nodeid for item in session.items if 1 <= _group(item) < 1.75]
+    _background_from, _background_jobs = (beside[0], jobs) if beside and jobs else (None, [])
 
 
 def pytest_runtest_setup(item):
     if _background_from is not None and item.nodeid == _background_from:
-        from tests import test_doc_commands
+        from tests import beside
 
-        test_doc_commands.start_processes()
+        beside.start(_background_jobs)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -132,10 +145,9 @@ def pytest_runtest_protocol(item, nextitem):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    if _background_from is not None:  # a doc-command process still running at the end is stopped
-        from tests import test_doc_commands
+    from tests import beside
 
-        test_doc_commands.stop_processes()
+    beside.finish()  # a job still running at the end is stopped; the jobs' folders go
     path = os.environ.get("JAXGAN_SUITE_COST")
     if path:
         import json

@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from benchmarks import analysis, harness, machine, rows, synthetic, tables
+from tests import beside
 from tests.conftest import REPO, run_main
 
 # Before the doc-command processes (conftest): most of its tests run benchmark commands and rows as processes.
@@ -173,20 +174,35 @@ def test_conv_model_options_are_checked_in_one_line(tmp_path):
         assert len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_a_run_in_which_no_row_ran_fails_in_one_line_and_keeps_the_earlier_result(tmp_path):
+NO_ROW = "benchmarks: no row ran"
+
+
+@beside.job(NO_ROW, gate_gb=2.1)
+def without_jax(folder, run):
+    """The throughput command where jax cannot be imported, over an earlier result."""
     # A machine without jax: the parent needs neither framework, so only the children fail.
-    fake = tmp_path / "broken"
-    fake.mkdir()
-    (fake / "jax.py").write_text("raise ImportError('jax is not installed here')\n")
-    earlier = tmp_path / "result.json"
-    earlier.write_text('{"an": "earlier result"}')
-    env = {**MODULE_ENV, "PYTHONPATH": str(fake) + os.pathsep + MODULE_ENV["PYTHONPATH"]}
-    proc = subprocess.run(module_command("benchmarks.throughput", "--smoke", "--impls", "jax_scan",
-                                         "--json", str(earlier)),
-                          capture_output=True, text=True, cwd=str(tmp_path), env=env, timeout=300)
-    assert proc.returncode == 2 and "no row ran (ImportError: jax is not installed here)" in proc.stderr, proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
-    assert earlier.read_text() == '{"an": "earlier result"}' and not (tmp_path / "result.md").exists()
+    fake = os.path.join(folder, "broken")
+    os.mkdir(fake)
+    with open(os.path.join(fake, "jax.py"), "w") as f:
+        f.write("raise ImportError('jax is not installed here')\n")
+    earlier = os.path.join(folder, "result.json")
+    with open(earlier, "w") as f:
+        f.write('{"an": "earlier result"}')
+    env = {**MODULE_ENV, "PYTHONPATH": fake + os.pathsep + MODULE_ENV["PYTHONPATH"]}
+    proc = run.popen(module_command("benchmarks.throughput", "--smoke", "--impls", "jax_scan", "--json", earlier),
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=folder, env=env)
+    _, err = proc.communicate(timeout=300)
+    return folder, proc.returncode, err
+
+
+@pytest.mark.beside(NO_ROW)
+def test_a_run_in_which_no_row_ran_fails_in_one_line_and_keeps_the_earlier_result():
+    folder, code, err = beside.result(NO_ROW)
+    assert code == 2 and "no row ran (ImportError: jax is not installed here)" in err, err
+    assert len(err.strip().splitlines()) == 1
+    with open(os.path.join(folder, "result.json")) as f:
+        assert f.read() == '{"an": "earlier result"}'
+    assert not os.path.exists(os.path.join(folder, "result.md"))
 
 
 @pytest.fixture(scope="module")

@@ -38,13 +38,12 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 import traceback
 
 import pytest
 
+from tests import beside
 from tests.conftest import REPO, blob_images, run_main
 
 PAGES = ("README.md", *sorted(os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, "docs", "*.md"))))
@@ -87,43 +86,14 @@ CLAIMS = {
 # Commands that read a dataset from --data_dir: given tiny MNIST files there (96 + 32 images).
 READS_DATA = ("scripts/train_judge.py", "benchmarks.torch_reference")
 
-# The benchmark processes run one at a time (each ~1 GB of process tree at --smoke, measured with
-# psutil sampling on a 2-core CPU), never beside one another: two beside this process made 3.1 GB.
-TIMEOUT_S = 600  # per command
-# The processes' order: the lighter trees first (while test_conditional*.py run beside them).
+# The benchmark processes run as jobs on the suite's background thread (tests/beside.py), one at a
+# time (each ~1 GB of process tree at --smoke, measured with psutil sampling on a 2-core CPU),
+# never beside one another: two beside this process made 3.1 GB.
+# The processes' order: the lighter trees first.
 PROCESS_ORDER = ("benchmarks.startup", "benchmarks.profile_torch", "benchmarks.throughput")
 # A process starts only while this process holds at most this much (a module compiling beside it
 # may grow it further): this one and a ~1 GB benchmark tree stay within 3 GB.
 RSS_GATE_GB = 1.9
-# While a test runs beside a benchmark process, the whole tree (this process and every descendant)
-# stays under this: past it the benchmark process is stopped and run again later (the budget is
-# 3 GB; sampled every 0.2 s, and a test can grow between samples: 2.8 still gave a 3.08 GB
-# peak). Once the doc-command module waits for them, nothing else runs: no cap.
-TREE_CAP_GB = 2.6
-# A child of this process beside a benchmark process counts as another test's process from this
-# size (a Python process that imported jax is several hundred MB; git, run by render_docs, is not).
-BESIDE_MB = 150
-
-
-def others_rss(me, bench: int) -> list[tuple[int, int]]:
-    """(pid, resident bytes) of each descendant of ``me`` (a psutil.Process) that does not descend
-    from the benchmark process ``bench`` (by its own ancestry, so a process the benchmark starts
-    while this reads is still the benchmark's), read every 0.2 s: a process that lives less than
-    that, or is still importing when read, may pass unseen."""
-    import psutil
-
-    try:
-        kids = me.children(recursive=True)
-    except psutil.Error:
-        return []
-    out = []
-    for c in kids:
-        try:
-            if c.pid != bench and bench not in {p.pid for p in c.parents()}:
-                out.append((c.pid, c.memory_info().rss))
-        except psutil.Error:  # it ended between the listing and the read
-            pass
-    return out
 SHIPPED_JUDGES = os.path.join(REPO, "jaxgan", "judges")
 
 
@@ -304,112 +274,59 @@ def _tiny_mnist(root: str) -> None:
     write_mnist(root, images[:96, ..., 0], labels[:96], images[96:, ..., 0], labels[96:])
 
 
-class Processes:
-    """The benchmark commands that run as processes (``RUNNABLE`` less ``IN_PROCESS``), one at a
-    time in ``PROCESS_ORDER``, on a thread of their own, each in its own temporary folder; their
-    outputs go to files. ``results``: run id -> (argv, claimed, output, exit code, folder)."""
-
-    def __init__(self):
-        self.root = tempfile.mkdtemp(prefix="jaxgan-doc-commands-")
-        self.results, self.spans, self.t0 = {}, {}, time.perf_counter()
-        self.beside: list[tuple[str, str, list[int]]] = []  # (run, the test running then, its child pids)
-        self.current: subprocess.Popen | None = None
-        self.again: list[tuple[str, str]] = []  # (run, the test running then): stopped over the memory cap
-        self.stopped = False
-        self.waited_for = threading.Event()  # set by wait(): nothing else runs here then, so no gate
-        self.thread = threading.Thread(target=self._run, name="doc-command-processes", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
+def _command_job(run_id: str):
+    def drive(folder, run):
+        """The printed command at toy size as a process in ``folder``, its output to a file."""
         env = {**os.environ, "PYTHONPATH": REPO + (os.pathsep + os.environ["PYTHONPATH"]
                                                    if os.environ.get("PYTHONPATH") else "")}
-        import psutil
-
-        from scripts.suite_timings import tree_rss  # this process and every descendant, as the budget counts
-
-        me = psutil.Process()
-        order = {m: i for i, m in enumerate(PROCESS_ORDER)}
-        ids = sorted((r for r, c in RUN.items() if module_of(c) not in IN_PROCESS),
-                     key=lambda r: (order.get(module_of(RUNNABLE[r]), len(order)), r))
-        queue = list(ids)
-        while queue and not self.stopped:
-            module = queue.pop(0)  # a run id: the module, or the module and its flag names
-            stops = sum(m == module for m, _ in self.again)  # twice stopped: it waits for the doc module
-            while (me.memory_info().rss > RSS_GATE_GB * 1e9 or stops >= 2) and not self.waited_for.is_set():
-                time.sleep(0.2)
-            folder = tempfile.mkdtemp(prefix=slug(module) + "-", dir=self.root)
-            argv, claimed = with_override(RUNNABLE[module], folder)
-            started = time.perf_counter()
-            with open(os.path.join(self.root, slug(module) + ".log"), "w+") as log:
-                proc = self.current = subprocess.Popen([sys.executable, *argv], cwd=folder, env=env, stdout=log,
-                                                       stderr=subprocess.STDOUT, text=True)
-                again = False
-                while proc.poll() is None:
-                    others = [pid for pid, rss in others_rss(me, proc.pid) if rss > BESIDE_MB * 1e6]
-                    if others:  # another test's process beside this one: see the `processes` mark in conftest
-                        self.beside.append((module, os.environ.get("PYTEST_CURRENT_TEST", "?"), others))
-                    if time.perf_counter() - started > TIMEOUT_S:  # its test fails: exit -9, the output so far
-                        proc.kill()
-                    if not self.waited_for.is_set() and tree_rss(me) > TREE_CAP_GB * 1e9:
-                        again = True  # over the memory cap beside a test: stop it, run it later
-                        self.again.append((module, os.environ.get("PYTEST_CURRENT_TEST", "?")))
-                        terminate(proc)
-                        break
-                    time.sleep(0.2)
-                if again:
-                    queue.append(module)
-                    continue
-                log.seek(0)
-                self.results[module] = (argv, claimed, log.read(), proc.returncode, folder)
-            self.spans[module] = (started - self.t0, time.perf_counter() - self.t0)
-
-    def wait(self) -> dict:
-        self.waited_for.set()
-        self.thread.join()
-        return self.results
-
-
-_processes: Processes | None = None
-
-
-def stop_processes() -> None:
-    """At the session's end (conftest): kill a benchmark process still running, start no more."""
-    if _processes is not None:
-        _processes.stopped = True
-        if _processes.current is not None:
-            terminate(_processes.current)
-
-
-def terminate(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()  # the benchmarks' SIGTERM handler ends their process groups too
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        argv, claimed = with_override(RUNNABLE[run_id], folder)
+        with open(folder + ".log", "w+") as log:
+            proc = run.popen([sys.executable, *argv], cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT,
+                             text=True)
             proc.wait()
+            log.seek(0)
+            return argv, claimed, log.read(), proc.returncode, folder
+    return drive
 
 
-def start_processes() -> Processes:
-    """The benchmark processes, started once (by conftest, while earlier modules run, or here)."""
-    global _processes
-    if _processes is None:
-        _processes = Processes()
-    return _processes
+def job_name(run_id: str) -> str:
+    return f"doc {run_id}"
+
+
+def process_jobs() -> list[str]:
+    """The jobs of the commands that run as processes (``RUN`` less ``IN_PROCESS``), in
+    ``PROCESS_ORDER`` (conftest starts them)."""
+    order = {m: i for i, m in enumerate(PROCESS_ORDER)}
+    ids = sorted((r for r, c in RUN.items() if module_of(c) not in IN_PROCESS),
+                 key=lambda r: (order.get(module_of(RUNNABLE[r]), len(order)), r))
+    return [job_name(r) for r in ids]
+
+
+for _run_id, _command in RUN.items():
+    if module_of(_command) not in IN_PROCESS:
+        beside.job(job_name(_run_id), gate_gb=RSS_GATE_GB, alone=True)(_command_job(_run_id))
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Every command ``to_run`` keeps (``RUNNABLE``), overridden, each in its own folder: the
-    benchmark processes (``Processes``, started while earlier modules ran, or now; waited for
-    first), then the IN_PROCESS ones here, one at a time, each one's programs dropped after it."""
+    benchmark processes (jobs on the background thread, run while earlier modules ran, or run here
+    now; waited for first), then the IN_PROCESS ones here, one at a time, each one's programs
+    dropped after it."""
     from tests.conftest import release_compiled_programs
 
     release_compiled_programs()  # the modules' before
-    background = start_processes()
+    background = beside.runner()
     t0 = time.perf_counter()
-    done = dict(background.wait())  # first: the parity script here adds 1.3 GB to this process
+    done = {}
+    for run_id in RUN:  # first: the parity script here adds 1.3 GB to this process
+        if module_of(RUN[run_id]) not in IN_PROCESS:
+            try:
+                done[run_id] = beside.result(job_name(run_id))
+            except pytest.fail.Exception as e:  # the job raised: its test shows the traceback
+                done[run_id] = ([], [], str(e), 1, "")
     t_wait = time.perf_counter() - t0
+    clock = background.t0 if background else t0
     spans = {}
     ids = [r for m in IN_PROCESS for r, c in RUNNABLE.items() if module_of(c) == m]
     for run_id in ids:
@@ -425,7 +342,7 @@ def runs(tmp_path_factory):
             done[run_id] = (argv, claimed, r.stdout + r.stderr, r.returncode, folder)
         except Exception:  # its test fails with the traceback; the other runs go on
             done[run_id] = (argv, claimed, traceback.format_exc(), 1, folder)
-        spans[run_id] = (started - background.t0, time.perf_counter() - background.t0)  # one clock
+        spans[run_id] = (started - clock, time.perf_counter() - clock)  # one clock
         release_compiled_programs()  # its programs: the parity script's alone add 1.3 GB to this process
     def plan(command: str, folder: str, keep_smoke: bool):
         """main() in this process with --plan: in place of --smoke (a planned command), or after it
@@ -444,10 +361,10 @@ def runs(tmp_path_factory):
     for run_id in RUN_AND_PLANNED:
         folder = str(tmp_path_factory.mktemp(slug(run_id) + "-plan"))
         done[f"{run_id} --plan"] = plan(RUN[run_id], folder, keep_smoke=True)[2]
-    done["beside"] = background.beside
-    print(f"stopped over the memory cap and run again: {background.again}")
+    done["beside"] = background.beside if background else []
+    print(f"stopped over the memory cap and run again: {background.again if background else []}")
     print(f"waited {t_wait:.1f} s for the processes, then {time.perf_counter() - t0 - t_wait:.1f} s in this process")
-    for module, (a, b) in {**background.spans, **spans}.items():  # shown with a failing test's output
+    for module, (a, b) in {**(background.spans if background else {}), **spans}.items():  # shown with a failing test's output
         print(f"{module}: {a:5.1f} .. {b:5.1f} s")
     return done
 

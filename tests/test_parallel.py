@@ -5,11 +5,12 @@ A topology exists only in processes of its own: simulated devices are read from 
 when jax starts, and jax.distributed joins whole processes. Starting one costs far more than the
 tiny runs in it, so each topology is launched once and runs all of its commands in turn
 (tests/in_one_process.py): one process with 4 devices, and one pair of processes with 2 devices
-each. The tests read those runs' outputs and compare them with one-device runs made here, in
-this process, while the launched ones start up."""
+each. Those are jobs on the suite's background thread (tests/beside.py), run while other modules
+run here; the tests read their runs' outputs and compare them with one-device runs made here."""
 
 import json
 import os
+import pathlib
 import socket
 import types
 
@@ -23,11 +24,13 @@ from jaxgan import steps
 from jaxgan.formats import write_image_folder, write_mnist
 from jaxgan.trainer import train_and_evaluate
 from jaxgan.config import dataset_name
-from tests.conftest import (TRAIN_FLAGS, blob_images, cache_data, leaves_equal, release_compiled_programs,
-                            restore_newest, small_config, spawn)
+from tests import beside
+from tests.conftest import TRAIN_FLAGS, blob_images, cache_data, leaves_equal, restore_newest, small_config
 
-# Before the doc-command processes (conftest): several devices and processes are each a process of their own.
-pytestmark = pytest.mark.processes
+FOUR, TWO = "parallel: four devices", "parallel: two processes"
+# Several devices and processes are each a process of their own: the jobs (below) start them,
+# on the background thread; every test here reads `four`'s results (and `two` reads four's).
+pytestmark = pytest.mark.beside(FOUR, TWO)
 
 # small_config's steps_per_call too: the launched runs differ from the one-device runs made here
 # in their topology alone.
@@ -39,9 +42,10 @@ def outputs(name):
     return ["--ckpt_dir", f"{name}/checkpoints", "--sample_dir", f"{name}/samples", "--logdir", f"{name}/runs"]
 
 
-def launch(cwd, runs, last=None, devices=4, tag="launch"):
+def launch(run, cwd, runs, last=None, devices=4, tag="launch"):
     """Start one process with ``devices`` simulated CPU devices that runs each ``(name, flags)``
-    of ``runs`` (jaxgan.train) in turn, then ``last`` as the process's own command."""
+    of ``runs`` (jaxgan.train) in turn, then ``last`` as the process's own command; ``run``: the
+    job's (tests/beside.py)."""
     spec = {"runs": [{"name": name, "module": "jaxgan.train", "args": [*FLAGS, *args]} for name, args in runs],
             "results": os.path.join(cwd, f"{tag}.results.json"),
             "last": {"module": "jaxgan.train", "args": [*FLAGS, *last]} if last else None}
@@ -50,7 +54,7 @@ def launch(cwd, runs, last=None, devices=4, tag="launch"):
         json.dump(spec, f)
     # Keep the test run's XLA flags (compiled alike, sharing its compile cache), add the devices.
     xla = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()
-    proc = spawn("tests.in_one_process", path, cwd=str(cwd), env={"XLA_FLAGS": xla, "JAX_PLATFORMS": "cpu"})
+    proc = run.spawn("tests.in_one_process", path, cwd=str(cwd), env={"XLA_FLAGS": xla, "JAX_PLATFORMS": "cpu"})
     proc.results_path = spec["results"]
     return proc
 
@@ -130,17 +134,20 @@ def assert_label_tables_close(a, b):
                                    np.asarray(getattr(b, part)["embed"]["table"]), atol=1e-6, rtol=1e-5)
 
 
-@pytest.fixture(scope="module")
-def four(tmp_path_factory):
+@beside.job(FOUR, gate_gb=2.0)
+def four_devices(folder, run):
     """One process with 4 devices: a fresh run, a resume of a one-device checkpoint, populations
     of 4 and 3, then, as its own command, a batch the devices cannot split."""
-    root = tmp_path_factory.mktemp("four_devices")
+    root = pathlib.Path(folder)
     images, labels = make_data(root)
     write_image_folder(str(root / "pics"), images, labels)
     data_lib.load_folder(str(root / "pics"), 28, 1)  # its cache, built here: the launch need not import torch
+    cache_data(root / "data")  # else each launched process imports torch for it
     # The checkpoint that the 4 devices resume, written on one device first.
-    one_device(root, "from_one", num_epochs=1, ckpt_dir=str(root / "from_one" / "checkpoints"))
-    proc = launch(root, [
+    first = run.spawn("jaxgan.train", *FLAGS, "--num_epochs", "1", *outputs("from_one"), cwd=folder)
+    _, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err
+    proc = launch(run, root, [
         # 200 images, batch 32: six full batches split 8 per device; the short batch is dropped.
         ("drop", ["--num_epochs", "2", "--last_batch", "drop", *outputs("drop")]),
         # This one trains the short batch of 8 too: 2 images per device.
@@ -160,38 +167,52 @@ def four(tmp_path_factory):
         ("cond4", ["--conditional", "--num_epochs", "2", *outputs("cond4")]),
         ("condpop4", ["--conditional", "--population", "4", "--num_epochs", "1", *outputs("condpop4")]),
     ], last=["--batch_size", "30"])
-    ref = {"drop": one_device(root, "one_drop", num_epochs=2, last_batch="drop"),
-           "partial": one_device(root, "one_partial", num_epochs=2),
-           "pop4": one_device(root, "one_pop4", num_epochs=1, population=4),
-           "cond": one_device(root, "one_cond", **COND),
-           "condpop4": one_device(root, "one_condpop4", **COND_POP)}
-    code, out, err, results = finish(proc)
-    return types.SimpleNamespace(root=root, code=code, out=out, err=err, results=results, ref=ref)
+    return (folder, *finish(proc))
 
 
-@pytest.fixture(scope="module")
-def two(tmp_path_factory, four):
+@beside.job(TWO, gate_gb=1.5)
+def two_processes(folder, run):
     """Two processes of 2 devices each, joined once by the first run's flags; the later runs in
-    the same processes are two-process runs as well. (Launched after ``four``'s process has
-    ended: each jaxgan process holds about a gigabyte.)"""
-    root = tmp_path_factory.mktemp("two_processes")
+    the same processes are two-process runs as well. (Two jaxgan processes beside this one: the
+    lowest gate.)"""
+    root = pathlib.Path(folder)
     make_data(root)
-    cache_data(root / "data")  # as `four`'s one-device run does: else both processes import torch for it
-    release_compiled_programs()  # `four`'s programs: this process waits beside two others now
+    cache_data(root / "data")  # else both processes import torch for it
     address = f"127.0.0.1:{_free_port()}"
-    procs = [launch(root, [
+    procs = [launch(run, root, [
         ("solo", ["--num_epochs", "2", "--coordinator_address", address, "--num_processes", "2",
                   "--process_id", str(i), *outputs("solo")]),
         ("resume", ["--num_epochs", "3", "--resume", *outputs("solo")]),
         ("pop4", ["--population", "4", "--num_epochs", "1", *outputs("pop4")]),
         ("cond", ["--conditional", "--num_epochs", "2", *outputs("cond")]),
     ], devices=2, tag=f"process{i}") for i in range(2)]
-    ref = {2: four.ref["partial"], 3: one_device(root, "one_3", num_epochs=3), "pop4": four.ref["pop4"],
-           "cond": four.ref["cond"]}
     done = [finish(p) for p in procs]
     for code, _, err, _ in done:
         assert code == 0, err
-    return types.SimpleNamespace(root=root, results=[d[3] for d in done], ref=ref)
+    return folder, [d[3] for d in done]
+
+
+@pytest.fixture(scope="module")
+def four():
+    """`four_devices`' results, and its runs' one-device twins, made here."""
+    folder, code, out, err, results = beside.result(FOUR)
+    root = pathlib.Path(folder)
+    ref = {"drop": one_device(root, "one_drop", num_epochs=2, last_batch="drop"),
+           "partial": one_device(root, "one_partial", num_epochs=2),
+           "pop4": one_device(root, "one_pop4", num_epochs=1, population=4),
+           "cond": one_device(root, "one_cond", **COND),
+           "condpop4": one_device(root, "one_condpop4", **COND_POP)}
+    return types.SimpleNamespace(root=root, code=code, out=out, err=err, results=results, ref=ref)
+
+
+@pytest.fixture(scope="module")
+def two(four):
+    """`two_processes`' results, and the one-device twins of its runs (most of them four's)."""
+    folder, results = beside.result(TWO)
+    root = pathlib.Path(folder)
+    ref = {2: four.ref["partial"], 3: one_device(root, "one_3", num_epochs=3), "pop4": four.ref["pop4"],
+           "cond": four.ref["cond"]}
+    return types.SimpleNamespace(root=root, results=results, ref=ref)
 
 
 def test_four_devices_equal_one_device_and_restore_on_one(four):

@@ -2,6 +2,7 @@
 run on the same folder. Each failure ends in one clear line, never a traceback."""
 
 import os
+import pathlib
 import random
 import re
 import signal
@@ -17,12 +18,14 @@ from jaxgan import report, steps
 from jaxgan.config import ConfigError
 from jaxgan.formats import write_mnist
 from jaxgan.trainer import Stopped, train_and_evaluate
-from tests.conftest import (TRAIN_FLAGS, blob_images, cache_data, leaves_equal, replace, restore_newest, run_cli,
-                            run_main, small_config, spawn)
+from tests import beside
+from tests.conftest import (TRAIN_FLAGS, blob_images, cache_data, leaves_equal, replace, restore_newest,
+                            run_main, small_config)
 from tests.uninterrupted import uninterrupted
 
-# Before the doc-command processes (conftest): kill -9, signals and locks need real processes.
-pytestmark = pytest.mark.processes
+# kill -9, signals and a fresh process's compile cache need real processes: those are jobs on the
+# suite's background thread (tests/beside.py), each test checking its job's result here. The
+# stale-lock test's `true` is too short-lived to count as a process (conftest's `processes` mark).
 
 # small_config's steps_per_call too: the launched runs are then the very program that the runs
 # in this process compile, and each side reads it from the other through the compile cache.
@@ -30,9 +33,12 @@ FLAGS = [*TRAIN_FLAGS, "--data_dir", "data", "--steps_per_call", "4"]
 EPOCHS = 8  # the kill and signal tests' runs, compared with one uninterrupted run of this length
 
 
-def start(cwd, *args):
-    cache_data(os.path.join(str(cwd), "data"))
-    return spawn("jaxgan.train", *FLAGS, *args, cwd=cwd)
+def workdir_in(folder: str) -> str:
+    """conftest's ``workdir`` (200 images: 7 steps an epoch) in a job's folder, its cache built."""
+    images, labels = blob_images(200, 28, 28, 1)
+    write_mnist(os.path.join(folder, "data"), images[..., 0], labels)
+    cache_data(os.path.join(folder, "data"))
+    return folder
 
 
 def wait_for_epoch(proc, epoch: int) -> None:
@@ -55,17 +61,28 @@ def kill_after(proc, epoch: int, delay: float) -> bool:
     return True
 
 
-def test_kill_9_at_random_moments_then_resume_is_bit_exact(workdir, tmp_path_factory):
+KILL_ARGS = ["--num_epochs", str(EPOCHS), "--ckpt_every", "2", "--resume"]
+
+
+@beside.job("reliability: kill -9", gate_gb=2.1)
+def killed_three_times(folder, run):
     # 8 epochs x 7 steps, a checkpoint every 2 steps: kills land during start-up, during steps
-    # and during checkpoint writes. Each restart resumes from the newest good checkpoint; the
-    # last one, which is not killed, runs in this process (main(argv), as the command).
-    args = ["--num_epochs", str(EPOCHS), "--ckpt_every", "2", "--resume"]
+    # and during checkpoint writes. Each restart resumes from the newest good checkpoint.
+    workdir_in(folder)
     rng = random.Random(1234)
     moments = [(0, rng.uniform(0.5, 2.0)), (rng.randint(1, 3), rng.uniform(0, 0.3)),
                (rng.randint(4, 6), rng.uniform(0, 0.3))]
     for epoch, delay in moments:
-        assert kill_after(start(str(workdir), *args), epoch, delay), f"the run ended before epoch {epoch}"
-    done = run_main("jaxgan.train", *FLAGS, *args, cwd=str(workdir))
+        killed = kill_after(run.spawn("jaxgan.train", *FLAGS, *KILL_ARGS, cwd=folder), epoch, delay)
+        assert killed, f"the run ended before epoch {epoch}"
+    return folder
+
+
+@pytest.mark.beside("reliability: kill -9")
+def test_kill_9_at_random_moments_then_resume_is_bit_exact(tmp_path_factory):
+    workdir = pathlib.Path(beside.result("reliability: kill -9"))
+    # The last restart, which is not killed, runs in this process (main(argv), as the command).
+    done = run_main("jaxgan.train", *FLAGS, *KILL_ARGS, cwd=str(workdir))
     assert done.returncode == 0, done.stderr
     cfg = small_config(workdir, data_dir=str(workdir / "data"), num_epochs=EPOCHS)
     straight, _ = uninterrupted(tmp_path_factory, EPOCHS)
@@ -77,16 +94,20 @@ def test_kill_9_at_random_moments_then_resume_is_bit_exact(workdir, tmp_path_fac
     assert not [p for p in os.listdir(workdir / "checkpoints" / "mnist") if "tmp" in p]
 
 
-def test_signals_finish_the_chunk_checkpoint_and_exit_cleanly_then_resume_is_bit_exact(workdir, tmp_path_factory):
+SIGNALS = ((signal.SIGTERM, 143, []), (signal.SIGINT, 130, ["--resume", "--ckpt_every", "1000"]))
+
+
+@beside.job("reliability: signals", gate_gb=2.1)
+def stopped_by_two_signals(folder, run):
     # One run stopped twice: SIGTERM, then SIGINT in the process that resumed it; each exits with
     # the shell's code for its signal after checkpointing where it stopped. The first run saves
     # every epoch, as by default; the second schedules no checkpoint before the run's end
-    # (--ckpt_every 1000), so the one it leaves is the signal's own, written mid-period. A third
-    # resume, here, finishes the run.
-    ck = workdir / "checkpoints" / "mnist"
+    # (--ckpt_every 1000), so the one it leaves is the signal's own, written mid-period.
+    workdir_in(folder)
+    ck = os.path.join(folder, "checkpoints", "mnist")
     last_stop = 0
-    for sig, code, flags in ((signal.SIGTERM, 143, []), (signal.SIGINT, 130, ["--resume", "--ckpt_every", "1000"])):
-        proc = start(str(workdir), "--num_epochs", str(EPOCHS), *flags)
+    for sig, code, flags in SIGNALS:
+        proc = run.spawn("jaxgan.train", *FLAGS, "--num_epochs", str(EPOCHS), *flags, cwd=folder)
         under_way = last_stop // 7 + 2  # two epochs past the last stop: this process is training
         wait_for_epoch(proc, under_way)
         proc.send_signal(sig)
@@ -97,7 +118,14 @@ def test_signals_finish_the_chunk_checkpoint_and_exit_cleanly_then_resume_is_bit
         assert 7 * under_way <= stopped_at < EPOCHS * 7
         assert f"{sig.name}: stopped at step {stopped_at}; checkpoint written to" in out
         last_stop = stopped_at
-    done = run_main("jaxgan.train", *FLAGS, "--num_epochs", str(EPOCHS), *flags, cwd=str(workdir))
+    return folder
+
+
+@pytest.mark.beside("reliability: signals")
+def test_signals_finish_the_chunk_checkpoint_and_exit_cleanly_then_resume_is_bit_exact(tmp_path_factory):
+    workdir = pathlib.Path(beside.result("reliability: signals"))
+    # A third resume, here, finishes the run.
+    done = run_main("jaxgan.train", *FLAGS, "--num_epochs", str(EPOCHS), *SIGNALS[-1][2], cwd=str(workdir))
     assert done.returncode == 0, done.stderr
     cfg = small_config(workdir, data_dir=str(workdir / "data"), num_epochs=EPOCHS)
     assert leaves_equal(restore_newest(str(workdir / "checkpoints"), cfg)[0], uninterrupted(tmp_path_factory, EPOCHS)[0])
@@ -259,20 +287,30 @@ def test_resume_refuses_another_dataset_of_other_size_or_content(workdir):
     assert sorted(os.listdir(workdir / "ckpt" / "mnist")) == ["7"]  # nothing written by the refusals
 
 
-def test_a_second_identical_run_compiles_nothing(workdir):
-    cache = str(workdir / "xla-cache")
-    cache_data(workdir / "data")
-    first = run_cli("jaxgan.train", *FLAGS, "--num_epochs", "1", "--compile_cache", cache, cwd=str(workdir))
-    assert first.returncode == 0, first.stderr
-    compiled = int(first.stdout.split("compiled ")[1].split()[0])
+@beside.job("reliability: a second identical run", gate_gb=2.1)
+def run_twice(folder, run):
+    """Two fresh processes, one after the other, on one compile cache of their own."""
+    workdir_in(folder)
+    cache = os.path.join(folder, "xla-cache")
+    out = []
+    for outputs in ([], ["--ckpt_dir", "again", "--sample_dir", "s2", "--logdir", "r2"]):
+        proc = run.spawn("jaxgan.train", *FLAGS, "--num_epochs", "1", "--compile_cache", cache, *outputs, cwd=folder)
+        stdout, stderr = proc.communicate(timeout=300)
+        out.append((proc.returncode, stdout, stderr))
+    return folder, cache, out
+
+
+@pytest.mark.beside("reliability: a second identical run")
+def test_a_second_identical_run_compiles_nothing():
+    folder, cache, ((code, out, err), (code2, out2, err2)) = beside.result("reliability: a second identical run")
+    assert code == 0, err
+    compiled = int(out.split("compiled ")[1].split()[0])
     assert compiled > 0
-    second = run_cli("jaxgan.train", *FLAGS, "--num_epochs", "1", "--compile_cache", cache,
-                     "--ckpt_dir", "again", "--sample_dir", "s2", "--logdir", "r2", cwd=str(workdir))
-    assert second.returncode == 0, second.stderr
-    assert f"compiled 0 programs, read {compiled} from the compile cache in {cache}" in second.stdout
+    assert code2 == 0, err2
+    assert f"compiled 0 programs, read {compiled} from the compile cache in {cache}" in out2
     # Off: no line. A fresh process proves nothing more here (the command decides what it prints).
     off = run_main("jaxgan.train", *FLAGS, "--num_epochs", "1", "--compile_cache", "none",
-                   "--ckpt_dir", "third", cwd=str(workdir))
+                   "--ckpt_dir", "third", cwd=folder)
     assert off.returncode == 0 and "compile cache" not in off.stdout
 
 
