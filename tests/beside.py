@@ -13,10 +13,12 @@ themselves; marked ``beside`` (conftest), they run after the in-process modules,
 the jobs ran.
 
 One job runs at a time, and its process tree beside this process stays within the suite's memory
-budget (3 GB, tests/TIMINGS.md): a job starts only while this process holds at most its
-``gate_gb``, and while a test runs beside it the whole tree stays under ``TREE_CAP_GB``: past it
-the job's processes are stopped, its result thrown away, and it runs again later (twice stopped,
-it waits for a test that needs it). While a test waits for a job nothing else runs here: no gate
+budget (3 GB, tests/TIMINGS.md): a job declares ``gb``, the peak of its own process tree
+(measured alone with psutil sampling), and starts only while this process and it fit under
+``TREE_CAP_GB``; the largest first (this process is smallest early on, beside the light modules),
+then of those that fit, the largest. While a test
+runs beside it the whole tree stays under that cap: past it the job's processes are killed, its
+result thrown away, and it runs again later (twice stopped, it waits for a test that needs it). While a test waits for a job nothing else runs here: no gate
 and no cap then. Without the thread (a test file run alone, ``-k``), ``result`` runs the job
 in the test itself.
 """
@@ -50,17 +52,17 @@ BESIDE_MB = 150
 class Job:
     name: str
     drive: Callable[[str, Any], Any]
-    gate_gb: float  # it starts only while this process holds at most this much
+    gb: float  # its process tree's peak: it starts only while this process holds at most TREE_CAP_GB - gb
     alone: bool = False  # record any other test's process seen beside it (the benchmark commands)
 
 
 _jobs: dict[str, Job] = {}
 
 
-def job(name: str, gate_gb: float, alone: bool = False):
+def job(name: str, gb: float, alone: bool = False):
     """Register ``drive`` as the job ``name`` (at import, so at collection)."""
     def register(drive):
-        _jobs[name] = Job(name, drive, gate_gb, alone)
+        _jobs[name] = Job(name, drive, gb, alone)
         return drive
     return register
 
@@ -92,7 +94,7 @@ class Runner(Inline):
 
     def __init__(self, names: list[str]):
         self.root = tempfile.mkdtemp(prefix="jaxgan-beside-")
-        self.queue = [_jobs[n] for n in names]
+        self.queue = sorted((_jobs[n] for n in names), key=lambda j: -j.gb)  # stable: ties in `names`' order
         self.names = set(names)
         self.results: dict[str, tuple[Any, str | None]] = {}
         self.done = {n: threading.Event() for n in names}
@@ -115,10 +117,10 @@ class Runner(Inline):
             self.procs.append(proc)
         return proc
 
-    def _kill(self) -> None:
+    def _kill(self, grace: float = 10) -> None:
         with self.lock:
             for proc in self.procs:
-                terminate(proc)
+                terminate(proc, grace)
 
     def _watch(self, current: Job, started: float, quit: threading.Event) -> None:
         """Every 0.2 s while ``current`` runs: the cap, the timeout, other tests' processes."""
@@ -138,7 +140,7 @@ class Runner(Inline):
                 self.again.append((current.name, os.environ.get("PYTEST_CURRENT_TEST", "?")))
                 with self.lock:
                     self.stop = True
-                self._kill()
+                self._kill(grace=1)  # its result is thrown away: no time for a checkpoint on SIGTERM
 
     def _pick(self, me) -> Job | None:
         """The next job: one a test waits for, else the first whose gate this process's memory
@@ -149,7 +151,7 @@ class Runner(Inline):
                 return waited[0]
             rss = me.memory_info().rss
             for j in self.queue:
-                if rss <= j.gate_gb * 1e9 and sum(n == j.name for n, _ in self.again) < 2:
+                if rss + j.gb * 1e9 <= TREE_CAP_GB * 1e9 and sum(n == j.name for n, _ in self.again) < 2:
                     return j
             time.sleep(0.2)
         return None
@@ -246,11 +248,11 @@ def result(name: str):
     return value
 
 
-def terminate(proc: subprocess.Popen) -> None:
+def terminate(proc: subprocess.Popen, grace: float = 10) -> None:
     if proc.poll() is None:
         proc.terminate()  # the benchmarks' SIGTERM handler ends their process groups too
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

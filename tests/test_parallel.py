@@ -22,15 +22,16 @@ from jaxgan import checkpoint as ckpt_lib
 from jaxgan import data as data_lib
 from jaxgan import steps
 from jaxgan.formats import write_image_folder, write_mnist
-from jaxgan.trainer import train_and_evaluate
 from jaxgan.config import dataset_name
 from tests import beside
 from tests.conftest import TRAIN_FLAGS, blob_images, cache_data, leaves_equal, restore_newest, small_config
 
-FOUR, TWO = "parallel: four devices", "parallel: two processes"
+FOUR, TWO, ONE = "parallel: four devices", "parallel: two processes", "parallel: one device"
 # Several devices and processes are each a process of their own: the jobs (below) start them,
-# on the background thread; every test here reads `four`'s results (and `two` reads four's).
-pytestmark = pytest.mark.beside(FOUR, TWO)
+# on the background thread, and one more runs their one-device twins; every test here reads
+# `four`'s results and the twins. Each job's `gb`: its process tree's peak, measured alone with
+# psutil sampling every 0.1 s, 2026-12-03.
+pytestmark = pytest.mark.beside(FOUR, TWO, ONE)
 
 # small_config's steps_per_call too: the launched runs differ from the one-device runs made here
 # in their topology alone.
@@ -97,9 +98,13 @@ COND_POP = dict(conditional=True, num_epochs=1, population=4)
 STREAM_BUDGET = "120000"
 
 
-def one_device(root, name, **overrides):
-    """The same run on this process's one device."""
-    return train_and_evaluate(small_config(root / name, data_dir=str(root / "data"), **overrides))
+# The one-device twins of the launched runs (``ONE``): name -> (its flags, small_config's overrides).
+TWINS = {"one_drop": (["--num_epochs", "2", "--last_batch", "drop"], dict(num_epochs=2, last_batch="drop")),
+         "one_partial": (["--num_epochs", "2"], dict(num_epochs=2)),
+         "one_3": (["--num_epochs", "3"], dict(num_epochs=3)),
+         "one_pop4": (["--population", "4", "--num_epochs", "1"], dict(num_epochs=1, population=4)),
+         "one_cond": (["--conditional", "--num_epochs", "2"], COND),
+         "one_condpop4": (["--conditional", "--population", "4", "--num_epochs", "1"], COND_POP)}
 
 
 def restore_step(ckpt_dir, cfg, step):
@@ -134,7 +139,7 @@ def assert_label_tables_close(a, b):
                                    np.asarray(getattr(b, part)["embed"]["table"]), atol=1e-6, rtol=1e-5)
 
 
-@beside.job(FOUR, gate_gb=2.0)
+@beside.job(FOUR, gb=0.56)
 def four_devices(folder, run):
     """One process with 4 devices: a fresh run, a resume of a one-device checkpoint, populations
     of 4 and 3, then, as its own command, a batch the devices cannot split."""
@@ -170,11 +175,10 @@ def four_devices(folder, run):
     return (folder, *finish(proc))
 
 
-@beside.job(TWO, gate_gb=1.5)
+@beside.job(TWO, gb=1.02)
 def two_processes(folder, run):
     """Two processes of 2 devices each, joined once by the first run's flags; the later runs in
-    the same processes are two-process runs as well. (Two jaxgan processes beside this one: the
-    lowest gate.)"""
+    the same processes are two-process runs as well."""
     root = pathlib.Path(folder)
     make_data(root)
     cache_data(root / "data")  # else both processes import torch for it
@@ -192,27 +196,46 @@ def two_processes(folder, run):
     return folder, [d[3] for d in done]
 
 
+@beside.job(ONE, gb=0.5)
+def one_device_twins(folder, run):
+    """The launched runs' twins, one after another in one process of one device: the same
+    flags, the same data."""
+    root = pathlib.Path(folder)
+    make_data(root)
+    cache_data(root / "data")
+    proc = launch(run, root, [(name, [*flags, *outputs(name)]) for name, (flags, _) in TWINS.items()], devices=1,
+                  tag="one")
+    code, _, err, results = finish(proc)
+    assert code == 0, err
+    for name in TWINS:
+        run_output(results, name)
+    return folder
+
+
+def twins():
+    """name -> the final state of each one-device twin, restored from its checkpoint."""
+    root = pathlib.Path(beside.result(ONE))
+    return {name: restore_newest(str(root / name / "checkpoints"),
+                                 small_config(root / name, data_dir=str(root / "data"), **kw))[0]
+            for name, (_, kw) in TWINS.items()}
+
+
 @pytest.fixture(scope="module")
 def four():
-    """`four_devices`' results, and its runs' one-device twins, made here."""
+    """`four_devices`' results, and its runs' one-device twins."""
     folder, code, out, err, results = beside.result(FOUR)
-    root = pathlib.Path(folder)
-    ref = {"drop": one_device(root, "one_drop", num_epochs=2, last_batch="drop"),
-           "partial": one_device(root, "one_partial", num_epochs=2),
-           "pop4": one_device(root, "one_pop4", num_epochs=1, population=4),
-           "cond": one_device(root, "one_cond", **COND),
-           "condpop4": one_device(root, "one_condpop4", **COND_POP)}
-    return types.SimpleNamespace(root=root, code=code, out=out, err=err, results=results, ref=ref)
+    one = twins()
+    ref = {"drop": one["one_drop"], "partial": one["one_partial"], "pop4": one["one_pop4"],
+           "cond": one["one_cond"], "condpop4": one["one_condpop4"], 3: one["one_3"]}
+    return types.SimpleNamespace(root=pathlib.Path(folder), code=code, out=out, err=err, results=results, ref=ref)
 
 
 @pytest.fixture(scope="module")
 def two(four):
-    """`two_processes`' results, and the one-device twins of its runs (most of them four's)."""
+    """`two_processes`' results, and the one-device twins of its runs."""
     folder, results = beside.result(TWO)
-    root = pathlib.Path(folder)
-    ref = {2: four.ref["partial"], 3: one_device(root, "one_3", num_epochs=3), "pop4": four.ref["pop4"],
-           "cond": four.ref["cond"]}
-    return types.SimpleNamespace(root=root, results=results, ref=ref)
+    ref = {2: four.ref["partial"], 3: four.ref[3], "pop4": four.ref["pop4"], "cond": four.ref["cond"]}
+    return types.SimpleNamespace(root=pathlib.Path(folder), results=results, ref=ref)
 
 
 def test_four_devices_equal_one_device_and_restore_on_one(four):

@@ -64,7 +64,7 @@ def kill_after(proc, epoch: int, delay: float) -> bool:
 KILL_ARGS = ["--num_epochs", str(EPOCHS), "--ckpt_every", "2", "--resume"]
 
 
-@beside.job("reliability: kill -9", gate_gb=2.1)
+@beside.job("reliability: kill -9", gb=0.45)
 def killed_three_times(folder, run):
     # 8 epochs x 7 steps, a checkpoint every 2 steps: kills land during start-up, during steps
     # and during checkpoint writes. Each restart resumes from the newest good checkpoint.
@@ -97,7 +97,7 @@ def test_kill_9_at_random_moments_then_resume_is_bit_exact(tmp_path_factory):
 SIGNALS = ((signal.SIGTERM, 143, []), (signal.SIGINT, 130, ["--resume", "--ckpt_every", "1000"]))
 
 
-@beside.job("reliability: signals", gate_gb=2.1)
+@beside.job("reliability: signals", gb=0.45)
 def stopped_by_two_signals(folder, run):
     # One run stopped twice: SIGTERM, then SIGINT in the process that resumed it; each exits with
     # the shell's code for its signal after checkpointing where it stopped. The first run saves
@@ -287,7 +287,7 @@ def test_resume_refuses_another_dataset_of_other_size_or_content(workdir):
     assert sorted(os.listdir(workdir / "ckpt" / "mnist")) == ["7"]  # nothing written by the refusals
 
 
-@beside.job("reliability: a second identical run", gate_gb=2.1)
+@beside.job("reliability: a second identical run", gb=0.45)
 def run_twice(folder, run):
     """Two fresh processes, one after the other, on one compile cache of their own."""
     workdir_in(folder)
