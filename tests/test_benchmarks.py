@@ -16,8 +16,9 @@ from benchmarks import analysis, harness, machine, rows, synthetic, tables
 from tests import beside
 from tests.conftest import REPO, run_main
 
-# Before the doc-command processes (conftest): most of its tests run benchmark commands and rows as processes.
-pytestmark = pytest.mark.processes
+# The tests that run a benchmark command as a process of their own carry the `processes` mark
+# (conftest: before the background jobs); those that wait long for theirs are jobs
+# (tests/beside.py); the rest run here, in this process.
 
 
 def module_command(module: str, *args: str) -> list[str]:
@@ -163,6 +164,7 @@ def test_conv_model_flops_scale_with_the_batch_and_count_the_reference_parameter
     assert counts[8]["adam_bytes_per_step"] == pytest.approx(want)
 
 
+@pytest.mark.processes
 def test_conv_model_options_are_checked_in_one_line(tmp_path):
     for args, message in ((["--g_hidden", "8,8,8,8"], "are for --model dcgan|wgan"),
                           (["--model", "dcgan", "--d_hidden", "8,8,8"], "4 positive channel widths"),
@@ -232,12 +234,38 @@ def row_spec(data_dir: str, impl: str, model: str, threads: int = 1, interop_thr
 # last batch) and jaxgan's training path (JAX). The other row kinds' own loops (a population
 # among them) run in this process in the next test: what a child process adds is the same for
 # every kind, and two conv processes alive at once beside this one held 3.3 GB.
-def test_rows_run_in_their_own_processes_compile_alone_then_take_turns_round_by_round(tmp_path, row_data):
-    jobs = [(row_spec(row_data(model), impl, model), impl, "passive")
+IN_TURNS = "benchmarks: rows in turns"
+# The harness as the throughput command runs it (a parent that needs neither framework), in a
+# process of its own, so that the background thread can stop it with its rows.
+TURNS = ("import json, sys; from benchmarks import harness; harness.exit_on_sigterm(); "
+         "jobs = [tuple(j) for j in json.load(open(sys.argv[1]))]; "
+         "json.dump(harness.run_in_turns(jobs, 3, sys.argv[2], 'cpu', threads=1, timeout=300), open(sys.argv[3], 'w'))")
+
+
+@beside.job(IN_TURNS, gb=0.8)
+def rows_in_turns(folder, run):
+    data = {}
+    for model in ("mlp", "conv"):
+        synthetic.write_dataset(os.path.join(folder, model), 60, "mlp" if model == "mlp" else "dcgan")
+        data[model] = os.path.join(folder, model)
+    jobs = [(row_spec(data["mlp" if model == "mlp" else "conv"], impl, model), impl, "passive")
             for impl, model in (("torch_reference", "dcgan"), ("jax_scan", "mlp"))]
     jobs[0][0]["min_time"] = 0.5  # three rounds: time enough, on a loaded machine too, to pass an epoch's end
     jobs[1][0]["min_time"] = 0.05
-    results = harness.run_in_turns(jobs, 3, str(tmp_path), "cpu", threads=1, timeout=300)
+    spec, out = os.path.join(folder, "jobs.json"), os.path.join(folder, "results.json")
+    with open(spec, "w") as f:
+        json.dump(jobs, f)
+    proc = run.popen([sys.executable, "-c", TURNS, spec, folder, out], env=MODULE_ENV, cwd=folder,
+                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, log
+    with open(out) as f:
+        return jobs, json.load(f)
+
+
+@pytest.mark.beside(IN_TURNS)
+def test_rows_run_in_their_own_processes_compile_alone_then_take_turns_round_by_round():
+    jobs, results = beside.result(IN_TURNS)
     for r, (_, impl, _) in zip(results, jobs):
         assert r["ok"], r.get("log_tail")
         if impl == "torch_reference":
@@ -299,6 +327,7 @@ def test_in_memory_and_per_step_rows_measure_their_own_loop(row_data, in_this_pr
         assert r["jax_matmul_dtype"] == "float32" and r["jax_dot_precision"].endswith("HIGHEST")
 
 
+@pytest.mark.processes
 def test_gpu_only_rows_are_refused_on_the_cpu(tmp_path):
     proc = subprocess.run(module_command("benchmarks.throughput", "--impls", "torch_cudagraphs"),
                           capture_output=True, text=True, cwd=str(tmp_path), env=MODULE_ENV, timeout=120)
@@ -323,6 +352,7 @@ def test_reference_run_writes_a_grid_per_epoch_and_its_losses(tmp_path):
     assert [ln.split()[1] for ln in proc.stdout.splitlines() if ln.startswith("epoch")] == ["1/2", "2/2"]
 
 
+@pytest.mark.processes
 def test_reference_run_refuses_bad_input_in_one_line(tmp_path):
     proc = subprocess.run(module_command("benchmarks.torch_reference", "--data_dir", "nowhere", "--no-download"),
                           capture_output=True, text=True, cwd=str(tmp_path), env=MODULE_ENV, timeout=120)
