@@ -20,7 +20,7 @@ from tests.conftest import REPO
 from tests.conftest import TRAIN_FLAGS as SMALL
 from tests.conftest import blob_images, run_main, spawn
 
-# Before the doc-command processes (conftest): its commands run as processes, for the exit status
+# Before the background jobs (conftest, tests/beside.py): its commands run as processes, for the exit status
 # and stderr a shell sees.
 pytestmark = pytest.mark.processes
 
