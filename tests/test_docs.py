@@ -66,3 +66,35 @@ def test_every_link_and_picture_resolves_and_the_pages_link_to_each_other():
         assert others <= linked, (page, sorted(others - linked))
         if page != "README.md":
             assert "README.md" in linked, page
+
+
+# A code span that names a test: `test_x.py`, `test_x.py::test_y`, `test_y`, `test_y*` (a prefix).
+TEST_NAME = re.compile(r"`(?:tests/)?(test_\w+?)(\.py)?(?:::(test_\w+?)(\*)?)?(\*)?`")
+NOT_TESTS = {"test_batch": "CIFAR-10's own test file, in docs/data.md's table of on-disk formats"}
+
+
+def test_every_test_the_pages_name_exists():
+    defined = set()
+    for name in os.listdir(os.path.join(REPO, "tests")):
+        if name.endswith(".py"):
+            with open(os.path.join(REPO, "tests", name), encoding="utf-8") as f:
+                defined |= set(re.findall(r"^def (test_\w+)", f.read(), re.M))
+    modules = {n[:-3] for n in os.listdir(os.path.join(REPO, "tests")) if n.startswith("test_") and n.endswith(".py")}
+    named = []
+    for page in render_docs.PAGES:
+        with open(os.path.join(REPO, page), encoding="utf-8") as f:
+            for m in TEST_NAME.finditer(f.read()):
+                first, py, function, star, first_star = m.groups()
+                if first in NOT_TESTS:
+                    continue
+                named.append(first)
+                if function:  # module::function
+                    assert first in modules, (page, m[0])
+                    found = {t for t in defined if t.startswith(function)} if star else {function} & defined
+                    assert found, (page, m[0])
+                elif py or first in modules:
+                    assert first in modules, (page, m[0])
+                else:
+                    found = {t for t in defined if t.startswith(first)} if first_star else {first} & defined
+                    assert found, (page, m[0])
+    assert len(named) > 10  # the pages name tests: this reads them
