@@ -189,7 +189,9 @@ class Runner(Inline):
     def wait(self, name: str):
         self.waited_for.add(name)
         try:
-            self.done[name].wait()
+            while not self.done[name].wait(1.0):
+                if not self.thread.is_alive():  # it died (a bug of its own): fail, never hang
+                    return None, f"the background thread ended before it ran {name!r}"
         finally:
             self.waited_for.discard(name)
         return self.results[name]
