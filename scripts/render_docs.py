@@ -268,12 +268,35 @@ def stale() -> list[str]:
     return out
 
 
+def history_missing() -> str | None:
+    """Why this checkout cannot render the pages, or None: the headline's spread counts every run of
+    its command in git's history (benchmarks.analysis.committed_runs), and the H200 table names the
+    commit that added its JSON (benchmarks.tables.git_added); a shallow clone holds neither."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "--is-shallow-repository"], capture_output=True, text=True,
+                             cwd=REPO, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return "the pages are rendered from git's history, and git could not be run here"
+    if out.returncode != 0:
+        return "the pages are rendered from git's history, and this folder is not a git checkout"
+    if out.stdout.strip() == "true":
+        return ("this is a shallow clone; the pages are rendered from git's history (every committed run of "
+                "a headline's command): run git fetch --unshallow first")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m scripts.render_docs", description=__doc__.splitlines()[0])
     p.add_argument("--check", action="store_true", help="only check; exit 1 if a page is out of date")
     p.add_argument("--smoke", action="store_true", help="the docs' tiny-size override (tests/test_doc_commands.py): "
                    "as --check, writing nothing")
     args = p.parse_args(argv)
+    why = history_missing()
+    if why:  # rendered without it, the headline's spread and the H200 heading would differ, not fail
+        print(f"error: {why}", file=sys.stderr)
+        return 2
     if args.check or args.smoke:
         bad = stale()
         if bad:

@@ -4,10 +4,13 @@ job at a time beside the tests that run in this process.
 A test whose point is a real process (kill -9, signals, a fresh process's compile cache, several
 devices or processes, the docs' benchmark commands) spends most of its time waiting while its
 process imports, compiles and trains, and this process, which compiles on one core, leaves the
-other idle. Such work is a *job*: ``drive(folder, run)`` writes what its process needs into its
-own ``folder``, starts its processes through ``run.spawn``/``run.popen`` and returns what its
-tests check (asserting on the way, if it likes: a job that raises fails its tests with the
-traceback). It never calls jax here: this process's programs are the tests' own. The tests read
+other idle. Such work is a *job*: ``prepare(folder)`` (optional) writes what its processes need,
+here on the main thread when the thread starts (reading data goes through torchvision, which
+redirects this process's stdout while it reads); ``drive(folder, run)``, on the thread, gets a
+fresh copy of that folder, starts its processes through ``run.spawn``/``run.popen`` and returns
+what its tests check (asserting on the way, if it likes: a job that raises fails its tests with the
+traceback). It calls no jax and nothing that changes this process's state (stdout, warnings
+filters): that belongs to the tests on the main thread. The tests read
 the job's result with :func:`result` and do the rest (restores, comparisons, in-process runs)
 themselves; marked ``beside`` (conftest), they run after the in-process modules, beside which
 the jobs ran.
@@ -20,7 +23,8 @@ then of those that fit, the largest. While a test
 runs beside it the whole tree stays under that cap: past it the job's processes are killed, its
 result thrown away, and it runs again later (twice stopped, it waits for a test that needs it). While a test waits for a job nothing else runs here: no gate
 and no cap then. Without the thread (a test file run alone, ``-k``), ``result`` runs the job
-in the test itself.
+on a thread of its own and waits for it: the same timeout, the same clean-up, the same record of
+other processes beside it.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -57,15 +62,18 @@ class Job:
     drive: Callable[[str, Any], Any]
     gb: float  # its process tree's peak: it starts only while this process holds at most TREE_CAP_GB - gb
     alone: bool = False  # record any other test's process seen beside it (the benchmark commands)
+    prepare: Callable[[str], None] | None = None  # on the main thread, once: the folder each try copies
 
 
 _jobs: dict[str, Job] = {}
+_folders: list[str] = []  # the runners' folders, removed at the session's end
+_beside: list[tuple[str, str, list[int]]] = []  # (job, the test running then, its child pids)
 
 
-def job(name: str, gb: float, alone: bool = False):
+def job(name: str, gb: float, alone: bool = False, prepare: Callable[[str], None] | None = None):
     """Register ``drive`` as the job ``name`` (at import, so at collection)."""
     def register(drive):
-        _jobs[name] = Job(name, drive, gb, alone)
+        _jobs[name] = Job(name, drive, gb, alone, prepare)
         return drive
     return register
 
@@ -78,32 +86,28 @@ def child_env(env: dict | None = None) -> dict:
     return dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""), **(env or {}))
 
 
-class Inline:
-    """A job run in the test that needs it (no thread): its processes, nothing more."""
-
-    def popen(self, argv: list[str], **kw) -> subprocess.Popen:
-        return subprocess.Popen(argv, **kw)
-
-    def spawn(self, module: str, *args: str, cwd: str | None = None, env: dict | None = None) -> subprocess.Popen:
-        """``python -m <module> args...`` as tests.conftest.spawn starts it, output captured."""
-        return self.popen([sys.executable, "-m", module, *args], cwd=cwd, env=child_env(env),
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-class Runner(Inline):
-    """The thread: ``names``' jobs in that order. ``results``: name -> (value, traceback or None);
+class Runner:
+    """Jobs on a thread: ``names``' jobs. ``results``: name -> (value, traceback or None);
     ``spans``: name -> (start, end) s since the thread began; ``again``: (name, the test running
-    then) for each stop over the cap; ``beside``: (name, the test running then, its child pids)."""
+    then) for each stop over the cap; ``beside``: (name, the test running then, its child pids),
+    the session's one list."""
 
     def __init__(self, names: list[str]):
         self.root = tempfile.mkdtemp(prefix="jaxgan-beside-")
+        _folders.append(self.root)
+        self.seeds = {}
+        for n in names:  # here, on the main thread
+            if _jobs[n].prepare is not None:
+                self.seeds[n] = os.path.join(self.root, re.sub(r"[^A-Za-z0-9]+", "_", n) + "-prepared")
+                os.mkdir(self.seeds[n])
+                _jobs[n].prepare(self.seeds[n])
         self.queue = sorted((_jobs[n] for n in names), key=lambda j: -j.gb)  # stable: ties in `names`' order
         self.names = set(names)
         self.results: dict[str, tuple[Any, str | None]] = {}
         self.done = {n: threading.Event() for n in names}
         self.spans: dict[str, tuple[float, float]] = {}
         self.again: list[tuple[str, str]] = []
-        self.beside: list[tuple[str, str, list[int]]] = []
+        self.beside = _beside  # every runner's, one list
         self.procs: list[subprocess.Popen] = []
         self.waited_for: set[str] = set()  # a test waits for these: nothing else runs here, so no cap
         self.stop = self.finished = False
@@ -112,7 +116,13 @@ class Runner(Inline):
         self.thread = threading.Thread(target=self._run, name="beside-jobs", daemon=True)
         self.thread.start()
 
+    def spawn(self, module: str, *args: str, cwd: str | None = None, env: dict | None = None) -> subprocess.Popen:
+        """``python -m <module> args...`` as tests.conftest.spawn starts it, output captured."""
+        return self.popen([sys.executable, "-m", module, *args], cwd=cwd, env=child_env(env),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
     def popen(self, argv: list[str], **kw) -> subprocess.Popen:
+        """A process of the running job: stopped with it, and killed when the job ends."""
         with self.lock:
             if self.stop:
                 raise Stopped
@@ -169,7 +179,13 @@ class Runner(Inline):
                 return
             self.queue.remove(current)
             folder = tempfile.mkdtemp(prefix=re.sub(r"[^A-Za-z0-9]+", "_", current.name) + "-", dir=self.root)
-            self.procs, self.stop, started, quit = [], False, time.perf_counter(), threading.Event()
+            if current.name in self.seeds:  # a fresh copy for each try (mtimes kept: the data caches stay valid)
+                shutil.copytree(self.seeds[current.name], folder, dirs_exist_ok=True)
+            with self.lock:  # the session's end (finish) may come between the pick and here
+                if self.finished:
+                    return
+                self.procs, self.stop = [], False
+            started, quit = time.perf_counter(), threading.Event()
             watcher = threading.Thread(target=self._watch, args=(current, started, quit), daemon=True)
             watcher.start()
             try:
@@ -196,6 +212,13 @@ class Runner(Inline):
             self.waited_for.discard(name)
         return self.results[name]
 
+    def close(self) -> None:
+        """Start nothing more, stop what runs, and wait for the thread."""
+        with self.lock:
+            self.finished = self.stop = True
+        self._kill()
+        self.thread.join(timeout=30)
+
 
 _runner: Runner | None = None
 
@@ -212,42 +235,37 @@ def runner() -> Runner | None:
     return _runner
 
 
-_folders: list[str] = []  # the jobs' folders, removed at the session's end
-
-
 def finish() -> None:
     """At the session's end: stop what still runs, start nothing more, remove the jobs' folders."""
-    import shutil
-
     if _runner is not None:
         if os.environ.get("JAXGAN_BESIDE_LOG"):  # each job's span on the thread's clock, and its stops
             import json
 
             with open(os.environ["JAXGAN_BESIDE_LOG"], "w") as f:
                 json.dump({"spans": _runner.spans, "again": _runner.again, "left": [j.name for j in _runner.queue]}, f)
-        _runner.finished = True
-        with _runner.lock:
-            _runner.stop = True
-        _runner._kill()
-        _runner.thread.join(timeout=30)
-        _folders.append(_runner.root)
+        _runner.close()
     for folder in _folders:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def seen_beside() -> list[tuple[str, str, list[int]]]:
+    """Every other test's process seen beside an ``alone`` job, by any runner of the session."""
+    return list(_beside)
+
+
 def result(name: str):
-    """The job's return value: waited for on the thread, or run here without one. Its error fails
-    the calling test, with the job's traceback."""
+    """The job's return value: waited for on the session's thread, or run now on a thread of its
+    own. Its error fails the calling test, with the job's traceback."""
     import pytest
 
     if _runner is not None and name in _runner.names:
         value, error = _runner.wait(name)
     else:
+        alone = Runner([name])
         try:
-            _folders.append(tempfile.mkdtemp(prefix="jaxgan-inline-"))
-            value, error = _jobs[name].drive(_folders[-1], Inline()), None
-        except Exception:
-            value, error = None, traceback.format_exc()
+            value, error = alone.wait(name)
+        finally:
+            alone.close()
     if error is not None:
         pytest.fail(f"job {name!r} failed:\n{error}", pytrace=False)
     return value

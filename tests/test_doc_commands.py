@@ -362,7 +362,7 @@ def runs(tmp_path_factory):
     for run_id in RUN_AND_PLANNED:
         folder = str(tmp_path_factory.mktemp(slug(run_id) + "-plan"))
         done[f"{run_id} --plan"] = plan(RUN[run_id], folder, keep_smoke=True)[2]
-    done["beside"] = background.beside if background else []
+    done["beside"] = beside.seen_beside()
     print(f"stopped over the memory cap and run again: {background.again if background else []}")
     print(f"waited {t_wait:.1f} s for the processes, then {time.perf_counter() - t0 - t_wait:.1f} s in this process")
     for module, (a, b) in {**(background.spans if background else {}), **spans}.items():  # shown with a failing test's output

@@ -98,3 +98,17 @@ def test_every_test_the_pages_name_exists():
                     found = {t for t in defined if t.startswith(first)} if first_star else {first} & defined
                     assert found, (page, m[0])
     assert len(named) > 10  # the pages name tests: this reads them
+
+
+def test_rendering_needs_the_history_and_says_so_in_a_shallow_clone(tmp_path, monkeypatch, capsys):
+    # The headline's spread and the H200 heading come from git's history: a shallow clone would
+    # render other figures (and --check would call the pages out of date), so it is refused.
+    import subprocess
+
+    shallow = tmp_path / "shallow"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{REPO}", str(shallow)], check=True)
+    assert render_docs.history_missing() is None  # this checkout
+    monkeypatch.setattr(render_docs, "REPO", str(shallow))
+    assert render_docs.main(["--check"]) == 2
+    err = capsys.readouterr().err
+    assert "shallow clone" in err and "git fetch --unshallow" in err and len(err.strip().splitlines()) == 1

@@ -139,15 +139,27 @@ def assert_label_tables_close(a, b):
                                    np.asarray(getattr(b, part)["embed"]["table"]), atol=1e-6, rtol=1e-5)
 
 
-@beside.job(FOUR, gb=0.56)
+def data_and_folder(folder):
+    """``make_data``'s MNIST files and the same images as a PNG folder, both cached (a job's
+    ``prepare``: on the main thread, so the launched processes need not import torch)."""
+    root = pathlib.Path(folder)
+    images, labels = make_data(root)
+    write_image_folder(str(root / "pics"), images, labels)
+    data_lib.load_folder(str(root / "pics"), 28, 1)
+    cache_data(root / "data")
+
+
+def data(folder):
+    """``make_data``'s MNIST files, cached (a job's ``prepare``)."""
+    make_data(pathlib.Path(folder))
+    cache_data(pathlib.Path(folder) / "data")
+
+
+@beside.job(FOUR, gb=0.56, prepare=data_and_folder)
 def four_devices(folder, run):
     """One process with 4 devices: a fresh run, a resume of a one-device checkpoint, populations
     of 4 and 3, then, as its own command, a batch the devices cannot split."""
     root = pathlib.Path(folder)
-    images, labels = make_data(root)
-    write_image_folder(str(root / "pics"), images, labels)
-    data_lib.load_folder(str(root / "pics"), 28, 1)  # its cache, built here: the launch need not import torch
-    cache_data(root / "data")  # else each launched process imports torch for it
     # The checkpoint that the 4 devices resume, written on one device first.
     first = run.spawn("jaxgan.train", *FLAGS, "--num_epochs", "1", *outputs("from_one"), cwd=folder)
     _, err = first.communicate(timeout=600)
@@ -175,13 +187,11 @@ def four_devices(folder, run):
     return (folder, *finish(proc))
 
 
-@beside.job(TWO, gb=1.02)
+@beside.job(TWO, gb=1.02, prepare=data)
 def two_processes(folder, run):
     """Two processes of 2 devices each, joined once by the first run's flags; the later runs in
     the same processes are two-process runs as well."""
     root = pathlib.Path(folder)
-    make_data(root)
-    cache_data(root / "data")  # else both processes import torch for it
     address = f"127.0.0.1:{_free_port()}"
     procs = [launch(run, root, [
         ("solo", ["--num_epochs", "2", "--coordinator_address", address, "--num_processes", "2",
@@ -196,13 +206,11 @@ def two_processes(folder, run):
     return folder, [d[3] for d in done]
 
 
-@beside.job(ONE, gb=0.5)
+@beside.job(ONE, gb=0.5, prepare=data)
 def one_device_twins(folder, run):
     """The launched runs' twins, one after another in one process of one device: the same
     flags, the same data."""
     root = pathlib.Path(folder)
-    make_data(root)
-    cache_data(root / "data")
     proc = launch(run, root, [(name, [*flags, *outputs(name)]) for name, (flags, _) in TWINS.items()], devices=1,
                   tag="one")
     code, _, err, results = finish(proc)

@@ -33,12 +33,12 @@ FLAGS = [*TRAIN_FLAGS, "--data_dir", "data", "--steps_per_call", "4"]
 EPOCHS = 8  # the kill and signal tests' runs, compared with one uninterrupted run of this length
 
 
-def workdir_in(folder: str) -> str:
-    """conftest's ``workdir`` (200 images: 7 steps an epoch) in a job's folder, its cache built."""
+def workdir_in(folder: str) -> None:
+    """conftest's ``workdir`` (200 images: 7 steps an epoch) in a job's folder, its cache built
+    (a job's ``prepare``: on the main thread)."""
     images, labels = blob_images(200, 28, 28, 1)
     write_mnist(os.path.join(folder, "data"), images[..., 0], labels)
     cache_data(os.path.join(folder, "data"))
-    return folder
 
 
 def wait_for_epoch(proc, epoch: int) -> None:
@@ -64,11 +64,10 @@ def kill_after(proc, epoch: int, delay: float) -> bool:
 KILL_ARGS = ["--num_epochs", str(EPOCHS), "--ckpt_every", "2", "--resume"]
 
 
-@beside.job("reliability: kill -9", gb=0.45)
+@beside.job("reliability: kill -9", gb=0.45, prepare=workdir_in)
 def killed_three_times(folder, run):
     # 8 epochs x 7 steps, a checkpoint every 2 steps: kills land during start-up, during steps
     # and during checkpoint writes. Each restart resumes from the newest good checkpoint.
-    workdir_in(folder)
     rng = random.Random(1234)
     moments = [(0, rng.uniform(0.5, 2.0)), (rng.randint(1, 3), rng.uniform(0, 0.3)),
                (rng.randint(4, 6), rng.uniform(0, 0.3))]
@@ -97,13 +96,12 @@ def test_kill_9_at_random_moments_then_resume_is_bit_exact(tmp_path_factory):
 SIGNALS = ((signal.SIGTERM, 143, []), (signal.SIGINT, 130, ["--resume", "--ckpt_every", "1000"]))
 
 
-@beside.job("reliability: signals", gb=0.45)
+@beside.job("reliability: signals", gb=0.45, prepare=workdir_in)
 def stopped_by_two_signals(folder, run):
     # One run stopped twice: SIGTERM, then SIGINT in the process that resumed it; each exits with
     # the shell's code for its signal after checkpointing where it stopped. The first run saves
     # every epoch, as by default; the second schedules no checkpoint before the run's end
     # (--ckpt_every 1000), so the one it leaves is the signal's own, written mid-period.
-    workdir_in(folder)
     ck = os.path.join(folder, "checkpoints", "mnist")
     last_stop = 0
     for sig, code, flags in SIGNALS:
@@ -287,10 +285,9 @@ def test_resume_refuses_another_dataset_of_other_size_or_content(workdir):
     assert sorted(os.listdir(workdir / "ckpt" / "mnist")) == ["7"]  # nothing written by the refusals
 
 
-@beside.job("reliability: a second identical run", gb=0.45)
+@beside.job("reliability: a second identical run", gb=0.45, prepare=workdir_in)
 def run_twice(folder, run):
     """Two fresh processes, one after the other, on one compile cache of their own."""
-    workdir_in(folder)
     cache = os.path.join(folder, "xla-cache")
     out = []
     for outputs in ([], ["--ckpt_dir", "again", "--sample_dir", "s2", "--logdir", "r2"]):
