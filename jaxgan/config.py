@@ -186,8 +186,8 @@ class Config:
                          "classes, or data: the batch's own real labels in a random order (the data's "
                          "histogram)", resume=REFUSE, choices=("uniform", "data"))
     conv_cond: str = flag("planes", "with --conditional, how the conv families condition: planes (the one-hot label "
-                          "concatenated to z, and as constant planes to D's input channels; chosen over projection by a "
-                          "measurement on DCGAN, docs/quality.md) or projection (class-conditional BatchNorm in G and a projection D; "
+                          "concatenated to z, and as constant planes to D's input channels; the default by docs/quality.md's "
+                          "rule, by a margin within the seeds' spread) or projection (class-conditional BatchNorm in G and a projection D; "
                           "Miyato & Koyama 2018)", resume=REFUSE, choices=("planes", "projection"), family_only=True)
     classes: int = flag(0, "--dataset folder with --conditional: its class count, read from its class subfolders "
                         "when the run starts (0 = read them; another number is refused)", resume=REFUSE)

@@ -82,8 +82,13 @@ class Stopped(Exception):
     """The job's processes were stopped over the memory cap: it runs again later."""
 
 
+# The environment as the suite set it up (conftest, before the test modules import this): a job's
+# processes never inherit what a test on the main thread sets for a moment (monkeypatch.setenv).
+_ENV = dict(os.environ)
+
+
 def child_env(env: dict | None = None) -> dict:
-    return dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""), **(env or {}))
+    return dict(_ENV, PYTHONPATH=REPO + os.pathsep + _ENV.get("PYTHONPATH", ""), **(env or {}))
 
 
 class Runner:
@@ -179,8 +184,6 @@ class Runner:
                 return
             self.queue.remove(current)
             folder = tempfile.mkdtemp(prefix=re.sub(r"[^A-Za-z0-9]+", "_", current.name) + "-", dir=self.root)
-            if current.name in self.seeds:  # a fresh copy for each try (mtimes kept: the data caches stay valid)
-                shutil.copytree(self.seeds[current.name], folder, dirs_exist_ok=True)
             with self.lock:  # the session's end (finish) may come between the pick and here
                 if self.finished:
                     return
@@ -189,6 +192,8 @@ class Runner:
             watcher = threading.Thread(target=self._watch, args=(current, started, quit), daemon=True)
             watcher.start()
             try:
+                if current.name in self.seeds:  # a fresh copy for each try (mtimes kept: the data caches stay valid)
+                    shutil.copytree(self.seeds[current.name], folder, dirs_exist_ok=True)
                 value, error = current.drive(folder, self), None
             except BaseException:  # its tests fail with it (a Stopped one runs again)
                 value, error = None, traceback.format_exc()
@@ -206,7 +211,7 @@ class Runner:
         self.waited_for.add(name)
         try:
             while not self.done[name].wait(1.0):
-                if not self.thread.is_alive():  # it died (a bug of its own): fail, never hang
+                if not self.thread.is_alive() and not self.done[name].is_set():  # it died: fail, never hang
                     return None, f"the background thread ended before it ran {name!r}"
         finally:
             self.waited_for.discard(name)

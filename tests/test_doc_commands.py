@@ -277,8 +277,7 @@ def _tiny_mnist(root: str) -> None:
 def _command_job(run_id: str):
     def drive(folder, run):
         """The printed command at toy size as a process in ``folder``, its output to a file."""
-        env = {**os.environ, "PYTHONPATH": REPO + (os.pathsep + os.environ["PYTHONPATH"]
-                                                   if os.environ.get("PYTHONPATH") else "")}
+        env = beside.child_env()
         argv, claimed = with_override(RUNNABLE[run_id], folder)
         with open(folder + ".log", "w+") as log:
             proc = run.popen([sys.executable, *argv], cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT,
