@@ -42,7 +42,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.conftest import REPO
 
 # A job's processes end here at the latest: its tests fail then, with its output so far.
 TIMEOUT_S = 600
@@ -78,6 +78,11 @@ def job(name: str, gb: float, alone: bool = False, prepare: Callable[[str], None
     return register
 
 
+def slug(name: str) -> str:
+    """A job's (or a command's) name as a file name."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")
+
+
 class Stopped(Exception):
     """The job's processes were stopped over the memory cap: it runs again later."""
 
@@ -94,8 +99,8 @@ def child_env(env: dict | None = None) -> dict:
 class Runner:
     """Jobs on a thread: ``names``' jobs. ``results``: name -> (value, traceback or None);
     ``spans``: name -> (start, end) s since the thread began; ``again``: (name, the test running
-    then) for each stop over the cap; ``beside``: (name, the test running then, its child pids),
-    the session's one list."""
+    then) for each stop over the cap (the others' processes seen beside an ``alone`` job go to the
+    session's one list, :func:`seen_beside`)."""
 
     def __init__(self, names: list[str]):
         self.root = tempfile.mkdtemp(prefix="jaxgan-beside-")
@@ -103,7 +108,7 @@ class Runner:
         self.seeds = {}
         for n in names:  # here, on the main thread
             if _jobs[n].prepare is not None:
-                self.seeds[n] = os.path.join(self.root, re.sub(r"[^A-Za-z0-9]+", "_", n) + "-prepared")
+                self.seeds[n] = os.path.join(self.root, slug(n) + "-prepared")
                 os.mkdir(self.seeds[n])
                 _jobs[n].prepare(self.seeds[n])
         self.queue = sorted((_jobs[n] for n in names), key=lambda j: -j.gb)  # stable: ties in `names`' order
@@ -112,7 +117,6 @@ class Runner:
         self.done = {n: threading.Event() for n in names}
         self.spans: dict[str, tuple[float, float]] = {}
         self.again: list[tuple[str, str]] = []
-        self.beside = _beside  # every runner's, one list
         self.procs: list[subprocess.Popen] = []
         self.waited_for: set[str] = set()  # a test waits for these: nothing else runs here, so no cap
         self.stop = self.finished = False
@@ -151,7 +155,7 @@ class Runner:
             if current.alone:
                 others = [pid for pid, rss in others_rss(me, [p.pid for p in self.procs]) if rss > BESIDE_MB * 1e6]
                 if others:
-                    self.beside.append((current.name, os.environ.get("PYTEST_CURRENT_TEST", "?"), others))
+                    _beside.append((current.name, os.environ.get("PYTEST_CURRENT_TEST", "?"), others))
             if time.perf_counter() - started > TIMEOUT_S:
                 self._kill()
             if not self.waited_for and not self.stop and tree_rss(me) > TREE_CAP_GB * 1e9:
@@ -183,7 +187,7 @@ class Runner:
             if current is None:
                 return
             self.queue.remove(current)
-            folder = tempfile.mkdtemp(prefix=re.sub(r"[^A-Za-z0-9]+", "_", current.name) + "-", dir=self.root)
+            folder = tempfile.mkdtemp(prefix=slug(current.name) + "-", dir=self.root)
             with self.lock:  # the session's end (finish) may come between the pick and here
                 if self.finished:
                     return

@@ -88,11 +88,9 @@ READS_DATA = ("scripts/train_judge.py", "benchmarks.torch_reference")
 
 # The benchmark processes run as jobs on the suite's background thread (tests/beside.py), one at a
 # time (each ~1 GB of process tree at --smoke, measured with psutil sampling on a 2-core CPU),
-# never beside one another: two beside this process made 3.1 GB.
-# Their order among themselves (the thread runs the largest first).
-PROCESS_ORDER = ("benchmarks.startup", "benchmarks.profile_torch", "benchmarks.throughput")
-# Each one's process tree at its peak, GB: measured alone at --smoke with psutil sampling every
-# 0.1 s, 2026-12-03 (a command not listed: the largest).
+# never beside one another: two beside this process made 3.1 GB. Each one's process tree at its
+# peak, GB (the thread runs the largest first): measured alone at --smoke with psutil sampling
+# every 0.1 s, 2026-12-03 (a command not listed: the largest).
 TREE_GB = {"benchmarks.startup": 0.93, "benchmarks.profile_torch": 0.94, "benchmarks.throughput": 1.16}
 SHIPPED_JUDGES = os.path.join(REPO, "jaxgan", "judges")
 
@@ -263,10 +261,6 @@ def test_every_printed_command_takes_the_override():
     assert with_nothing == ["scripts.render_docs"]
 
 
-def slug(run_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "_", run_id).strip("_")
-
-
 def _tiny_mnist(root: str) -> None:
     from jaxgan.formats import write_mnist
 
@@ -292,19 +286,16 @@ def job_name(run_id: str) -> str:
     return f"doc {run_id}"
 
 
+# The commands that run as processes (``RUN`` less ``IN_PROCESS``), each a job.
+AS_PROCESSES = [r for r, c in RUN.items() if module_of(c) not in IN_PROCESS]
+for _run_id in AS_PROCESSES:
+    beside.job(job_name(_run_id), gb=TREE_GB.get(module_of(RUN[_run_id]), max(TREE_GB.values())),
+               alone=True)(_command_job(_run_id))
+
+
 def process_jobs() -> list[str]:
-    """The jobs of the commands that run as processes (``RUN`` less ``IN_PROCESS``), in
-    ``PROCESS_ORDER`` (conftest starts them)."""
-    order = {m: i for i, m in enumerate(PROCESS_ORDER)}
-    ids = sorted((r for r, c in RUN.items() if module_of(c) not in IN_PROCESS),
-                 key=lambda r: (order.get(module_of(RUNNABLE[r]), len(order)), r))
-    return [job_name(r) for r in ids]
-
-
-for _run_id, _command in RUN.items():
-    if module_of(_command) not in IN_PROCESS:
-        beside.job(job_name(_run_id), gb=TREE_GB.get(module_of(_command), max(TREE_GB.values())),
-                   alone=True)(_command_job(_run_id))
+    """The jobs of the commands that run as processes (conftest starts them)."""
+    return [job_name(r) for r in AS_PROCESSES]
 
 
 @pytest.fixture(scope="module")
@@ -319,18 +310,17 @@ def runs(tmp_path_factory):
     background = beside.runner()
     t0 = time.perf_counter()
     done = {}
-    for run_id in RUN:  # first: the parity script here adds 1.3 GB to this process
-        if module_of(RUN[run_id]) not in IN_PROCESS:
-            try:
-                done[run_id] = beside.result(job_name(run_id))
-            except pytest.fail.Exception as e:  # the job raised: its test shows the traceback
-                done[run_id] = ([], [], str(e), 1, "")
+    for run_id in AS_PROCESSES:  # first: the parity script here adds 1.3 GB to this process
+        try:
+            done[run_id] = beside.result(job_name(run_id))
+        except pytest.fail.Exception as e:  # the job raised: its test shows the traceback
+            done[run_id] = ([], [], str(e), 1, "")
     t_wait = time.perf_counter() - t0
     clock = background.t0 if background else t0
     spans = {}
     ids = [r for m in IN_PROCESS for r, c in RUNNABLE.items() if module_of(c) == m]
     for run_id in ids:
-        folder = str(tmp_path_factory.mktemp(slug(run_id)))
+        folder = str(tmp_path_factory.mktemp(beside.slug(run_id)))
         module = module_of(RUNNABLE[run_id])
         argv, claimed = with_override(RUNNABLE[run_id], folder)
         if module in READS_DATA:
@@ -356,10 +346,10 @@ def runs(tmp_path_factory):
             return argv, claimed, traceback.format_exc(), 1
 
     for run_id, command in PLANNED.items():
-        folder = str(tmp_path_factory.mktemp(slug(run_id)))
+        folder = str(tmp_path_factory.mktemp(beside.slug(run_id)))
         done[run_id] = (*plan(command, folder, keep_smoke=False), folder)
     for run_id in RUN_AND_PLANNED:
-        folder = str(tmp_path_factory.mktemp(slug(run_id) + "-plan"))
+        folder = str(tmp_path_factory.mktemp(beside.slug(run_id) + "-plan"))
         done[f"{run_id} --plan"] = plan(RUN[run_id], folder, keep_smoke=True)[2]
     done["beside"] = beside.seen_beside()
     print(f"stopped over the memory cap and run again: {background.again if background else []}")
