@@ -32,7 +32,9 @@ def render_readme(cpu: dict, startup: dict | None, profile: dict | None, gpu_leg
            "the settings that change how the frameworks run (`CUDA_LAUNCH_BLOCKING`, `XLA_FLAGS`, …) and "
            "the load average before and after it. FLOPs come from XLA's cost analysis of one training step "
            "at each row's own batch size; the matmul peak is measured in the same run, per precision, in "
-           "JAX and in PyTorch (the faster counts); on CPU the memory bandwidth too, for a roofline.", "",
+           "JAX and in PyTorch (the faster counts); on CPU the memory bandwidth too, for a roofline. The rows "
+           "at one batch size start together and import their frameworks side by side; then each builds, "
+           "compiles and warms up alone, and they take turns timing, one round each (A B C A B C …).", "",
            "```bash",
            "python -m benchmarks.throughput --quick --json out.json   # CPU, a few minutes; also out.md, out.png",
            "python -m benchmarks.startup --json startup.json          # whole processes: a short run, both sides",
@@ -54,6 +56,7 @@ def render_readme(cpu: dict, startup: dict | None, profile: dict | None, gpu_leg
               f"({cpu['bandwidth_best']['framework']} triad)" if cpu.get("bandwidth_best") else "")
            + f"; mean load average {cpu['load']['mean_1min']:.2f} (max {cpu['load']['max_1min']:.2f}). "
            "CPU speeds are stated as ratios from that one run; the absolute figures are in the results file."
+           + (f" The whole command took {cpu['total_s'] / 60:.1f} minutes." if cpu.get("total_s") else "")
            + selection_note(cpu)
            + (f" **The mean load average exceeded the {s['threads']} threads: other jobs competed for the CPUs "
               "during that run, so its ratios are not those of a quiet machine.**"

@@ -47,6 +47,16 @@ def command_line(module: str, argv: list[str] | None = None) -> str:
 
     return " ".join(["python", "-m", module, *(rel(a) for a in (sys.argv[1:] if argv is None else argv))])
 
+def source_commit() -> str | None:
+    """The commit of the code that ran (``git describe --always --dirty``: "-dirty" where the tree
+    had changes), or None outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=os.path.dirname(HERE),
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -113,7 +123,8 @@ def timed_blocks(run_block: Callable[[int], None], sync: Callable[[], None], min
 
 def tell_parent(message: str, wait: bool) -> None:
     """Tell the parent ``message`` when this row takes turns with others (``BENCH_TURN_FD``) and,
-    with ``wait``, block on stdin until the parent says this row's next round may start."""
+    with ``wait``, block on stdin until the parent says this row may go on (compile, or time its
+    next round)."""
     fd = os.environ.get("BENCH_TURN_FD")
     if fd is None:
         return
@@ -123,7 +134,7 @@ def tell_parent(message: str, wait: bool) -> None:
 
 def wait_for_release() -> float | None:
     """After a row's last round, block until the parent closes its stdin, which it does once every
-    row has timed its last round (``TurnChild.finish``), and return that wall-clock time (None when
+    row has timed its last round (``TurnChild.release``), and return that wall-clock time (None when
     not taking turns). A row that wrote its result and exited at once would share the CPUs with
     the next row's last round: on 2026-12-02 every row's last round but the first row's ran at
     about half its other rounds' speed."""
@@ -137,14 +148,14 @@ def timed_rounds(run_block: Callable[[int], None], sync: Callable[[], None], min
     """``rounds`` rounds of ``timed_blocks``, each started when the parent gives this row its turn
     (rows interleaved A B C A B C, so that the machine's drift meets every row alike). Totals over
     all rounds, and each round's calls and seconds."""
-    per_round = []
+    per_round, ready = [], time.time()  # the end of this row's build, compilation and warm-up
     for i in range(rounds):
         tell_parent("ready" if i == 0 else "done", wait=True)
         began = time.time()  # wall clock: comparable across the rows' processes
         per_round.append({**timed_blocks(run_block, sync, min_time), "began": began, "ended": time.time()})
     tell_parent("done", wait=False)
     released = wait_for_release()
-    return {"released": released,
+    return {"released": released, "alone_ended": ready,
             "calls": sum(r["calls"] for r in per_round), "seconds": sum(r["seconds"] for r in per_round),
             "block_calls": per_round[-1]["block_calls"],
             "block_seconds": [s for r in per_round for s in r["block_seconds"]],
@@ -244,12 +255,16 @@ class TurnChild:
         except (BrokenPipeError, OSError):
             self.alive = False
 
-    def finish(self, timeout: float) -> dict:
-        """Wait for the child's result (ending its whole process group), as ``run_child`` returns it."""
+    def release(self) -> None:
+        """Close the child's stdin: its rounds are over (``wait_for_release``)."""
         try:
             self.proc.stdin.close()
         except OSError:
             pass
+
+    def finish(self, timeout: float) -> dict:
+        """Wait for the child's result (ending its whole process group), as ``run_child`` returns it."""
+        self.release()
         try:
             code: int | str = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -276,18 +291,27 @@ class TurnChild:
 
 def run_in_turns(jobs: list[tuple[dict, str, str]], rounds: int, workdir: str, device: str, threads: int,
                  timeout: float) -> list[dict]:
-    """Each (spec, name, omp_wait) in its own process; each compiles and warms up alone, one after
-    the other, then the rows take turns: ``rounds`` rounds of A B C ..., one timed round each."""
-    children = []
-    for spec, name, omp in jobs:
-        c = TurnChild({**spec, "rounds": rounds}, workdir, name, device, threads, omp)
-        if not c.expect("ready", timeout):  # its start-up and compilation, with no other row timing
+    """Each (spec, name, omp_wait) in its own process. The processes start together and import
+    their frameworks side by side (``rows.preload``); then each builds, compiles and warms up
+    alone, one after the other (its compile_s is measured with no other row working), and the rows
+    take turns: ``rounds`` rounds of A B C ..., one timed round each. Once the last round ends,
+    every row is released at once to write its result."""
+    children = [TurnChild({**spec, "rounds": rounds}, workdir, name, device, threads, omp)
+                for spec, name, omp in jobs]
+    for c in children:
+        if not c.expect("loaded", timeout):
             c.alive = False
-        children.append(c)
+    for c in children:
+        if c.alive:
+            c.go()
+            if not c.expect("ready", timeout):  # its compilation, with no other row working
+                c.alive = False
     for _ in range(rounds):
         for c in children:
             if c.alive:
                 c.go()
                 if not c.expect("done", timeout):
                     c.alive = False
+    for c in children:
+        c.release()
     return [c.finish(timeout) for c in children]

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from benchmarks.frameworks import jax_precision_record, jax_setup, torch_precision_record, torch_setup
-from benchmarks.harness import cpu_model, timed_rounds
+from benchmarks.harness import cpu_model, tell_parent, timed_rounds
 
 
 @dataclass(frozen=True)
@@ -291,9 +291,31 @@ def row_jax(spec: dict, impl: Impl) -> dict[str, Any]:
             "conv_impl": convnets.resolve_conv_impl(cfg.conv_impl) if cfg.family.reads("conv_impl") else None,
             "device_name": jax.devices()[0].device_kind if spec["device"] == "gpu" else cpu_model()}
 
+def preload(spec: dict, impl: Impl) -> None:
+    """Import what the row runs (its framework, and for JAX the trainer's modules and backend), the
+    part of a row's start-up that needs no quiet machine: rows taking turns do this side by side,
+    then compile one at a time (``harness.run_in_turns``)."""
+    if impl.framework == "torch":
+        import torch  # noqa: F401
+        import torchvision  # noqa: F401
+
+        from benchmarks import torch_dcgan, torch_reference  # noqa: F401
+    else:
+        jax_setup(spec)
+        import jax
+
+        from jaxgan import program  # noqa: F401
+
+        jax.devices()
+
 def job_row(spec: dict) -> dict[str, Any]:
     impl = IMPLS[spec["impl"]]
+    preload(spec, impl)
+    loaded = time.time()
+    tell_parent("loaded", wait=True)  # taking turns: build and compile when the parent says, alone
+    alone = time.time()
     r = row_torch(spec, impl) if impl.framework == "torch" else row_jax(spec, impl)
+    r["loaded"], r["alone_began"] = loaded, alone  # wall clock, comparable across the rows' processes
     # A population row counts every member's images: its aggregate throughput.
     per_call = r["iters"] / r["calls"]
     images = spec["batch_size"] * r.get("members", 1)

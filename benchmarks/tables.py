@@ -157,7 +157,7 @@ def render_throughput(doc: dict) -> str:
     for sk in doc.get("skipped", []):
         out.append(f"| {sk['impl']} | {sk['batch_size']} | | skipped ({sk['why']}) | | | | | | | | |")
     out += ["", "Rows: " + "; ".join(f"{v['label']} `{k}`: {v['what']}" for k, v in doc.get("impls", {}).items())
-            + f". jax_scan fuses {s['steps_per_call']} steps per call (at most an epoch's full batches). "
+            + f". jax_scan fuses {fused_steps(s)} per call (at most an epoch's full batches). "
             + (f"Each row compiled once in its own process, then the rows at one batch size took turns, "
                f"{s['rounds']} rounds of at least {s['min_time']:g} s each (A B C A B C ...); a row's img/s is its "
                "rounds' median, and each ratio's range pairs round k with round k. " if s.get("rounds", 1) > 1
@@ -166,6 +166,15 @@ def render_throughput(doc: dict) -> str:
             "clock is read. Every implementation is credited with the same FLOPs (PyTorch's G step "
             "also computes D's weight gradients, which are not credited)."]
     return "\n".join(out)
+
+def fused_steps(settings: dict) -> str:
+    """"50 steps", or per batch size where they differ ("50 steps at batch 64, 7 at 512")."""
+    by = settings.get("steps_per_call_by_batch") or {str(b): settings["steps_per_call"]
+                                                     for b in settings["batch_sizes"]}
+    if len(set(by.values())) == 1:
+        return f"{next(iter(by.values()))} steps"
+    first, *rest = by.items()
+    return f"{first[1]} steps at batch {first[0]}, " + ", ".join(f"{n} at {b}" for b, n in rest)
 
 def plot(doc: dict, path: str) -> None:
     import matplotlib

@@ -35,12 +35,13 @@ import time
 from typing import Any
 
 from benchmarks import analysis, tables
-from benchmarks.harness import command_line, env_settings, exit_on_sigterm, run_child, run_in_turns
+from benchmarks.harness import command_line, env_settings, exit_on_sigterm, run_child, run_in_turns, source_commit
 from benchmarks.rows import IMPLS
 from benchmarks.synthetic import write_dataset
 
 
 SCHEMA = "jaxgan-throughput/2"
+QUICK_IMAGES_PER_CALL = 3200  # --quick's jax_scan calls: 50 steps at batch 64, as the trainer's chunks are
 
 def fail(message: str) -> None:
     print(f"throughput.py: error: {message}", file=sys.stderr)
@@ -58,8 +59,9 @@ def parse_args(argv: list[str] | None = None):
 
     p = OneLineParser(prog="throughput.py", description="jaxgan vs the strongest PyTorch: training throughput, "
                       "each measurement in its own process. Implementations: " + impl_help())
-    p.add_argument("--quick", action="store_true", help="batch 64 and 512, rounds of 0.5 s, 50 steps per jax_scan "
-                   "call (a 200-step call at batch 512 takes seconds, far past a round) (default off)")
+    p.add_argument("--quick", action="store_true", help="batch 64 and 512, rounds of 0.5 s, and jax_scan calls of "
+                   f"{QUICK_IMAGES_PER_CALL:,} images (50 steps at batch 64, 7 at 512: a 50-step call at batch 512 "
+                   "takes seconds, far past a round) (default off)")
     p.add_argument("--smoke", action="store_true", help="the docs' tiny-size override, not a figure: batch 8 of 64 "
                    "images, widths 8,4,4,4/4,4,4,8, 0.05 s per row, population K = 2, float32 peaks at n = 128, "
                    "one bandwidth job, and of the rows asked for the first JAX one only (tests/test_benchmarks.py "
@@ -82,8 +84,9 @@ def parse_args(argv: list[str] | None = None):
     p.add_argument("--images", type=int, default=60000, help="dataset size (default 60000, MNIST's)")
     p.add_argument("--workers", type=int, default=4, help="the reference DataLoader's workers (default 4, "
                    "as the reference)")
-    p.add_argument("--steps_per_call", type=int, help="steps fused per call in the jax_scan rows (default 200, "
-                   "the trainer's; 50 with --quick)")
+    p.add_argument("--steps_per_call", type=int, help="steps fused per call in the jax_scan rows, at every batch "
+                   f"size (default 200, the trainer's; with --quick, {QUICK_IMAGES_PER_CALL:,} images' worth, "
+                   "rounded up: 50 at batch 64, 7 at 512)")
     p.add_argument("--threads", type=int, help="CPU threads for every framework (default: the CPUs this "
                    "process may run on)")
     p.add_argument("--interop_threads", type=int, help="torch inter-op threads (default: --threads)")
@@ -135,6 +138,13 @@ def machine_jobs(args, sizes: list[int]) -> list[tuple[str, dict, str]]:
     return out + [("flops", {"job": "flops", "batch_size": bs}, f"flops batch {bs}") for bs in sizes]
 
 
+def steps_per_call(args, batch_size: int) -> int:
+    """Steps per jax_scan call at one batch size: ``--steps_per_call``, else --quick's images per
+    call (rounded up to whole steps), else the trainer's 200."""
+    if args.steps_per_call is not None:
+        return args.steps_per_call
+    return -(-QUICK_IMAGES_PER_CALL // batch_size) if args.quick else 200
+
 def plan_lines(args, machine: list[tuple[str, dict, str]], groups: list[list[tuple]], widths: dict, threads: int,
                interop: int, min_time: float, plot_path: str | None) -> list[str]:
     """``--plan``: what ``main`` would run, in its order, one line each (nothing is measured)."""
@@ -148,7 +158,7 @@ def plan_lines(args, machine: list[tuple[str, dict, str]], groups: list[list[tup
         rows = " ".join(impl + (f"(K={k})" if IMPLS[impl].population else "") for _, impl, k in group)
         out.append(f"batch {group[0][0]}: {rows} -- each compiled once in its own process, then {args.rounds} "
                    f"rounds{' in turns' if len(group) > 1 else ''} of >= {min_time:g} s, "
-                   f"{args.steps_per_call} steps per call, "
+                   f"{steps_per_call(args, group[0][0])} steps per call, "
                    f"job timeout {args.job_timeout:g} s")
     if args.budget_s:
         out.append(f"rows not started after {args.budget_s:g} s are skipped")
@@ -197,9 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         fail(f"--batch_sizes must be comma-separated integers, got {args.batch_sizes!r}")
     if min(sizes) < 2 or max(sizes) > args.images:
         fail(f"batch sizes must be in [2, {args.images}] (BatchNorm needs 2; the dataset has {args.images})")
-    if args.steps_per_call is None:
-        args.steps_per_call = 50 if args.quick else 200
-    if args.images < 2 or args.workers < 0 or args.steps_per_call < 1:
+    if args.images < 2 or args.workers < 0 or (args.steps_per_call is not None and args.steps_per_call < 1):
         fail("--images must be >= 2, --workers >= 0, --steps_per_call >= 1")
     threads = args.threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
     interop = args.interop_threads or threads
@@ -238,9 +246,10 @@ def main(argv: list[str] | None = None) -> int:
               **{k: v for k, v in widths.items() if v}}
     doc: dict[str, Any] = {
         "schema": SCHEMA, "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": command_line("benchmarks.throughput", argv), "device": args.device,
+        "command": command_line("benchmarks.throughput", argv), "commit": source_commit(), "device": args.device,
         "settings": {"batch_sizes": sizes, "impls": names, "min_time": min_time, "images": args.images,
-                     "workers": args.workers, "steps_per_call": args.steps_per_call, "threads": threads,
+                     "workers": args.workers, "steps_per_call": args.steps_per_call,
+                     "steps_per_call_by_batch": {str(bs): steps_per_call(args, bs) for bs in sizes}, "threads": threads,
                      "interop_threads": interop, "budget_s": args.budget_s, "order": args.order, "rounds": args.rounds,
                      "omp_wait_policy": args.omp_wait_policy, "model": args.model, **widths,
                      "population": members, "smoke": args.smoke},
@@ -271,15 +280,15 @@ def main(argv: list[str] | None = None) -> int:
 
         data_dir = os.path.join(work, "data")
         write_dataset(data_dir, args.images, args.model)
-        row_common = {"job": "row", "data_dir": data_dir, "min_time": min_time, "workers": args.workers,
-                      "steps_per_call": args.steps_per_call}
+        row_common = {"job": "row", "data_dir": data_dir, "min_time": min_time, "workers": args.workers}
         doc["rows"], doc["skipped"] = [], []
         for group in groups:
             if args.budget_s and time.perf_counter() - t_start > args.budget_s:
                 doc["skipped"] += [{"impl": impl, "batch_size": bs, "members": k, "why": f"--budget_s {args.budget_s:g}"}
                                    for bs, impl, k in group]
                 continue
-            jobs = [({**common, **row_common, "impl": impl, "batch_size": bs, "members": k},
+            jobs = [({**common, **row_common, "impl": impl, "batch_size": bs, "members": k,
+                      "steps_per_call": steps_per_call(args, bs)},
                      f"{impl} K={k} batch {bs}" if IMPLS[impl].population else f"{impl} batch {bs}",
                      IMPLS[impl].omp_wait or args.omp_wait_policy) for bs, impl, k in group]
             results = run_in_turns(jobs, args.rounds, work, args.device, threads, args.job_timeout)

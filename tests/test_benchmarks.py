@@ -261,6 +261,10 @@ def test_rows_run_in_their_own_processes_compile_alone_then_take_turns_round_by_
             assert r["jax_matmul_dtype"] == "float32" and r["jax_dot_precision"].endswith("HIGHEST")
     a, b = results
     assert len(a["rounds"]) == len(b["rounds"]) == 3 and a["pid"] != b["pid"]
+    # Both imported their frameworks before either built and compiled; each then compiled alone,
+    # before any round.
+    assert max(a["loaded"], b["loaded"]) <= a["alone_began"] < a["alone_ended"] <= b["alone_began"]
+    assert b["alone_began"] < b["alone_ended"] <= min(a["rounds"][0]["began"], b["rounds"][0]["began"])
     spans = sorted([(r["began"], r["ended"], "a") for r in a["rounds"]] + [(r["began"], r["ended"], "b")
                                                                             for r in b["rounds"]])
     assert [s[2] for s in spans] == ["a", "b"] * 3
@@ -272,6 +276,16 @@ def test_rows_run_in_their_own_processes_compile_alone_then_take_turns_round_by_
         assert len(rates) == 3 and r["img_per_s"] == pytest.approx(sorted(rates)[1])  # the median
         assert rates[0] == pytest.approx(r["rounds"][0]["calls"] * r["iters"] / r["calls"] * per_image
                                          / r["rounds"][0]["seconds"])
+
+
+def test_the_table_names_the_steps_per_call_of_each_batch_size():
+    # --quick fuses fewer steps per call at batch 512 (its calls hold 3,200 images); runs before
+    # that rule recorded one number for every batch size.
+    assert tables.fused_steps({"steps_per_call": None, "batch_sizes": [64, 512],
+                               "steps_per_call_by_batch": {"64": 50, "512": 7}}) == "50 steps at batch 64, 7 at 512"
+    assert tables.fused_steps({"steps_per_call": 200, "batch_sizes": [64, 256]}) == "200 steps"
+    assert tables.fused_steps({"steps_per_call": 20, "batch_sizes": [64, 512],
+                               "steps_per_call_by_batch": {"64": 20, "512": 20}}) == "20 steps"
 
 
 @pytest.mark.parametrize("impl,model", [("torch_tuned", "mlp"), ("torch_tuned", "wgan"), ("jax_per_step", "mlp"),
@@ -310,6 +324,13 @@ def test_gpu_only_rows_are_refused_on_the_cpu(tmp_path):
                           capture_output=True, text=True, cwd=str(tmp_path), env=MODULE_ENV, timeout=120)
     assert proc.returncode == 2 and "run on --device gpu only" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not list(tmp_path.iterdir())
+
+
+def test_a_run_names_the_commit_of_the_code_it_ran():
+    # Recorded in every throughput JSON ("-dirty": the tree had changes). The repository has no tags.
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    commit = harness.source_commit()
+    assert len(commit.removesuffix("-dirty")) >= 7 and head.startswith(commit.removesuffix("-dirty"))
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="no bash")
