@@ -333,7 +333,9 @@ def one_thread_section(doc: dict) -> list[str]:
     return ["", f"The same comparison with {s['threads']} thread for each framework (each process held to "
             f"{s['threads']} CPU; `{doc['command']}`, {doc['created_utc'][:10]}; float32 matmul peak "
             f"{f32['flops_per_s'] / 1e9:,.0f} GFLOP/s on that CPU; mean load average "
-            f"{doc['load']['mean_1min']:.2f}, max {doc['load']['max_1min']:.2f}):", "", *load_warning(doc),
+            f"{doc['load']['mean_1min']:.2f}, max {doc['load']['max_1min']:.2f}"
+            + (f"; the whole command took {doc['total_s'] / 60:.1f} minutes" if doc.get("total_s") else "")
+            + "):", "", *load_warning(doc),
             *cpu_truth_table(doc)]
 
 def _widths(settings: dict, sep: str) -> tuple[str, bool]:
