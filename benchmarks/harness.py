@@ -178,6 +178,8 @@ def child_env(device: str, threads: int, scratch: str, omp_wait: str = "passive"
     env["XLA_FLAGS"] = flags.strip()
     if device == "cpu":
         env["JAX_PLATFORMS"] = "cpu"
+    else:  # a group's rows live side by side on one GPU: no JAX process may take 75% of it up front
+        env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # (JAX's documented switch; recorded)
     env.pop("JAX_COMPILATION_CACHE_DIR", None)  # and each child turns JAX's persistent cache off
     env.pop("JAXGAN_COMPILE_CACHE", None)
     env["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(scratch, "inductor")  # fresh per child

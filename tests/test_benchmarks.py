@@ -326,6 +326,16 @@ def test_gpu_only_rows_are_refused_on_the_cpu(tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1 and not list(tmp_path.iterdir())
 
 
+def test_rows_sharing_a_gpu_do_not_preallocate_it(tmp_path, monkeypatch):
+    # Every row of a group is alive at once; JAX's default would give the first JAX row 75% of
+    # the GPU and leave the next too little. A user's own setting stands.
+    monkeypatch.delenv("XLA_PYTHON_CLIENT_PREALLOCATE", raising=False)
+    assert harness.child_env("gpu", 1, str(tmp_path))["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
+    assert "XLA_PYTHON_CLIENT_PREALLOCATE" not in harness.child_env("cpu", 1, str(tmp_path))
+    monkeypatch.setenv("XLA_PYTHON_CLIENT_PREALLOCATE", "true")
+    assert harness.child_env("gpu", 1, str(tmp_path))["XLA_PYTHON_CLIENT_PREALLOCATE"] == "true"
+
+
 def test_a_run_names_the_commit_of_the_code_it_ran():
     # Recorded in every throughput JSON ("-dirty": the tree had changes). The repository has no tags.
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
