@@ -250,6 +250,15 @@ class TurnChild:
         line, self.buffer = self.buffer.split(b"\n", 1)
         return line.decode().strip() == word
 
+    def stop(self) -> None:
+        """A child that failed an expect (exited, timed out, said the wrong word) is ended at once,
+        with its process group: it must not work on while the next rows compile and time."""
+        self.alive = False
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
     def go(self) -> None:
         try:
             self.proc.stdin.write("go\n")
@@ -302,18 +311,18 @@ def run_in_turns(jobs: list[tuple[dict, str, str]], rounds: int, workdir: str, d
                 for spec, name, omp in jobs]
     for c in children:
         if not c.expect("loaded", timeout):
-            c.alive = False
+            c.stop()
     for c in children:
         if c.alive:
             c.go()
             if not c.expect("ready", timeout):  # its compilation, with no other row working
-                c.alive = False
+                c.stop()
     for _ in range(rounds):
         for c in children:
             if c.alive:
                 c.go()
                 if not c.expect("done", timeout):
-                    c.alive = False
+                    c.stop()
     for c in children:
         c.release()
     return [c.finish(timeout) for c in children]

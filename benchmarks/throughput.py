@@ -41,7 +41,7 @@ from benchmarks.synthetic import write_dataset
 
 
 SCHEMA = "jaxgan-throughput/2"
-QUICK_IMAGES_PER_CALL = 3200  # --quick's jax_scan calls: 50 steps at batch 64, as the trainer's chunks are
+QUICK_IMAGES_PER_CALL = 3200  # --quick's jax_scan calls hold at least this many images: 50 steps at batch 64
 
 def fail(message: str) -> None:
     print(f"throughput.py: error: {message}", file=sys.stderr)
@@ -59,7 +59,7 @@ def parse_args(argv: list[str] | None = None):
 
     p = OneLineParser(prog="throughput.py", description="jaxgan vs the strongest PyTorch: training throughput, "
                       "each measurement in its own process. Implementations: " + impl_help())
-    p.add_argument("--quick", action="store_true", help="batch 64 and 512, rounds of 0.5 s, and jax_scan calls of "
+    p.add_argument("--quick", action="store_true", help="batch 64 and 512, rounds of 0.5 s, and jax_scan calls of at least "
                    f"{QUICK_IMAGES_PER_CALL:,} images (50 steps at batch 64, 7 at 512: a 50-step call at batch 512 "
                    "takes seconds, far past a round) (default off)")
     p.add_argument("--smoke", action="store_true", help="the docs' tiny-size override, not a figure: batch 8 of 64 "

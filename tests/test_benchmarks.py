@@ -339,6 +339,8 @@ def test_rows_sharing_a_gpu_do_not_preallocate_it(tmp_path, monkeypatch):
 def test_a_run_names_the_commit_of_the_code_it_ran():
     # Recorded in every throughput JSON ("-dirty": the tree had changes). The repository has no tags.
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    if not head:
+        pytest.skip("not a git checkout: a run records no commit")
     commit = harness.source_commit()
     assert len(commit.removesuffix("-dirty")) >= 7 and head.startswith(commit.removesuffix("-dirty"))
 
